@@ -1,0 +1,314 @@
+"""Request and response schemas. They translate JSON to plain values and back; they never persist.
+
+Request schemas refuse unknown fields (marshmallow's default `unknown=RAISE`). Geometry is checked
+by `geo.geofence`, so every geometry mistake answers the one code `invalid_geometry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields as f
+from marshmallow import validate as v
+
+from core.accounts import ROLES
+from offers.rules import DAYS, RULE_KINDS
+
+Strict = {"strict": True}
+
+
+def _bool(**kwargs: Any) -> f.Boolean:
+    """JSON true/false only (marshmallow also takes "yes", 1, ... by default)."""
+    return f.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+POINT_DOC = {
+    "type": "object",
+    "description": "GeoJSON Point: [longitude, latitude] in WGS 84",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"type": "string", "enum": ["Point"]},
+        "coordinates": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "number"},
+        },
+    },
+    "example": {"type": "Point", "coordinates": [24.9384, 60.1699]},
+}
+POLYGON_DOC = {
+    "type": "object",
+    "description": "GeoJSON Polygon or MultiPolygon (RFC 7946), [longitude, latitude] in WGS 84. "
+    "Rings are closed (last position equals the first), do not cross themselves, and the area "
+    "is between 1 m² and 50 km² within 1 km of the venue's location.",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"type": "string", "enum": ["Polygon", "MultiPolygon"]},
+        "coordinates": {"type": "array", "items": {"type": "array"}},
+    },
+}
+
+
+class Geometry(f.Raw):
+    """A GeoJSON geometry, checked by the domain (so its errors are `invalid_geometry`)."""
+
+
+# ---- accounts ----------------------------------------------------------------------------
+
+
+class MerchantCreateSchema(ma.Schema):
+    name = f.String(required=True, validate=v.Length(1, 200))
+    email = f.Email(required=True, validate=v.Length(3, 254))
+
+
+class MerchantSchema(ma.Schema):
+    id = f.UUID(required=True)
+    name = f.String(required=True)
+    email = f.String(required=True)
+    created_at = f.AwareDateTime(required=True)
+
+
+class MerchantCreatedSchema(ma.Schema):
+    merchant = f.Nested(MerchantSchema, required=True)
+    api_key = f.String(required=True, metadata={"description": "An owner key, shown only once"})
+
+
+class KeyCreateSchema(ma.Schema):
+    role = f.String(required=True, validate=v.OneOf(ROLES))
+    label = f.String(load_default=None, allow_none=True, validate=v.Length(0, 200))
+
+
+class KeySchema(ma.Schema):
+    id = f.UUID(required=True)
+    role = f.String(required=True, validate=v.OneOf(ROLES))
+    label = f.String(allow_none=True)
+    created_at = f.AwareDateTime(required=True)
+    revoked_at = f.AwareDateTime(allow_none=True)
+
+
+class KeyCreatedSchema(KeySchema):
+    api_key = f.String(required=True, metadata={"description": "The key's secret, shown only once"})
+
+
+class KeyListSchema(ma.Schema):
+    keys = f.List(f.Nested(KeySchema), required=True)
+
+
+HANDLE = v.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3 to 32 letters, digits, '_', '.' or '-'")
+
+
+class UserCreateSchema(ma.Schema):
+    handle = f.String(required=True, validate=HANDLE)
+    password = f.String(required=True, validate=v.Length(8, 256), load_only=True)
+
+
+class UserSchema(ma.Schema):
+    id = f.UUID(required=True)
+    handle = f.String(required=True)
+
+
+class UserCreatedSchema(ma.Schema):
+    user = f.Nested(UserSchema, required=True)
+    token = f.String(required=True)
+
+
+class LoginSchema(ma.Schema):
+    handle = f.String(required=True, validate=v.Length(1, 64))
+    password = f.String(required=True, validate=v.Length(1, 256), load_only=True)
+
+
+class TokenSchema(ma.Schema):
+    token = f.String(required=True)
+
+
+# ---- venues -------------------------------------------------------------------------------
+
+
+class VenueCreateSchema(ma.Schema):
+    name = f.String(required=True, validate=v.Length(1, 200))
+    category = f.String(load_default=None, allow_none=True, validate=v.Length(0, 100))
+    timezone = f.String(
+        load_default="UTC", validate=v.Length(1, 64), metadata={"example": "Europe/Helsinki"}
+    )
+    location = Geometry(required=True, metadata=POINT_DOC)
+    geofence = Geometry(load_default=None, metadata=POLYGON_DOC)
+    radius_m = f.Float(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Circle fence around location, 10 to 10,000 m (default 50)"},
+    )
+    checkin_cooldown_minutes = f.Integer(load_default=60, validate=v.Range(0, 10_080), **Strict)
+    max_accuracy_m = f.Float(load_default=100.0, validate=v.Range(1, 5_000))
+
+
+class VenuePatchSchema(VenueCreateSchema):
+    """Every field optional (load it with `partial=True`); only those sent change."""
+
+
+class VenueSchema(ma.Schema):
+    id = f.UUID(required=True)
+    name = f.String(required=True)
+    category = f.String(allow_none=True)
+    timezone = f.String(required=True)
+    location = f.Dict(required=True, metadata=POINT_DOC)
+    geofence = f.Dict(required=True, metadata=POLYGON_DOC)
+    radius_m = f.Float(allow_none=True)
+    checkin_cooldown_minutes = f.Integer(required=True)
+    max_accuracy_m = f.Float(required=True)
+    created_at = f.AwareDateTime(required=True)
+    updated_at = f.AwareDateTime(required=True)
+
+
+class VenueListSchema(ma.Schema):
+    venues = f.List(f.Nested(VenueSchema), required=True)
+
+
+class NearbyArgsSchema(ma.Schema):
+    lat = f.Float(required=True, validate=v.Range(-90, 90))
+    lon = f.Float(required=True, validate=v.Range(-180, 180))
+    radius_m = f.Float(load_default=1_000.0, validate=v.Range(1, 50_000))
+    limit = f.Integer(load_default=20, validate=v.Range(1, 100))
+
+
+class NearbyOfferSchema(ma.Schema):
+    id = f.UUID(required=True)
+    title = f.String(required=True)
+    rule = f.Dict(required=True, metadata={"description": "The rule, with at least `kind`"})
+    unlock = f.String(required=True, metadata={"description": "What it takes to unlock"})
+    requires_presence_code = f.Boolean(required=True)
+    starts_at = f.AwareDateTime(allow_none=True)
+    ends_at = f.AwareDateTime(allow_none=True)
+    windows = f.List(f.Dict(), required=True)
+
+
+class NearbyVenueSchema(ma.Schema):
+    id = f.UUID(required=True)
+    name = f.String(required=True)
+    category = f.String(allow_none=True)
+    distance_m = f.Float(required=True)
+    location = f.Dict(required=True, metadata=POINT_DOC)
+    offers = f.List(f.Nested(NearbyOfferSchema), required=True)
+
+
+class NearbySchema(ma.Schema):
+    venues = f.List(f.Nested(NearbyVenueSchema), required=True)
+
+
+class PresenceCodeSchema(ma.Schema):
+    code = f.String(required=True)
+    valid_until = f.AwareDateTime(required=True)
+
+
+# ---- offers -------------------------------------------------------------------------------
+
+RULE_PARAMS: dict[str, tuple[set[str], set[str]]] = {
+    # kind: (required, optional)
+    "every_checkin": (set(), set()),
+    "first_visit": (set(), set()),
+    "nth_visit": ({"visits"}, {"within_days", "repeat"}),
+    "top_visitor": (set(), {"window_days"}),
+    "group": ({"min_people", "within_minutes"}, set()),
+}
+
+
+class RuleSchema(ma.Schema):
+    """`kind` and the parameters of that kind; parameters of other kinds are refused."""
+
+    kind = f.String(required=True, validate=v.OneOf(RULE_KINDS))
+    visits = f.Integer(validate=v.Range(1, 1_000), **Strict)
+    within_days = f.Integer(allow_none=True, validate=v.Range(1, 3_650), **Strict)
+    repeat = _bool()
+    window_days = f.Integer(validate=v.Range(1, 365), **Strict)
+    min_people = f.Integer(validate=v.Range(2, 100), **Strict)
+    within_minutes = f.Integer(validate=v.Range(1, 1_440), **Strict)
+
+    @ma.validates_schema
+    def _params_of_kind(self, data: dict[str, Any], **_: Any) -> None:
+        kind = data.get("kind")
+        if kind not in RULE_PARAMS:
+            return
+        required, optional = RULE_PARAMS[kind]
+        errors: dict[str, list[str]] = {}
+        for name in required - data.keys():
+            errors[name] = [f"required for a {kind} rule"]
+        for name in data.keys() - required - optional - {"kind"}:
+            errors[name] = [f"not a parameter of a {kind} rule"]
+        if errors:
+            raise ma.ValidationError(errors)
+
+
+TIME = v.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a time of day as HH:MM, 00:00 to 23:59")
+
+
+class WindowSchema(ma.Schema):
+    days = f.List(f.String(validate=v.OneOf(DAYS)), required=True, validate=v.Length(1, 7))
+    start = f.String(required=True, validate=TIME, metadata={"example": "17:00"})
+    end = f.String(
+        required=True,
+        validate=TIME,
+        metadata={"example": "19:00", "description": "Before start: the window crosses midnight"},
+    )
+
+    @ma.validates_schema
+    def _check(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("start") is not None and data.get("start") == data.get("end"):
+            raise ma.ValidationError("end must differ from start", "end")
+        days = data.get("days") or []
+        if len(set(days)) != len(days):
+            raise ma.ValidationError("days must not repeat", "days")
+
+
+class OfferCreateSchema(ma.Schema):
+    venue_ids = f.List(f.UUID(), required=True, validate=v.Length(1, 100))
+    title = f.String(required=True, validate=v.Length(1, 200))
+    description = f.String(allow_none=True, validate=v.Length(0, 4_000))
+    terms = f.String(allow_none=True, validate=v.Length(0, 4_000))
+    rule = f.Nested(RuleSchema, required=True)
+    starts_at = f.AwareDateTime(allow_none=True)
+    ends_at = f.AwareDateTime(allow_none=True)
+    windows = f.List(f.Nested(WindowSchema), validate=v.Length(0, 50))
+    total_cap = f.Integer(allow_none=True, validate=v.Range(1, 100_000_000), **Strict)
+    per_user_cap = f.Integer(validate=v.Range(1, 1_000), **Strict)
+    code_ttl_minutes = f.Integer(validate=v.Range(1, 525_600), **Strict)
+    requires_presence_code = _bool()
+    holdout_pct = f.Float(validate=v.Range(0, 50))
+
+
+class OfferPatchSchema(OfferCreateSchema):
+    """Every field optional (load it with `partial=True`); only those sent change."""
+
+
+class OfferSchema(ma.Schema):
+    id = f.UUID(required=True)
+    status = f.String(required=True, validate=v.OneOf(("draft", "active", "paused", "ended")))
+    venue_ids = f.List(f.UUID(), required=True)
+    title = f.String(required=True)
+    description = f.String(allow_none=True)
+    terms = f.String(allow_none=True)
+    rule = f.Nested(RuleSchema, required=True)
+    starts_at = f.AwareDateTime(allow_none=True)
+    ends_at = f.AwareDateTime(allow_none=True)
+    windows = f.List(f.Nested(WindowSchema), required=True)
+    total_cap = f.Integer(allow_none=True)
+    unlocked_count = f.Integer(required=True, metadata={"description": "Unlocks issued so far"})
+    per_user_cap = f.Integer(required=True)
+    code_ttl_minutes = f.Integer(required=True)
+    requires_presence_code = f.Boolean(required=True)
+    holdout_pct = f.Float(required=True)
+    created_at = f.AwareDateTime(required=True)
+    updated_at = f.AwareDateTime(required=True)
+
+
+class OfferListSchema(ma.Schema):
+    offers = f.List(f.Nested(OfferSchema), required=True)
+
+
+class OfferListArgsSchema(ma.Schema):
+    status = f.String(validate=v.OneOf(("draft", "active", "paused", "ended")))
+
+
+class HealthSchema(ma.Schema):
+    status = f.String(required=True)
+    database = f.String(required=True)

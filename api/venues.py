@@ -1,0 +1,146 @@
+"""Venues: geofenced places of a merchant, nearby search, and rotating presence codes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import insert
+
+from api import auth, db
+from api.schemas import (
+    NearbyArgsSchema,
+    NearbySchema,
+    PresenceCodeSchema,
+    VenueCreateSchema,
+    VenueListSchema,
+    VenuePatchSchema,
+    VenueSchema,
+)
+from core.models import Impression, Venue
+from geo import venues
+from geo.geofence import to_geojson
+from offers.rules import describe_rule, rule_from_json
+
+blp = Blueprint("venues", __name__, url_prefix="/v1/venues", description="Venues and geofences")
+
+
+def present(venue: Venue) -> dict[str, Any]:
+    return {
+        "id": venue.id,
+        "name": venue.name,
+        "category": venue.category,
+        "timezone": venue.timezone,
+        "location": to_geojson(venues.venue_point(venue)),
+        "geofence": to_geojson(venues.venue_fence(venue)),
+        "radius_m": venue.radius_m,
+        "checkin_cooldown_minutes": venue.checkin_cooldown_minutes,
+        "max_accuracy_m": venue.max_accuracy_m,
+        "created_at": venue.created_at,
+        "updated_at": venue.updated_at,
+    }
+
+
+@blp.route("")
+class Venues(MethodView):
+    @auth.merchant("owner")
+    @blp.response(200, VenueListSchema)
+    def get(self) -> dict[str, Any]:
+        """The merchant's venues."""
+        found = venues.list_venues(db.session(), auth.current_merchant().merchant_id)
+        return {"venues": [present(venue) for venue in found]}
+
+    @auth.merchant("owner")
+    @blp.arguments(VenueCreateSchema)
+    @blp.response(201, VenueSchema)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Register a venue with a polygon geofence or a circle (`radius_m`) around its location.
+
+        Invalid geometry is 422 `invalid_geometry`.
+        """
+        session = db.session()
+        venue = venues.create_venue(
+            session, auth.current_merchant().merchant_id, venues.VenueInput(**data)
+        )
+        session.commit()
+        return present(venue)
+
+
+@blp.route("/<uuid:venue_id>")
+class VenueItem(MethodView):
+    @auth.merchant("owner")
+    @blp.response(200, VenueSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, venue_id: uuid.UUID) -> dict[str, Any]:
+        """One venue."""
+        return present(
+            venues.get_venue(db.session(), auth.current_merchant().merchant_id, venue_id)
+        )
+
+    @auth.merchant("owner")
+    @blp.arguments(VenuePatchSchema(partial=True))
+    @blp.response(200, VenueSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def patch(self, data: dict[str, Any], venue_id: uuid.UUID) -> dict[str, Any]:
+        """Change some fields; a new location moves a circular geofence with it."""
+        session = db.session()
+        venue = venues.update_venue(session, auth.current_merchant().merchant_id, venue_id, data)
+        session.commit()
+        return present(venue)
+
+    @auth.merchant("owner")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, venue_id: uuid.UUID) -> None:
+        """Remove a venue from every listing; its history stays for analytics."""
+        session = db.session()
+        venues.delete_venue(session, auth.current_merchant().merchant_id, venue_id)
+        session.commit()
+
+
+@blp.route("/<uuid:venue_id>/presence-code")
+class PresenceCode(MethodView):
+    @auth.merchant("owner", "staff")
+    @blp.response(200, PresenceCodeSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, venue_id: uuid.UUID) -> dict[str, Any]:
+        """The venue's current presence code; it rotates every minute and the previous one is
+        still accepted, so show it on a screen or refreshed QR at the venue."""
+        code, valid_until = venues.presence_code(
+            db.session(), auth.current_merchant().merchant_id, venue_id, datetime.now(UTC)
+        )
+        return {"code": code, "valid_until": valid_until}
+
+
+@blp.route("/nearby")
+class Nearby(MethodView):
+    @blp.arguments(NearbyArgsSchema, location="query")
+    @blp.response(200, NearbySchema)
+    @blp.doc(security=[{}, {"userToken": []}])
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Venues nearest first, with their live offers (never codes).
+
+        No auth needed; with a user token, the offers listed are recorded as impressions.
+        """
+        session = db.session()
+        found = venues.nearby(session, args["lat"], args["lon"], args["radius_m"], args["limit"])
+        for venue in found:
+            for offer in venue.offers:
+                offer["unlock"] = describe_rule(rule_from_json(offer["rule"]))
+        user = auth.current_user_or_none()
+        impressions = (
+            [
+                {"user_id": user.user_id, "venue_id": venue.id, "offer_id": offer["id"]}
+                for venue in found
+                for offer in venue.offers
+            ]
+            if user
+            else []
+        )
+        if impressions:
+            session.execute(insert(Impression), impressions)
+            session.commit()
+        return {"venues": found}

@@ -1,0 +1,1 @@
+"""Shared core: the relational schema, the unit of work, domain errors and accounts."""

@@ -1,0 +1,124 @@
+"""Accounts: merchants with role-carrying API keys, mobile users with passwords and tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.errors import HandleTakenError, UnauthorizedError
+from core.models import ApiKey, Merchant, User, UserToken
+from core.secrets import (
+    hash_password,
+    new_secret,
+    password_matches,
+    secret_matches,
+    split_token,
+)
+
+ROLES = ("owner", "staff", "analyst")
+KEY_PREFIX = "cok"
+TOKEN_PREFIX = "cou"
+TOKEN_TTL = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class MerchantPrincipal:
+    merchant_id: uuid.UUID
+    key_id: uuid.UUID
+    role: str
+
+
+@dataclass(frozen=True)
+class UserPrincipal:
+    user_id: uuid.UUID
+    token_id: uuid.UUID
+
+
+def create_merchant(session: Session, name: str, email: str) -> tuple[Merchant, ApiKey, str]:
+    """A merchant and its first owner key (the only time the key's secret is shown)."""
+    merchant = Merchant(name=name, email=email)
+    session.add(merchant)
+    session.flush()
+    key, token = create_api_key(session, merchant.id, "owner", "owner key created at sign-up")
+    return merchant, key, token
+
+
+def create_api_key(
+    session: Session, merchant_id: uuid.UUID, role: str, label: str | None
+) -> tuple[ApiKey, str]:
+    secret = new_secret(KEY_PREFIX)
+    key = ApiKey(
+        merchant_id=merchant_id,
+        role=role,
+        label=label,
+        lookup=secret.lookup,
+        secret_hash=secret.secret_hash,
+    )
+    session.add(key)
+    session.flush()
+    return key, secret.token
+
+
+def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
+    parts = split_token(token, KEY_PREFIX)
+    if parts is None:
+        return None
+    lookup, secret = parts
+    key = session.scalar(select(ApiKey).where(ApiKey.lookup == lookup))
+    ok = secret_matches(secret, key.secret_hash if key else None)
+    if not ok or key is None or key.revoked_at is not None:
+        return None
+    return MerchantPrincipal(key.merchant_id, key.id, key.role)
+
+
+def create_user(session: Session, handle: str, password: str) -> tuple[User, str]:
+    taken = session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
+    if taken is not None:
+        raise HandleTakenError(f"the handle {handle!r} is taken")
+    user = User(handle=handle, password_hash=hash_password(password))
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent sign-up took it between the check and the insert
+        raise HandleTakenError(f"the handle {handle!r} is taken") from exc
+    return user, _issue_token(session, user.id)
+
+
+def login(session: Session, handle: str, password: str) -> str:
+    user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
+    if not password_matches(password, user.password_hash if user else None) or user is None:
+        raise UnauthorizedError("wrong handle or password")
+    return _issue_token(session, user.id)
+
+
+def _issue_token(session: Session, user_id: uuid.UUID) -> str:
+    secret = new_secret(TOKEN_PREFIX)
+    session.add(
+        UserToken(
+            user_id=user_id,
+            lookup=secret.lookup,
+            secret_hash=secret.secret_hash,
+            expires_at=datetime.now(UTC) + TOKEN_TTL,
+        )
+    )
+    session.flush()
+    return secret.token
+
+
+def authenticate_user(session: Session, token: str) -> UserPrincipal | None:
+    parts = split_token(token, TOKEN_PREFIX)
+    if parts is None:
+        return None
+    lookup, secret = parts
+    row = session.scalar(select(UserToken).where(UserToken.lookup == lookup))
+    ok = secret_matches(secret, row.secret_hash if row else None)
+    if not ok or row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at <= datetime.now(UTC):
+        return None
+    return UserPrincipal(row.user_id, row.id)

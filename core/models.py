@@ -1,0 +1,343 @@
+"""The relational schema: every table, column and index, as typed SQLAlchemy 2 mappings.
+
+Geometry columns carry an explicit SRID. `venues.location` is geography (metres for KNN and
+`ST_DWithin`); `venues.geofence` is geometry in EPSG:4326 (containment). Money-like counters such as
+`offers.unlocked_count` are claimed with one conditional UPDATE, never read-then-write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geography, Geometry
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _id() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiKey(Base):
+    """A merchant credential. The secret is shown once; only its SHA-256 is kept.
+
+    `lookup` is a random public prefix of the key used to find the row; the secret part is then
+    compared in constant time against `secret_hash`.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("role IN ('owner', 'staff', 'analyst')", name="role"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(200))
+    lookup: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (Index("uq_users_handle_lower", func.lower(text("handle")), unique=True),)
+
+    id: Mapped[uuid.UUID] = _id()
+    handle: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _now()
+
+
+class UserToken(Base):
+    """A mobile user's bearer token; stored like API keys (lookup prefix + SHA-256 of the secret)."""
+
+    __tablename__ = "user_tokens"
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    lookup: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Venue(Base):
+    __tablename__ = "venues"
+    __table_args__ = (
+        CheckConstraint("checkin_cooldown_minutes >= 0", name="cooldown"),
+        CheckConstraint("max_accuracy_m > 0", name="max_accuracy"),
+        # Nearby is a KNN query over live venues only.
+        Index(
+            "ix_venues_location_live",
+            "location",
+            postgresql_using="gist",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_venues_merchant_id_created_at", "merchant_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    location: Mapped[Any] = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=False), nullable=False
+    )
+    # Polygon fences are stored as given (as MultiPolygon); circles as a polygon approximation
+    # for spatial queries, with `radius_m` kept so verification can use the exact circle.
+    geofence: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False
+    )
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    checkin_cooldown_minutes: Mapped[int] = mapped_column(Integer)
+    max_accuracy_m: Mapped[float] = mapped_column(Float)
+    presence_secret: Mapped[bytes] = mapped_column(LargeBinary(20))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Offer(Base):
+    __tablename__ = "offers"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'active', 'paused', 'ended')", name="status"),
+        CheckConstraint("holdout_pct >= 0 AND holdout_pct <= 50", name="holdout_pct"),
+        CheckConstraint("total_cap IS NULL OR unlocked_count <= total_cap", name="cap"),
+        Index("ix_offers_merchant_id_created_at", "merchant_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    terms: Mapped[str | None] = mapped_column(Text)
+    rule: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    windows: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
+    total_cap: Mapped[int | None] = mapped_column(Integer)
+    unlocked_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    per_user_cap: Mapped[int] = mapped_column(Integer)
+    code_ttl_minutes: Mapped[int] = mapped_column(Integer)
+    requires_presence_code: Mapped[bool] = mapped_column(Boolean)
+    holdout_pct: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'draft'"))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class OfferVenue(Base):
+    __tablename__ = "offer_venues"
+
+    offer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True
+    )
+    venue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Checkin(Base):
+    """Every check-in attempt, verified or rejected; rejections keep their reasons for fraud analysis."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        CheckConstraint("status IN ('verified', 'rejected')", name="status"),
+        # impossible travel: the user's latest accepted fix; cooldown: latest at this venue
+        Index("ix_checkins_user_id_observed_at", "user_id", "observed_at"),
+        Index("ix_checkins_user_id_venue_id_created_at", "user_id", "venue_id", "created_at"),
+        Index("ix_checkins_venue_id_created_at", "venue_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    location: Mapped[Any] = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=False), nullable=False
+    )
+    accuracy_m: Mapped[float] = mapped_column(Float)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    mock_location: Mapped[bool] = mapped_column(Boolean)
+    presence_code_sent: Mapped[bool] = mapped_column(Boolean)
+    device_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSONB, server_default=text("'[]'"))
+    reason_codes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    created_at: Mapped[datetime] = _now()
+
+
+class Holdout(Base):
+    """A check-in that would have unlocked an offer for a user in that offer's holdout group."""
+
+    __tablename__ = "holdouts"
+
+    checkin_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), primary_key=True
+    )
+    offer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _now()
+
+
+class Unlock(Base):
+    """A unique, single-use code bound to one user, one offer and one check-in."""
+
+    __tablename__ = "unlocks"
+    __table_args__ = (
+        Index("ix_unlocks_user_id_created_at", "user_id", "created_at"),
+        Index("ix_unlocks_offer_id_user_id", "offer_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    checkin_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), index=True
+    )
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Redemption(Base):
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        Index("ix_redemptions_merchant_id_redeemed_at", "merchant_id", "redeemed_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    unlock_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("unlocks.id", ondelete="CASCADE"), unique=True
+    )
+    offer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("offers.id", ondelete="CASCADE"), index=True
+    )
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    venue_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("venues.id", ondelete="SET NULL"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    redeemed_at: Mapped[datetime] = _now()
+
+
+class RedemptionAttempt(Base):
+    """Every redemption try, successful or not, with who tried and where: the raw data of leak analysis."""
+
+    __tablename__ = "redemption_attempts"
+    __table_args__ = (
+        Index("ix_redemption_attempts_merchant_id_created_at", "merchant_id", "created_at"),
+        Index("ix_redemption_attempts_unlock_id", "unlock_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    unlock_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("unlocks.id", ondelete="CASCADE")
+    )
+    venue_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("venues.id", ondelete="SET NULL"))
+    code_hint: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+
+
+class Impression(Base):
+    """An offer listed to a signed-in user by `nearby`."""
+
+    __tablename__ = "impressions"
+    __table_args__ = (Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _now()
+
+
+class IdempotencyRecord(Base):
+    """The first response to an `Idempotency-Key`, per caller, replayed to retries."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)
+
+    principal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Checkin",
+    "Holdout",
+    "IdempotencyRecord",
+    "Impression",
+    "Merchant",
+    "Offer",
+    "OfferVenue",
+    "Redemption",
+    "RedemptionAttempt",
+    "Unlock",
+    "User",
+    "UserToken",
+    "Venue",
+]

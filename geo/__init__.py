@@ -1,0 +1,3 @@
+"""Geography: geofences, location fixes, presence codes, check-in verification, spatial queries.
+
+Imports neither Flask nor `offers`."""

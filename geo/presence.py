@@ -1,0 +1,50 @@
+"""Rotating presence codes, shown at the venue (screen, refreshed QR, NFC tag).
+
+TOTP (RFC 6238) over a per-venue secret with a 60-second step and 6 digits. The previous step's
+code is still accepted, so a code read just before it changes works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import struct
+from datetime import UTC, datetime
+
+STEP_SECONDS = 60
+DIGITS = 6
+
+
+def new_secret() -> bytes:
+    return secrets.token_bytes(20)
+
+
+def code_at(secret: bytes, when: datetime) -> str:
+    return _totp(secret, _step(when))
+
+
+def current_code(secret: bytes, now: datetime) -> tuple[str, datetime]:
+    """The code shown now and the instant it stops being the current one."""
+    step = _step(now)
+    valid_until = datetime.fromtimestamp((step + 1) * STEP_SECONDS, UTC)
+    return _totp(secret, step), valid_until
+
+
+def accepts(secret: bytes, code: str, now: datetime) -> bool:
+    """True for the current code or the previous step's (one step of clock skew)."""
+    step = _step(now)
+    candidate = code.strip()
+    matches = [hmac.compare_digest(_totp(secret, s), candidate) for s in (step, step - 1)]
+    return any(matches)
+
+
+def _step(when: datetime) -> int:
+    return int(when.timestamp()) // STEP_SECONDS
+
+
+def _totp(secret: bytes, step: int) -> str:
+    digest = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**DIGITS).zfill(DIGITS)

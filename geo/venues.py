@@ -1,0 +1,224 @@
+"""Venue use cases and the spatial queries over venues.
+
+Every query is scoped to its merchant: another tenant's venue is simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, cast
+from zoneinfo import ZoneInfo, available_timezones
+
+from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry import MultiPolygon, Point
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from core.errors import NotFoundError, ValidationError
+from core.models import Venue
+from geo import presence
+from geo.geofence import DEFAULT_RADIUS_M, geofence_for, parse_point, to_geojson
+
+DEFAULT_COOLDOWN_MINUTES = 60
+DEFAULT_MAX_ACCURACY_M = 100.0
+NEARBY_DEFAULT_RADIUS_M = 1_000.0
+NEARBY_MAX_RADIUS_M = 50_000.0
+NEARBY_DEFAULT_LIMIT = 20
+NEARBY_MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class VenueInput:
+    """A venue as the merchant described it; absent optional fields are None."""
+
+    name: str
+    location: Any
+    category: str | None = None
+    timezone: str = "UTC"
+    geofence: Any = None
+    radius_m: float | None = None
+    checkin_cooldown_minutes: int = DEFAULT_COOLDOWN_MINUTES
+    max_accuracy_m: float = DEFAULT_MAX_ACCURACY_M
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    if name not in _timezones():
+        raise ValidationError(
+            f"timezone {name!r} is not an IANA time zone name (e.g. 'Europe/Helsinki')",
+            errors={"timezone": ["not an IANA time zone name, e.g. 'Europe/Helsinki'"]},
+        )
+    return ZoneInfo(name)
+
+
+def create_venue(session: Session, merchant_id: uuid.UUID, data: VenueInput) -> Venue:
+    check_timezone(data.timezone)
+    location = parse_point(data.location)
+    fence = geofence_for(location, data.geofence, data.radius_m)
+    venue = Venue(
+        merchant_id=merchant_id,
+        name=data.name,
+        category=data.category,
+        timezone=data.timezone,
+        location=_geography(location),
+        geofence=from_shape(fence, srid=4326),
+        radius_m=None if data.geofence is not None else (data.radius_m or DEFAULT_RADIUS_M),
+        checkin_cooldown_minutes=data.checkin_cooldown_minutes,
+        max_accuracy_m=data.max_accuracy_m,
+        presence_secret=presence.new_secret(),
+    )
+    session.add(venue)
+    session.flush()
+    return venue
+
+
+def get_venue(session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID) -> Venue:
+    venue = session.scalar(
+        select(Venue).where(
+            Venue.id == venue_id, Venue.merchant_id == merchant_id, Venue.deleted_at.is_(None)
+        )
+    )
+    if venue is None:
+        raise NotFoundError("no such venue")
+    return venue
+
+
+def get_live_venue(session: Session, venue_id: uuid.UUID) -> Venue:
+    """Any merchant's live venue (for mobile users, who check in anywhere)."""
+    venue = session.scalar(select(Venue).where(Venue.id == venue_id, Venue.deleted_at.is_(None)))
+    if venue is None:
+        raise NotFoundError("no such venue")
+    return venue
+
+
+def list_venues(session: Session, merchant_id: uuid.UUID) -> list[Venue]:
+    return list(
+        session.scalars(
+            select(Venue)
+            .where(Venue.merchant_id == merchant_id, Venue.deleted_at.is_(None))
+            .order_by(Venue.created_at, Venue.id)
+        )
+    )
+
+
+def update_venue(
+    session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID, changes: dict[str, Any]
+) -> Venue:
+    """Apply a partial update. A new location moves a circular fence with it."""
+    venue = get_venue(session, merchant_id, venue_id)
+    if "timezone" in changes:
+        check_timezone(changes["timezone"])
+    for field in ("name", "category", "timezone", "checkin_cooldown_minutes", "max_accuracy_m"):
+        if field in changes:
+            setattr(venue, field, changes[field])
+    if changes.keys() & {"location", "geofence", "radius_m"}:
+        location = parse_point(changes["location"]) if "location" in changes else venue_point(venue)
+        if changes.keys() & {"geofence", "radius_m"}:
+            geofence, radius = changes.get("geofence"), changes.get("radius_m")
+        elif venue.radius_m is not None:
+            geofence, radius = None, venue.radius_m
+        else:
+            geofence, radius = to_geojson(venue_fence(venue)), None
+        fence = geofence_for(location, geofence, radius)
+        venue.location = _geography(location)
+        venue.geofence = from_shape(fence, srid=4326)
+        venue.radius_m = None if geofence is not None else (radius or DEFAULT_RADIUS_M)
+    venue.updated_at = datetime.now(UTC)
+    session.flush()
+    return venue
+
+
+def delete_venue(session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID) -> None:
+    """Soft delete: the venue disappears from every listing, its history stays for analytics."""
+    venue = get_venue(session, merchant_id, venue_id)
+    venue.deleted_at = datetime.now(UTC)
+    session.flush()
+
+
+def presence_code(
+    session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID, now: datetime
+) -> tuple[str, datetime]:
+    venue = get_venue(session, merchant_id, venue_id)
+    return presence.current_code(venue.presence_secret, now)
+
+
+def venue_point(venue: Venue) -> Point:
+    return cast(Point, to_shape(venue.location))
+
+
+def venue_fence(venue: Venue) -> MultiPolygon:
+    return cast(MultiPolygon, to_shape(venue.geofence))
+
+
+@dataclass(frozen=True)
+class NearbyVenue:
+    id: uuid.UUID
+    name: str
+    category: str | None
+    distance_m: float
+    location: dict[str, Any]
+    offers: list[dict[str, Any]]
+
+
+# One KNN query on the partial GiST index of live venues' locations: the inner query walks the
+# index in distance order (`<->`) and stops at `limit`; the outer one computes exact spheroid
+# distances and attaches each venue's live offers.
+_NEARBY_SQL = text(
+    """
+    WITH q AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography AS pt),
+    near AS (
+        SELECT v.id, v.name, v.category, v.location
+        FROM venues v, q
+        WHERE v.deleted_at IS NULL AND ST_DWithin(v.location, q.pt, :radius)
+        ORDER BY v.location <-> q.pt
+        LIMIT :limit
+    )
+    SELECT n.id, n.name, n.category,
+           ST_Distance(n.location, q.pt) AS distance_m,
+           ST_X(n.location::geometry) AS lon, ST_Y(n.location::geometry) AS lat,
+           COALESCE(o.offers, '[]'::json) AS offers
+    FROM near n CROSS JOIN q
+    LEFT JOIN LATERAL (
+        SELECT json_agg(json_build_object(
+                   'id', f.id, 'title', f.title, 'rule', f.rule,
+                   'requires_presence_code', f.requires_presence_code,
+                   'starts_at', f.starts_at, 'ends_at', f.ends_at, 'windows', f.windows)
+               ORDER BY f.created_at, f.id) AS offers
+        FROM offer_venues ov JOIN offers f ON f.id = ov.offer_id
+        WHERE ov.venue_id = n.id AND f.status = 'active'
+          AND (f.starts_at IS NULL OR f.starts_at <= now())
+          AND (f.ends_at IS NULL OR f.ends_at > now())
+    ) o ON true
+    ORDER BY distance_m, n.id
+    """
+)
+
+
+def nearby(
+    session: Session, lat: float, lon: float, radius_m: float, limit: int
+) -> list[NearbyVenue]:
+    rows = session.execute(
+        _NEARBY_SQL, {"lat": lat, "lon": lon, "radius": radius_m, "limit": limit}
+    ).all()
+    return [
+        NearbyVenue(
+            id=row.id,
+            name=row.name,
+            category=row.category,
+            distance_m=round(float(row.distance_m), 2),
+            location={"type": "Point", "coordinates": [row.lon, row.lat]},
+            offers=list(row.offers),
+        )
+        for row in rows
+    ]
+
+
+def _geography(point: Point) -> Any:
+    return from_shape(point, srid=4326)
+
+
+@cache
+def _timezones() -> set[str]:
+    return available_timezones()

@@ -1,0 +1,1 @@
+"""Offers: rules, schedules, unlocks, codes, redemption and measurement. Imports no Flask."""

@@ -1,0 +1,152 @@
+"""The merchant's offers: create, change, and move through `draft -> active <-> paused -> ended`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import IllegalTransitionError, NotFoundError, ValidationError
+from core.models import Offer, OfferVenue, Venue
+
+# action -> (statuses it may start from, status it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "activate": (("draft", "paused"), "active"),
+    "pause": (("active",), "paused"),
+    "end": (("active", "paused"), "ended"),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "terms": None,
+    "starts_at": None,
+    "ends_at": None,
+    "windows": [],
+    "total_cap": None,
+    "per_user_cap": 1,
+    "code_ttl_minutes": 1440,
+    "requires_presence_code": False,
+    "holdout_pct": 0,
+}
+FIELDS = ("title", "rule", *DEFAULTS)
+
+
+def create_offer(session: Session, merchant_id: uuid.UUID, data: dict[str, Any]) -> Offer:
+    """A new offer in `draft`, at venues that must all be the merchant's own."""
+    values = {**DEFAULTS, **{k: v for k, v in data.items() if k in FIELDS}}
+    _check_period(values["starts_at"], values["ends_at"])
+    offer = Offer(merchant_id=merchant_id, status="draft", unlocked_count=0, **values)
+    session.add(offer)
+    session.flush()
+    _set_venues(session, merchant_id, offer.id, data["venue_ids"])
+    return offer
+
+
+def get_offer(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID) -> Offer:
+    offer = session.scalar(
+        select(Offer).where(Offer.id == offer_id, Offer.merchant_id == merchant_id)
+    )
+    if offer is None:
+        raise NotFoundError("no such offer")
+    return offer
+
+
+def list_offers(session: Session, merchant_id: uuid.UUID, status: str | None = None) -> list[Offer]:
+    query = select(Offer).where(Offer.merchant_id == merchant_id)
+    if status is not None:
+        query = query.where(Offer.status == status)
+    return list(session.scalars(query.order_by(Offer.created_at, Offer.id)))
+
+
+def venue_ids_of(session: Session, offer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The venues of each offer, in one query."""
+    result: dict[uuid.UUID, list[uuid.UUID]] = {offer_id: [] for offer_id in offer_ids}
+    rows = session.execute(
+        select(OfferVenue.offer_id, OfferVenue.venue_id)
+        .where(OfferVenue.offer_id.in_(offer_ids))
+        .order_by(OfferVenue.offer_id, OfferVenue.venue_id)
+    )
+    for offer_id, venue_id in rows:
+        result[offer_id].append(venue_id)
+    return result
+
+
+def update_offer(
+    session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, changes: dict[str, Any]
+) -> Offer:
+    """Change any field but the status. An ended offer is final."""
+    offer = session.scalar(
+        select(Offer)
+        .where(Offer.id == offer_id, Offer.merchant_id == merchant_id)
+        .with_for_update()
+    )
+    if offer is None:
+        raise NotFoundError("no such offer")
+    if offer.status == "ended":
+        raise IllegalTransitionError("an ended offer cannot be changed")
+    _check_period(changes.get("starts_at", offer.starts_at), changes.get("ends_at", offer.ends_at))
+    cap = changes.get("total_cap", offer.total_cap)
+    if cap is not None and cap < offer.unlocked_count:
+        raise ValidationError(
+            f"total_cap cannot go below the {offer.unlocked_count} unlocks already issued",
+            errors={"total_cap": [f"must be at least {offer.unlocked_count}"]},
+        )
+    for field in FIELDS:
+        if field in changes:
+            setattr(offer, field, changes[field])
+    if "venue_ids" in changes:
+        _set_venues(session, merchant_id, offer.id, changes["venue_ids"])
+    offer.updated_at = datetime.now(UTC)
+    session.flush()
+    return offer
+
+
+def transition(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, action: str) -> Offer:
+    """One conditional UPDATE, so two concurrent moves cannot both succeed from the same state."""
+    sources, target = TRANSITIONS[action]
+    moved = session.scalar(
+        update(Offer)
+        .where(
+            Offer.id == offer_id,
+            Offer.merchant_id == merchant_id,
+            Offer.status.in_(sources),
+        )
+        .values(status=target, updated_at=datetime.now(UTC))
+        .returning(Offer.id)
+    )
+    offer = get_offer(session, merchant_id, offer_id)
+    session.refresh(offer)
+    if moved is None:
+        raise IllegalTransitionError(
+            f"cannot {action} an offer that is {offer.status} (allowed from: {', '.join(sources)})"
+        )
+    return offer
+
+
+def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise ValidationError(
+            "ends_at must be after starts_at", errors={"ends_at": ["must be after starts_at"]}
+        )
+
+
+def _set_venues(
+    session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, venue_ids: list[uuid.UUID]
+) -> None:
+    wanted = set(venue_ids)
+    found = set(
+        session.scalars(
+            select(Venue.id).where(
+                Venue.id.in_(wanted), Venue.merchant_id == merchant_id, Venue.deleted_at.is_(None)
+            )
+        )
+    )
+    missing = wanted - found
+    if missing:
+        raise NotFoundError(f"no such venue: {', '.join(sorted(str(v) for v in missing))}")
+    session.execute(delete(OfferVenue).where(OfferVenue.offer_id == offer_id))
+    session.add_all(OfferVenue(offer_id=offer_id, venue_id=v) for v in sorted(wanted))
+    session.flush()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make test`: database, then the whole test suite against throwaway databases (tests/conftest.py
+# creates one per run on the server and drops it afterwards).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The Compose file is validated by a real Compose parser in the suite.
+command -v docker-compose >/dev/null || scripts/pg.sh ensure-apt docker-compose
+
+started_pg=""
+cleanup() { if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi; }
+trap cleanup EXIT
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    [ "$(scripts/pg.sh start)" = started ] && started_pg=1
+    DATABASE_URL=$(scripts/pg.sh url postgres)
+    export DATABASE_URL
+fi
+# The suite creates its own databases on this server; it never touches DATABASE_URL's own database.
+.venv/bin/python -m pytest "$@"
