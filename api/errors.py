@@ -121,7 +121,7 @@ class ProblemApi(Api):
             HTTP_CODES.get(status, f"http_{status}"),
             detail,
             errors=errors,
-            headers=dict(data.get("headers", {})),
+            headers=dict(data.get("headers") or {}),
         )
 
 

@@ -6,6 +6,7 @@ by `geo.geofence`, so every geometry mistake answers the one code `invalid_geome
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
@@ -51,6 +52,15 @@ POLYGON_DOC = {
 }
 
 
+class UtcDateTime(f.AwareDateTime):
+    """Timestamps are answered in UTC, whatever zone they were sent in."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is not None:
+            value = value.astimezone(UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class Geometry(f.Raw):
     """A GeoJSON geometry, checked by the domain (so its errors are `invalid_geometry`)."""
 
@@ -67,7 +77,7 @@ class MerchantSchema(ma.Schema):
     id = f.UUID(required=True)
     name = f.String(required=True)
     email = f.String(required=True)
-    created_at = f.AwareDateTime(required=True)
+    created_at = UtcDateTime(required=True)
 
 
 class MerchantCreatedSchema(ma.Schema):
@@ -84,8 +94,8 @@ class KeySchema(ma.Schema):
     id = f.UUID(required=True)
     role = f.String(required=True, validate=v.OneOf(ROLES))
     label = f.String(allow_none=True)
-    created_at = f.AwareDateTime(required=True)
-    revoked_at = f.AwareDateTime(allow_none=True)
+    created_at = UtcDateTime(required=True)
+    revoked_at = UtcDateTime(allow_none=True)
 
 
 class KeyCreatedSchema(KeySchema):
@@ -157,8 +167,8 @@ class VenueSchema(ma.Schema):
     radius_m = f.Float(allow_none=True)
     checkin_cooldown_minutes = f.Integer(required=True)
     max_accuracy_m = f.Float(required=True)
-    created_at = f.AwareDateTime(required=True)
-    updated_at = f.AwareDateTime(required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
 
 
 class VenueListSchema(ma.Schema):
@@ -178,8 +188,8 @@ class NearbyOfferSchema(ma.Schema):
     rule = f.Dict(required=True, metadata={"description": "The rule, with at least `kind`"})
     unlock = f.String(required=True, metadata={"description": "What it takes to unlock"})
     requires_presence_code = f.Boolean(required=True)
-    starts_at = f.AwareDateTime(allow_none=True)
-    ends_at = f.AwareDateTime(allow_none=True)
+    starts_at = UtcDateTime(allow_none=True)
+    ends_at = UtcDateTime(allow_none=True)
     windows = f.List(f.Dict(), required=True)
 
 
@@ -198,7 +208,7 @@ class NearbySchema(ma.Schema):
 
 class PresenceCodeSchema(ma.Schema):
     code = f.String(required=True)
-    valid_until = f.AwareDateTime(required=True)
+    valid_until = UtcDateTime(required=True)
 
 
 # ---- offers -------------------------------------------------------------------------------
@@ -288,8 +298,8 @@ class OfferSchema(ma.Schema):
     description = f.String(allow_none=True)
     terms = f.String(allow_none=True)
     rule = f.Nested(RuleSchema, required=True)
-    starts_at = f.AwareDateTime(allow_none=True)
-    ends_at = f.AwareDateTime(allow_none=True)
+    starts_at = UtcDateTime(allow_none=True)
+    ends_at = UtcDateTime(allow_none=True)
     windows = f.List(f.Nested(WindowSchema), required=True)
     total_cap = f.Integer(allow_none=True)
     unlocked_count = f.Integer(required=True, metadata={"description": "Unlocks issued so far"})
@@ -297,8 +307,8 @@ class OfferSchema(ma.Schema):
     code_ttl_minutes = f.Integer(required=True)
     requires_presence_code = f.Boolean(required=True)
     holdout_pct = f.Float(required=True)
-    created_at = f.AwareDateTime(required=True)
-    updated_at = f.AwareDateTime(required=True)
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
 
 
 class OfferListSchema(ma.Schema):

@@ -209,10 +209,18 @@ def nearby(
             category=row.category,
             distance_m=round(float(row.distance_m), 2),
             location={"type": "Point", "coordinates": [row.lon, row.lat]},
-            offers=list(row.offers),
+            offers=[_offer_times(offer) for offer in row.offers],
         )
         for row in rows
     ]
+
+
+def _offer_times(offer: dict[str, Any]) -> dict[str, Any]:
+    """JSON built in SQL carries timestamps as text; give them back as datetimes."""
+    for name in ("starts_at", "ends_at"):
+        if offer.get(name) is not None:
+            offer[name] = datetime.fromisoformat(offer[name])
+    return offer
 
 
 def _geography(point: Point) -> Any:

@@ -1,0 +1,191 @@
+"""Test fixtures, all on real PostgreSQL + PostGIS.
+
+`DATABASE_URL` names a server where the suite may create databases (`make test` points it at the
+private cluster). The suite migrates a throwaway database once per run and drops it at the end.
+Each test runs inside a transaction that is rolled back (`join_transaction_mode=
+"create_savepoint"`), so tests are isolated without truncating anything. Tests that need real
+commits and a real server process use `live_server`, on a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import sessionmaker
+
+from api import create_app
+from api.cli import alembic_config
+from core.uow import make_engine, sqlalchemy_url
+from mobile_stub.client import Client, FlaskTransport, HttpTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        pytest.exit("DATABASE_URL is not set; run the suite with `make test`", returncode=2)
+    return url
+
+
+def _create_database(name: str) -> str:
+    """A new database on the test server with PostGIS and the schema at head."""
+    server = make_url(sqlalchemy_url(_server_url()))
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = server.set(database=name).render_as_string(hide_password=False)
+    config = alembic_config(url)
+    config.attributes["skip_logging"] = True
+    command.upgrade(config, "head")
+    return url
+
+
+def _drop_database(name: str) -> None:
+    server = make_url(sqlalchemy_url(_server_url()))
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"co_test_{secrets.token_hex(4)}"
+    url = _create_database(name)
+    yield url
+    _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str, engine: Engine) -> Iterator[Flask]:
+    """The app on one connection whose outer transaction is rolled back after the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    app.extensions["engine"].dispose()
+    app.extensions["sessionmaker"] = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield app
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def api(client: FlaskClient) -> Client:
+    """The mobile_stub client over the Flask test client, without credentials."""
+    return Client(FlaskTransport(client))
+
+
+@pytest.fixture
+def owner(api: Client) -> Client:
+    """A signed-up merchant's owner client."""
+    return api.with_token(api.create_merchant("Test Cafe", "owner@example.com")["api_key"])
+
+
+@pytest.fixture
+def other_owner(api: Client) -> Client:
+    """A second merchant (another tenant)."""
+    return api.with_token(api.create_merchant("Rival Cafe", "rival@example.com")["api_key"])
+
+
+@pytest.fixture
+def mobile(api: Client) -> Client:
+    """A signed-up mobile user's client."""
+    return api.with_token(api.create_user(f"user_{secrets.token_hex(4)}", "correct horse")["token"])
+
+
+# ---- a real server process ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_database_url() -> Iterator[str]:
+    name = f"co_live_{secrets.token_hex(4)}"
+    url = _create_database(name)
+    yield url
+    _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def live_server(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """gunicorn, exactly as `make run` starts it, on a committed database of its own."""
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("live") / "gunicorn.log").open("wb")
+    env = {**os.environ, "DATABASE_URL": live_database_url}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc = subprocess.Popen(
+        [
+            str(gunicorn),
+            "api.wsgi:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "2",
+            "--threads",
+            "8",
+            "--graceful-timeout",
+            "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                raise RuntimeError(Path(log.name).read_text())
+            time.sleep(0.1)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+def live_api(live_server: str) -> Iterator[Client]:
+    transport = HttpTransport(live_server)
+    yield Client(transport)
+    transport.close()

@@ -1,0 +1,301 @@
+"""Venues: geofence validation, CRUD, nearby KNN, presence codes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from geo import presence
+from mobile_stub.client import ApiError, Client
+from tests.factories import HELSINKI, venue_body
+
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [24.9380, 60.1697],
+            [24.9388, 60.1697],
+            [24.9388, 60.1701],
+            [24.9380, 60.1701],
+            [24.9380, 60.1697],
+        ]
+    ],
+}
+
+
+def test_circle_venue_with_defaults(owner: Client) -> None:
+    venue = owner.create_venue({"name": "Kiosk", "location": HELSINKI})
+    assert venue["timezone"] == "UTC"
+    assert venue["radius_m"] == 50
+    assert venue["checkin_cooldown_minutes"] == 60
+    assert venue["max_accuracy_m"] == 100
+    assert venue["geofence"]["type"] == "Polygon"
+    assert venue["location"] == HELSINKI
+    assert owner.get_venue(venue["id"]) == venue
+    assert owner.list_venues() == [venue]
+
+
+def test_polygon_venue_is_stored_as_drawn(owner: Client) -> None:
+    venue = owner.create_venue(venue_body(geofence=SQUARE, checkin_cooldown_minutes=0))
+    assert venue["geofence"] == SQUARE
+    assert venue["radius_m"] is None
+    assert venue["checkin_cooldown_minutes"] == 0
+
+
+def test_circle_geofence_is_a_true_circle_in_postgis(owner: Client, app: Any) -> None:
+    venue = owner.create_venue(venue_body(radius_m=200))
+    from api import db
+
+    with app.app_context():
+        radii = (
+            db.session()
+            .execute(
+                text(
+                    "SELECT min(ST_Distance(v.location, (dp).geom::geography)),"
+                    " max(ST_Distance(v.location, (dp).geom::geography))"
+                    " FROM venues v, ST_DumpPoints(v.geofence) dp WHERE v.id = :id"
+                ),
+                {"id": venue["id"]},
+            )
+            .one()
+        )
+    assert 199.0 < radii[0] <= radii[1] < 201.0
+
+
+INVALID: list[tuple[str, dict[str, Any]]] = [
+    ("lat out of range", {"location": {"type": "Point", "coordinates": [24.9, 95.0]}}),
+    ("lon out of range", {"location": {"type": "Point", "coordinates": [190.0, 60.0]}}),
+    ("not a point", {"location": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}),
+    ("no coordinates", {"location": {"type": "Point"}}),
+    ("string location", {"location": "60.1,24.9"}),
+    ("nan", {"location": {"type": "Point", "coordinates": ["NaN", 60.0]}}),
+    ("radius too small", {"radius_m": 5}),
+    ("radius too large", {"radius_m": 20_000}),
+    (
+        "unclosed ring",
+        {
+            "geofence": {
+                "type": "Polygon",
+                "coordinates": [
+                    [[24.9380, 60.1697], [24.9388, 60.1697], [24.9388, 60.1701], [24.9380, 60.1701]]
+                ],
+            }
+        },
+    ),
+    (
+        "too few points",
+        {
+            "geofence": {
+                "type": "Polygon",
+                "coordinates": [[[24.938, 60.1697], [24.9388, 60.1697], [24.938, 60.1697]]],
+            }
+        },
+    ),
+    (
+        "self-intersecting bow tie",
+        {
+            "geofence": {
+                "type": "Polygon",
+                "coordinates": [
+                    [
+                        [24.9380, 60.1697],
+                        [24.9388, 60.1701],
+                        [24.9388, 60.1697],
+                        [24.9380, 60.1701],
+                        [24.9380, 60.1697],
+                    ]
+                ],
+            }
+        },
+    ),
+    (
+        "absurdly large",
+        {
+            "geofence": {
+                "type": "Polygon",
+                "coordinates": [[[20, 58], [30, 58], [30, 62], [20, 62], [20, 58]]],
+            }
+        },
+    ),
+    (
+        "far from the location",
+        {
+            "geofence": {
+                "type": "Polygon",
+                "coordinates": [[[25.0, 60.0], [25.001, 60.0], [25.001, 60.001], [25.0, 60.0]]],
+            }
+        },
+    ),
+    ("both fence kinds", {"geofence": SQUARE, "radius_m": 100}),
+    ("point as geofence", {"geofence": HELSINKI}),
+]
+
+
+@pytest.mark.parametrize(("case", "change"), INVALID, ids=[c for c, _ in INVALID])
+def test_invalid_geometry_is_422_with_an_actionable_message(
+    owner: Client, case: str, change: dict[str, Any]
+) -> None:
+    with pytest.raises(ApiError) as err:
+        owner.create_venue(venue_body(**change))
+    assert (err.value.status, err.value.code) == (422, "invalid_geometry"), case
+    assert err.value.errors and err.value.detail
+    assert owner.list_venues() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"timezone": "Mars/Olympus"},
+        {"name": ""},
+        {"checkin_cooldown_minutes": -1},
+        {"checkin_cooldown_minutes": 1.5},
+        {"max_accuracy_m": 0},
+        {"colour": "blue"},
+    ],
+)
+def test_other_invalid_venue_fields_are_422(owner: Client, change: dict[str, Any]) -> None:
+    with pytest.raises(ApiError) as err:
+        owner.create_venue(venue_body(**change))
+    assert err.value.status == 422
+    assert err.value.code == "validation_error"
+    assert owner.list_venues() == []
+
+
+def test_patch_moves_a_circle_and_switches_fence_kinds(owner: Client) -> None:
+    venue = owner.create_venue(venue_body(radius_m=30))
+    moved = owner.update_venue(
+        venue["id"], {"location": {"type": "Point", "coordinates": [24.9500, 60.1700]}}
+    )
+    ring = moved["geofence"]["coordinates"][0]
+    assert all(abs(lon - 24.95) < 0.001 for lon, _ in ring)
+    assert moved["radius_m"] == 30
+    back = owner.update_venue(venue["id"], {"location": HELSINKI, "geofence": SQUARE})
+    assert back["geofence"] == SQUARE and back["radius_m"] is None
+    renamed = owner.update_venue(venue["id"], {"name": "Renamed"})
+    assert renamed["geofence"] == SQUARE and renamed["name"] == "Renamed"
+    with pytest.raises(ApiError) as err:
+        owner.update_venue(venue["id"], {"radius_m": 1})
+    assert err.value.code == "invalid_geometry"
+    assert owner.get_venue(venue["id"])["geofence"] == SQUARE
+
+
+def test_delete_hides_the_venue(owner: Client) -> None:
+    venue = owner.create_venue(venue_body())
+    owner.delete_venue(venue["id"])
+    with pytest.raises(ApiError) as err:
+        owner.get_venue(venue["id"])
+    assert err.value.status == 404
+    assert owner.list_venues() == []
+    assert owner.nearby(60.1699, 24.9384) == []
+
+
+def test_nearby_orders_by_distance_and_respects_radius_and_limit(
+    api: Client, owner: Client
+) -> None:
+    # Venues 0, 100, 200, ... 900 m east of the query point along the parallel.
+    names = []
+    for i in range(10):
+        lon = 24.9384 + i * 100 / 55_500  # ~55.5 km per degree of longitude at 60.17 N
+        owner.create_venue(
+            {"name": f"v{i}", "location": {"type": "Point", "coordinates": [lon, 60.1699]}}
+        )
+        names.append(f"v{i}")
+    found = api.nearby(60.1699, 24.9384, radius_m=450, limit=50)
+    assert [v["name"] for v in found] == names[:5]
+    distances = [v["distance_m"] for v in found]
+    assert distances == sorted(distances)
+    assert abs(distances[3] - 300) < 5
+    assert [v["name"] for v in api.nearby(60.1699, 24.9384, radius_m=5_000, limit=3)] == names[:3]
+
+
+def test_nearby_lists_only_live_offers_and_never_codes(api: Client, owner: Client) -> None:
+    venue = owner.create_venue(venue_body())
+    live = owner.create_offer(
+        {
+            "venue_ids": [venue["id"]],
+            "title": "Live",
+            "rule": {"kind": "nth_visit", "visits": 3},
+            "starts_at": "2020-01-01T00:00:00+02:00",
+            "ends_at": "2099-01-01T00:00:00Z",
+        }
+    )
+    owner.activate_offer(live["id"])
+    owner.create_offer(
+        {"venue_ids": [venue["id"]], "title": "Draft", "rule": {"kind": "every_checkin"}}
+    )
+    future = owner.create_offer(
+        {
+            "venue_ids": [venue["id"]],
+            "title": "Later",
+            "rule": {"kind": "every_checkin"},
+            "starts_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        }
+    )
+    owner.activate_offer(future["id"])
+    [listed] = api.nearby(60.1699, 24.9384)
+    assert [o["title"] for o in listed["offers"]] == ["Live"]
+    offer = listed["offers"][0]
+    assert offer["rule"]["kind"] == "nth_visit"
+    assert offer["unlock"] == "Check in 3 times"
+    assert offer["starts_at"] == "2019-12-31T22:00:00+00:00"
+    assert "code" not in offer
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"lat": 91, "lon": 0},
+        {"lat": 0},
+        {"lat": "x", "lon": 0},
+        {"lat": 0, "lon": 0, "limit": 0},
+        {"lat": 0, "lon": 0, "radius_m": -5},
+    ],
+)
+def test_nearby_validates_its_query(api: Client, params: dict[str, Any]) -> None:
+    with pytest.raises(ApiError) as err:
+        api.call("GET", "/v1/venues/nearby", params=params)
+    assert err.value.status == 422
+
+
+def test_nearby_is_one_knn_query_on_the_spatial_index(owner: Client, app: Any) -> None:
+    owner.create_venue(venue_body())
+    from api import db
+    from geo.venues import _NEARBY_SQL
+
+    with app.app_context():
+        session = db.session()
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(
+            row[0]
+            for row in session.execute(
+                text("EXPLAIN " + str(_NEARBY_SQL)),
+                {"lat": 60.17, "lon": 24.94, "radius": 1000, "limit": 20},
+            )
+        )
+    assert "ix_venues_location_live" in plan
+
+
+def test_presence_code_rotates_and_accepts_one_step_of_skew(owner: Client, app: Any) -> None:
+    venue = owner.create_venue(venue_body())
+    staff = owner.with_token(owner.create_key("staff")["api_key"])
+    shown = staff.presence_code(venue["id"])
+    valid_until = datetime.fromisoformat(shown["valid_until"])
+    assert valid_until.second == 0 and valid_until.microsecond == 0
+    assert timedelta(0) < valid_until - datetime.now(UTC) <= timedelta(seconds=60)
+    from api import db
+    from core.models import Venue
+
+    with app.app_context():
+        secret = db.session().get(Venue, venue["id"]).presence_secret  # type: ignore[union-attr]
+    now = datetime.now(UTC)
+    assert presence.accepts(secret, shown["code"], now)
+    assert presence.accepts(secret, shown["code"], valid_until + timedelta(seconds=30))
+    assert not presence.accepts(secret, shown["code"], valid_until + timedelta(seconds=61))
+    assert presence.code_at(secret, now) != presence.code_at(secret, now + timedelta(minutes=1))
+    analyst = owner.with_token(owner.create_key("analyst")["api_key"])
+    with pytest.raises(ApiError) as err:
+        analyst.presence_code(venue["id"])
+    assert err.value.status == 403
