@@ -176,7 +176,7 @@ def live_server(live_database_url: str, tmp_path_factory: pytest.TempPathFactory
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 log.close()
-                raise RuntimeError(Path(log.name).read_text())
+                raise RuntimeError(Path(log.name).read_text()) from None
             time.sleep(0.1)
     yield base
     proc.terminate()

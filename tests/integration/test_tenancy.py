@@ -1,0 +1,86 @@
+"""Every merchant object is scoped to its merchant: another tenant's id answers 404 on every route.
+
+The test walks the app's URL map, so a new route with an id in its path fails here until it is
+covered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from mobile_stub.client import ApiError, Client
+from tests.factories import offer_body, venue_body
+
+# A harmless valid body for the routes that take one.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/v1/venues/<uuid:venue_id>"): {"name": "Hijacked"},
+    ("PATCH", "/v1/offers/<uuid:offer_id>"): {"title": "Hijacked"},
+}
+
+
+@pytest.fixture
+def theirs(other_owner: Client) -> dict[str, str]:
+    """Objects of another merchant, by path parameter."""
+    venue = other_owner.create_venue(venue_body())
+    offer = other_owner.create_offer(offer_body([venue["id"]]))
+    key = other_owner.create_key("staff")
+    return {"venue_id": venue["id"], "offer_id": offer["id"], "key_id": key["id"]}
+
+
+def _id_routes(app: Flask) -> list[tuple[str, str]]:
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if "<uuid:" not in rule.rule:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            routes.append((method, rule.rule))
+    return sorted(routes)
+
+
+def test_another_tenants_ids_are_404_on_every_route(
+    app: Flask, client: FlaskClient, owner: Client, other_owner: Client, theirs: dict[str, str]
+) -> None:
+    routes = _id_routes(app)
+    assert len(routes) >= 10
+    headers = {"Authorization": f"Bearer {owner.token}"}
+    for method, rule in routes:
+        path = rule
+        for name, value in theirs.items():
+            path = path.replace(f"<uuid:{name}>", value)
+        assert "<" not in path, f"no object of another tenant for {rule}; add one to `theirs`"
+        body = BODIES.get((method, rule))
+        response = client.open(path, method=method, json=body, headers=headers)
+        assert response.status_code == 404, (method, rule, response.get_json())
+        assert response.get_json()["code"] == "not_found"
+    # ... and nothing of theirs changed.
+    assert other_owner.get_venue(theirs["venue_id"])["name"] != "Hijacked"
+    offer = other_owner.get_offer(theirs["offer_id"])
+    assert offer["title"] != "Hijacked" and offer["status"] == "draft"
+    assert all(k["revoked_at"] is None for k in other_owner.list_keys())
+
+
+def test_listings_show_only_the_callers_objects(
+    owner: Client, other_owner: Client, theirs: dict[str, str]
+) -> None:
+    assert owner.list_venues() == []
+    assert owner.list_offers() == []
+    assert [k["role"] for k in owner.list_keys()] == ["owner"]
+
+
+def test_offers_cannot_reference_another_tenants_venues(
+    owner: Client, theirs: dict[str, str]
+) -> None:
+    mine = owner.create_venue(venue_body())["id"]
+    offer = owner.create_offer(offer_body([mine]))
+    for attempt in (
+        lambda: owner.create_offer(offer_body([mine, theirs["venue_id"]])),
+        lambda: owner.update_offer(offer["id"], {"venue_ids": [theirs["venue_id"]]}),
+    ):
+        with pytest.raises(ApiError) as err:
+            attempt()
+        assert err.value.status == 404
+    assert owner.get_offer(offer["id"])["venue_ids"] == [mine]
