@@ -35,6 +35,8 @@ def accepts(secret: bytes, code: str, now: datetime) -> bool:
     """True for the current code or the previous step's (one step of clock skew)."""
     step = _step(now)
     candidate = code.strip()
+    if not candidate.isascii():  # compare_digest takes ASCII strings only
+        return False
     matches = [hmac.compare_digest(_totp(secret, s), candidate) for s in (step, step - 1)]
     return any(matches)
 
