@@ -44,9 +44,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = errors.ProblemApi(app)
     errors.init_app(app)
 
-    from api import accounts, health, offers, venues
+    from api import accounts, checkins, health, offers, redemptions, venues
 
-    for blueprint in (health.blp, accounts.blp, venues.blp, offers.blp):
+    blueprints = (health.blp, accounts.blp, venues.blp, offers.blp, checkins.blp, redemptions.blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
     from api import docs

@@ -16,8 +16,6 @@ from marshmallow import validate as v
 from core.accounts import ROLES
 from offers.rules import DAYS, RULE_KINDS
 
-Strict = {"strict": True}
-
 
 def _bool(**kwargs: Any) -> f.Boolean:
     """JSON true/false only (marshmallow also takes "yes", 1, ... by default)."""
@@ -149,7 +147,7 @@ class VenueCreateSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Circle fence around location, 10 to 10,000 m (default 50)"},
     )
-    checkin_cooldown_minutes = f.Integer(load_default=60, validate=v.Range(0, 10_080), **Strict)
+    checkin_cooldown_minutes = f.Integer(load_default=60, validate=v.Range(0, 10_080), strict=True)
     max_accuracy_m = f.Float(load_default=100.0, validate=v.Range(1, 5_000))
 
 
@@ -227,12 +225,12 @@ class RuleSchema(ma.Schema):
     """`kind` and the parameters of that kind; parameters of other kinds are refused."""
 
     kind = f.String(required=True, validate=v.OneOf(RULE_KINDS))
-    visits = f.Integer(validate=v.Range(1, 1_000), **Strict)
-    within_days = f.Integer(allow_none=True, validate=v.Range(1, 3_650), **Strict)
+    visits = f.Integer(validate=v.Range(1, 1_000), strict=True)
+    within_days = f.Integer(allow_none=True, validate=v.Range(1, 3_650), strict=True)
     repeat = _bool()
-    window_days = f.Integer(validate=v.Range(1, 365), **Strict)
-    min_people = f.Integer(validate=v.Range(2, 100), **Strict)
-    within_minutes = f.Integer(validate=v.Range(1, 1_440), **Strict)
+    window_days = f.Integer(validate=v.Range(1, 365), strict=True)
+    min_people = f.Integer(validate=v.Range(2, 100), strict=True)
+    within_minutes = f.Integer(validate=v.Range(1, 1_440), strict=True)
 
     @ma.validates_schema
     def _params_of_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -279,9 +277,9 @@ class OfferCreateSchema(ma.Schema):
     starts_at = f.AwareDateTime(allow_none=True)
     ends_at = f.AwareDateTime(allow_none=True)
     windows = f.List(f.Nested(WindowSchema), validate=v.Length(0, 50))
-    total_cap = f.Integer(allow_none=True, validate=v.Range(1, 100_000_000), **Strict)
-    per_user_cap = f.Integer(validate=v.Range(1, 1_000), **Strict)
-    code_ttl_minutes = f.Integer(validate=v.Range(1, 525_600), **Strict)
+    total_cap = f.Integer(allow_none=True, validate=v.Range(1, 100_000_000), strict=True)
+    per_user_cap = f.Integer(validate=v.Range(1, 1_000), strict=True)
+    code_ttl_minutes = f.Integer(validate=v.Range(1, 525_600), strict=True)
     requires_presence_code = _bool()
     holdout_pct = f.Float(validate=v.Range(0, 50))
 
@@ -322,3 +320,106 @@ class OfferListArgsSchema(ma.Schema):
 class HealthSchema(ma.Schema):
     status = f.String(required=True)
     database = f.String(required=True)
+
+
+# ---- check-ins, wallet, redemptions ----------------------------------------------------
+
+
+class CheckinCreateSchema(ma.Schema):
+    venue_id = f.UUID(required=True)
+    lat = f.Float(required=True, validate=v.Range(-90, 90))
+    lon = f.Float(required=True, validate=v.Range(-180, 180))
+    accuracy_m = f.Float(
+        required=True,
+        validate=v.Range(0, 100_000, min_inclusive=False),
+        metadata={"description": "Radius of the fix's accuracy circle, metres"},
+    )
+    observed_at = f.AwareDateTime(
+        required=True, metadata={"description": "When the phone took the fix"}
+    )
+    mock_location = _bool(load_default=False, metadata={"description": "The OS's mock flag"})
+    presence_code = f.String(
+        load_default=None,
+        allow_none=True,
+        validate=v.Length(1, 16),
+        metadata={"description": "The code shown at the venue, when the user scanned or typed it"},
+    )
+    device_id = f.String(load_default=None, allow_none=True, validate=v.Length(1, 200))
+
+
+class ReasonSchema(ma.Schema):
+    code = f.String(
+        required=True,
+        validate=v.OneOf(
+            (
+                "outside_geofence",
+                "low_accuracy",
+                "stale_fix",
+                "future_fix",
+                "mock_location",
+                "impossible_travel",
+                "too_soon",
+                "presence_code_invalid",
+            )
+        ),
+    )
+    detail = f.String(required=True)
+
+
+class IssuedUnlockSchema(ma.Schema):
+    id = f.UUID(required=True)
+    offer_id = f.UUID(required=True)
+    venue_id = f.UUID(required=True)
+    title = f.String(required=True)
+    code = f.String(
+        required=True, metadata={"description": "Show it at the till (e.g. 7K3Q-XM9T-2R5)"}
+    )
+    qr_payload = f.String(required=True, metadata={"description": "The same code, for a QR code"})
+    expires_at = UtcDateTime(required=True)
+
+
+class CheckinSchema(ma.Schema):
+    id = f.UUID(required=True)
+    status = f.String(required=True, validate=v.OneOf(("verified", "rejected")))
+    reasons = f.List(f.Nested(ReasonSchema), required=True)
+    unlocks = f.List(f.Nested(IssuedUnlockSchema), required=True)
+    held_out = f.List(
+        f.UUID(),
+        required=True,
+        metadata={
+            "description": "Offers this visit earned but that hold this user out (control group)"
+        },
+    )
+    created_at = UtcDateTime(required=True)
+
+
+class WalletArgsSchema(ma.Schema):
+    status = f.String(validate=v.OneOf(("active", "redeemed", "expired")))
+
+
+class WalletEntrySchema(IssuedUnlockSchema):
+    status = f.String(required=True, validate=v.OneOf(("active", "redeemed", "expired")))
+    created_at = UtcDateTime(required=True)
+    redeemed_at = UtcDateTime(allow_none=True)
+
+
+class WalletSchema(ma.Schema):
+    unlocks = f.List(f.Nested(WalletEntrySchema), required=True)
+
+
+class RedemptionCreateSchema(ma.Schema):
+    code = f.String(
+        required=True,
+        validate=v.Length(1, 64),
+        metadata={"description": "Case-insensitive; spaces and dashes are ignored"},
+    )
+    venue_id = f.UUID(load_default=None, allow_none=True)
+
+
+class RedemptionSchema(ma.Schema):
+    id = f.UUID(required=True)
+    unlock_id = f.UUID(required=True)
+    offer_id = f.UUID(required=True)
+    venue_id = f.UUID(allow_none=True)
+    title = f.String(required=True, metadata={"description": "The offer's title, for the till"})
+    redeemed_at = UtcDateTime(required=True)

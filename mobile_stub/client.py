@@ -236,6 +236,52 @@ class Client:
     def end_offer(self, offer_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/offers/{offer_id}/end")
 
+    # ---- check-ins, wallet, redemptions ----
+
+    def check_in(
+        self,
+        venue_id: str,
+        lat: float,
+        lon: float,
+        accuracy_m: float,
+        observed_at: str,
+        *,
+        mock_location: bool | None = None,
+        presence_code: str | None = None,
+        device_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Check in; a rejected check-in is an answer (status "rejected" with reasons)."""
+        body: dict[str, Any] = {
+            "venue_id": venue_id,
+            "lat": lat,
+            "lon": lon,
+            "accuracy_m": accuracy_m,
+            "observed_at": observed_at,
+        }
+        for name, value in (
+            ("mock_location", mock_location),
+            ("presence_code", presence_code),
+            ("device_id", device_id),
+        ):
+            if value is not None:
+                body[name] = value
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/checkins", body, headers=headers)
+
+    def wallet(self, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status else None
+        return self._json("GET", "/v1/me/unlocks", params=params)["unlocks"]
+
+    def redeem(
+        self, code: str, venue_id: str | None = None, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": code}
+        if venue_id is not None:
+            body["venue_id"] = venue_id
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/redemptions", body, headers=headers)
+
     # ---- service ----
 
     def health(self) -> dict[str, Any]:

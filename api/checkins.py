@@ -1,0 +1,95 @@
+"""Check-ins (user token) and the user's wallet of unlocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api import auth, db, idempotency
+from api.schemas import CheckinCreateSchema, CheckinSchema, WalletArgsSchema, WalletSchema
+from offers import codes
+from offers.checkins import CheckinInput, CheckinResult, check_in
+from offers.redemptions import wallet
+
+blp = Blueprint("checkins", __name__, url_prefix="/v1", description="Check-ins and the wallet")
+
+IDEMPOTENCY_DOC = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Retries with the same key and body replay the first answer and "
+            "change nothing; the same key with another body is 422 idempotency_key_reused.",
+        }
+    ]
+}
+
+
+def present_unlock(u: Any) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "offer_id": u.offer_id,
+        "venue_id": u.venue_id,
+        "title": u.title,
+        "code": codes.format_code(u.code),
+        "qr_payload": codes.qr_payload(u.code),
+        "expires_at": u.expires_at,
+    }
+
+
+def present(result: CheckinResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "status": result.status,
+        "reasons": [{"code": r.code, "detail": r.detail} for r in result.verdict.reasons],
+        "unlocks": [present_unlock(u) for u in result.unlocks],
+        "held_out": result.held_out,
+        "created_at": result.created_at,
+    }
+
+
+@blp.route("/checkins")
+class Checkins(MethodView):
+    @auth.user
+    @blp.arguments(CheckinCreateSchema)
+    @blp.response(201, CheckinSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**IDEMPOTENCY_DOC)
+    def post(self, data: dict[str, Any]) -> Response:
+        """Check in at a venue. The server verifies presence; a rejected check-in is recorded
+        and answered 201 with its reasons. `unlocks` lists the codes this visit earned."""
+        session = db.session()
+        user = auth.current_user()
+
+        def work() -> Response:
+            result = check_in(session, user.user_id, CheckinInput(**data))
+            body = CheckinSchema().dump(present(result))
+            return Response(json.dumps(body), status=201, mimetype="application/json")
+
+        return idempotency.run(session, f"user:{user.user_id}", data, work)
+
+
+@blp.route("/me/unlocks")
+class Wallet(MethodView):
+    @auth.user
+    @blp.arguments(WalletArgsSchema, location="query")
+    @blp.response(200, WalletSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The user's unlocks, newest first, each `active`, `redeemed` or `expired`."""
+        entries = wallet(db.session(), auth.current_user().user_id, args.get("status"))
+        return {
+            "unlocks": [
+                {
+                    **present_unlock(e),
+                    "status": e.status,
+                    "created_at": e.created_at,
+                    "redeemed_at": e.redeemed_at,
+                }
+                for e in entries
+            ]
+        }

@@ -1,0 +1,59 @@
+"""Redemption at the till (owner or staff key), exactly once per code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api import auth, db, idempotency
+from api.checkins import IDEMPOTENCY_DOC
+from api.errors import handle_domain_error
+from api.schemas import RedemptionCreateSchema, RedemptionSchema
+from offers.redemptions import RecordedError, redeem
+
+blp = Blueprint("redemptions", __name__, url_prefix="/v1", description="Redemption at the till")
+
+
+@blp.route("/redemptions")
+class Redemptions(MethodView):
+    @auth.merchant("owner", "staff")
+    @blp.arguments(RedemptionCreateSchema)
+    @blp.response(201, RedemptionSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(410, response="GONE")
+    @blp.doc(**IDEMPOTENCY_DOC)
+    def post(self, data: dict[str, Any]) -> Response:
+        """Redeem a code. Refusals, first match wins: unknown or another merchant's code 404
+        `not_found`; a venue_id not among the offer's venues 422 `wrong_venue`; already
+        redeemed 409 `already_redeemed`; expired 410 `expired`. Every attempt is recorded."""
+        session = db.session()
+        principal = auth.current_merchant()
+
+        def work() -> Response:
+            try:
+                result = redeem(
+                    session,
+                    principal.merchant_id,
+                    principal.key_id,
+                    data["code"],
+                    data["venue_id"],
+                )
+            except RecordedError as refusal:
+                return handle_domain_error(refusal)
+            body = RedemptionSchema().dump(
+                {
+                    "id": result.id,
+                    "unlock_id": result.unlock_id,
+                    "offer_id": result.offer_id,
+                    "venue_id": result.venue_id,
+                    "title": result.offer_title,
+                    "redeemed_at": result.redeemed_at,
+                }
+            )
+            return Response(json.dumps(body), status=201, mimetype="application/json")
+
+        return idempotency.run(session, f"key:{principal.key_id}", data, work)

@@ -1,0 +1,425 @@
+"""The check-in use case: verify presence, record the visit, unlock what it earns, issue codes.
+
+All of it happens in the caller's one transaction, in a fixed number of round trips whatever the
+number of offers at the venue:
+
+1. `pg_advisory_xact_lock` on the user, so one user's parallel check-ins see each other
+   (cooldown, per-user caps, visit counts);
+2. one query for the venue and the user's history (last accepted fix, last visit here) and the
+   database clock;
+3. the pure verdict (`geo.verify.verify_fix`), then one INSERT of the check-in;
+4. if verified: one query for every active offer at the venue with the facts its rule needs;
+   the pure decision per offer (`offers.engine.decide`);
+5. one conditional UPDATE claiming the total caps of all offers to unlock
+   (`unlocked_count + n <= total_cap`), one INSERT of the unlocks and one of the holdouts.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import shapely.wkb
+from shapely.geometry import MultiPolygon, Point
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.errors import NotFoundError
+from geo.verify import Fix, History, PreviousFix, VenueSpec, Verdict, verify_fix
+from offers import codes
+from offers.engine import OfferTerms, VisitFacts, decide
+from offers.rules import Group, rule_from_json, window_from_json
+
+
+@dataclass(frozen=True)
+class CheckinInput:
+    venue_id: uuid.UUID
+    lat: float
+    lon: float
+    accuracy_m: float
+    observed_at: datetime
+    mock_location: bool = False
+    presence_code: str | None = None
+    device_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedUnlock:
+    id: uuid.UUID
+    offer_id: uuid.UUID
+    title: str
+    code: str
+    expires_at: datetime
+    venue_id: uuid.UUID
+
+
+@dataclass
+class CheckinResult:
+    id: uuid.UUID
+    status: str
+    verdict: Verdict
+    created_at: datetime
+    unlocks: list[IssuedUnlock] = field(default_factory=list)
+    held_out: list[uuid.UUID] = field(default_factory=list)
+
+
+_VENUE_AND_HISTORY = text(
+    """
+    SELECT v.id, v.merchant_id, v.timezone,
+           ST_X(v.location::geometry) AS lon, ST_Y(v.location::geometry) AS lat,
+           ST_AsBinary(v.geofence) AS geofence, v.radius_m,
+           v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret,
+           now() AS now,
+           ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
+           prev.observed_at AS prev_observed_at,
+           here.created_at AS last_here_at
+    FROM venues v
+    LEFT JOIN LATERAL (
+        SELECT c.location, c.observed_at FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'verified'
+        ORDER BY c.observed_at DESC LIMIT 1
+    ) prev ON true
+    LEFT JOIN LATERAL (
+        SELECT c.created_at FROM checkins c
+        WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
+        ORDER BY c.created_at DESC LIMIT 1
+    ) here ON true
+    WHERE v.id = :venue_id AND v.deleted_at IS NULL
+    """
+)
+
+_INSERT_CHECKIN = text(
+    """
+    INSERT INTO checkins (id, user_id, venue_id, location, accuracy_m, observed_at,
+                          mock_location, presence_code_sent, device_id, status, reasons,
+                          reason_codes, created_at)
+    VALUES (:id, :user_id, :venue_id,
+            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :accuracy_m, :observed_at,
+            :mock_location, :presence_code_sent, :device_id, :status, CAST(:reasons AS jsonb),
+            :reason_codes, now())
+    """
+)
+
+# Every active offer at the venue with the facts its rule needs, computed from the check-ins
+# (this one included: it was inserted in the same transaction, at `now()`).
+_CANDIDATES = text(
+    """
+    SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,
+           o.requires_presence_code, o.holdout_pct, o.code_ttl_minutes,
+           vis.visits, vis.visits_within,
+           (SELECT count(*) FROM unlocks u WHERE u.offer_id = o.id AND u.user_id = :user_id)
+               AS user_unlocks,
+           top.top_visits, top.best_other_visits,
+           grp.members
+    FROM offer_venues ov
+    JOIN offers o ON o.id = ov.offer_id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS visits,
+               count(*) FILTER (
+                   WHERE o.rule ? 'within_days' AND o.rule->>'within_days' IS NOT NULL
+                     AND c.created_at > now() - make_interval(days => (o.rule->>'within_days')::int)
+               ) AS visits_within
+        FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'verified'
+          AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+    ) vis
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(max(t.n) FILTER (WHERE t.user_id = :user_id), 0) AS top_visits,
+               COALESCE(max(t.n) FILTER (WHERE t.user_id <> :user_id), 0) AS best_other_visits
+        FROM (
+            SELECT c.user_id, count(*) AS n FROM checkins c
+            WHERE o.rule->>'kind' = 'top_visitor'
+              AND c.venue_id = :venue_id AND c.status = 'verified'
+              AND c.created_at > now() - make_interval(
+                  days => COALESCE((o.rule->>'window_days')::int, 60))
+            GROUP BY c.user_id
+        ) t
+    ) top
+    CROSS JOIN LATERAL (
+        SELECT json_agg(json_build_object(
+                   'user_id', m.user_id, 'checkin_id', m.checkin_id,
+                   'presence', m.presence_code_sent, 'unlocks', m.unlocks,
+                   'recent', m.recent)) AS members
+        FROM (
+            SELECT DISTINCT ON (c.user_id) c.user_id, c.id AS checkin_id, c.presence_code_sent,
+                   (SELECT count(*) FROM unlocks u
+                    WHERE u.offer_id = o.id AND u.user_id = c.user_id) AS unlocks,
+                   EXISTS (SELECT 1 FROM unlocks u
+                           WHERE u.offer_id = o.id AND u.user_id = c.user_id
+                             AND u.created_at > now() - make_interval(
+                                 mins => (o.rule->>'within_minutes')::int)) AS recent
+            FROM checkins c
+            WHERE o.rule->>'kind' = 'group'
+              AND c.venue_id = :venue_id AND c.status = 'verified'
+              AND c.created_at > now() - make_interval(mins => (o.rule->>'within_minutes')::int)
+            ORDER BY c.user_id, c.created_at DESC
+        ) m
+    ) grp
+    WHERE ov.venue_id = :venue_id AND o.status = 'active'
+    ORDER BY o.created_at, o.id
+    """
+)
+
+# Claim the total caps of several offers at once. Under READ COMMITTED a concurrent claim waits
+# for the row lock and re-evaluates the condition, so the cap holds exactly.
+_CLAIM = text(
+    """
+    UPDATE offers o SET unlocked_count = o.unlocked_count + c.n
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS c(id, n)
+    WHERE o.id = c.id AND o.status = 'active'
+      AND (o.total_cap IS NULL OR o.unlocked_count + c.n <= o.total_cap)
+    RETURNING o.id
+    """
+)
+
+_INSERT_UNLOCKS = text(
+    """
+    INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id, code,
+                         created_at, expires_at)
+    SELECT u.id, u.offer_id, u.user_id, u.checkin_id, :venue_id, :merchant_id, u.code,
+           now(), now() + make_interval(mins => u.ttl)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:offer_ids AS uuid[]), CAST(:user_ids AS uuid[]),
+                CAST(:checkin_ids AS uuid[]), CAST(:codes AS text[]), CAST(:ttls AS int[]))
+         AS u(id, offer_id, user_id, checkin_id, code, ttl)
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id, expires_at
+    """
+)
+
+_INSERT_HOLDOUTS = text(
+    """
+    INSERT INTO holdouts (checkin_id, offer_id, user_id, created_at)
+    SELECT h.checkin_id, h.offer_id, h.user_id, now()
+    FROM unnest(CAST(:checkin_ids AS uuid[]), CAST(:offer_ids AS uuid[]),
+                CAST(:user_ids AS uuid[])) AS h(checkin_id, offer_id, user_id)
+    ON CONFLICT DO NOTHING
+    """
+)
+
+
+@dataclass
+class _Grant:
+    offer_id: uuid.UUID
+    title: str
+    user_id: uuid.UUID
+    checkin_id: uuid.UUID
+    ttl_minutes: int
+
+
+def check_in(session: Session, user_id: uuid.UUID, data: CheckinInput) -> CheckinResult:
+    """Record one check-in and everything it unlocks. The caller commits."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"user:{user_id}"}
+    )
+    row = session.execute(
+        _VENUE_AND_HISTORY, {"venue_id": str(data.venue_id), "user_id": str(user_id)}
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("no such venue")
+    now: datetime = row.now
+    venue = VenueSpec(
+        fence=_multipolygon(row.geofence),
+        center=Point(row.lon, row.lat),
+        radius_m=row.radius_m,
+        cooldown_minutes=row.checkin_cooldown_minutes,
+        max_accuracy_m=row.max_accuracy_m,
+        presence_secret=bytes(row.presence_secret),
+    )
+    previous = (
+        PreviousFix(Point(row.prev_lon, row.prev_lat), row.prev_observed_at)
+        if row.prev_observed_at is not None
+        else None
+    )
+    verdict = verify_fix(
+        venue,
+        Fix(
+            point=Point(data.lon, data.lat),
+            accuracy_m=data.accuracy_m,
+            observed_at=data.observed_at,
+            mock_location=data.mock_location,
+            presence_code=data.presence_code,
+        ),
+        History(previous_fix=previous, last_verified_here_at=row.last_here_at),
+        now,
+    )
+    checkin_id = uuid.uuid4()
+    status = "verified" if verdict.verified else "rejected"
+    session.execute(
+        _INSERT_CHECKIN,
+        {
+            "id": str(checkin_id),
+            "user_id": str(user_id),
+            "venue_id": str(data.venue_id),
+            "lon": data.lon,
+            "lat": data.lat,
+            "accuracy_m": data.accuracy_m,
+            "observed_at": data.observed_at,
+            "mock_location": data.mock_location,
+            "presence_code_sent": data.presence_code is not None,
+            "device_id": data.device_id,
+            "status": status,
+            "reasons": json.dumps([{"code": r.code, "detail": r.detail} for r in verdict.reasons]),
+            "reason_codes": [r.code for r in verdict.reasons],
+        },
+    )
+    result = CheckinResult(checkin_id, status, verdict, now)
+    if verdict.verified:
+        _unlock(
+            session, result, user_id, data.venue_id, row.merchant_id, ZoneInfo(row.timezone), now
+        )
+    return result
+
+
+def _unlock(
+    session: Session,
+    result: CheckinResult,
+    user_id: uuid.UUID,
+    venue_id: uuid.UUID,
+    merchant_id: uuid.UUID,
+    tz: ZoneInfo,
+    now: datetime,
+) -> None:
+    grants: list[_Grant] = []
+    holdouts: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []  # checkin, offer, user
+    candidates = session.execute(
+        _CANDIDATES, {"venue_id": str(venue_id), "user_id": str(user_id)}
+    ).all()
+    for offer in candidates:
+        terms = OfferTerms(
+            id=offer.id,
+            rule=rule_from_json(offer.rule),
+            starts_at=offer.starts_at,
+            ends_at=offer.ends_at,
+            windows=tuple(window_from_json(w) for w in offer.windows),
+            per_user_cap=offer.per_user_cap,
+            requires_presence_code=offer.requires_presence_code,
+            holdout_pct=offer.holdout_pct,
+        )
+        if isinstance(terms.rule, Group):
+            members = offer.members or []
+            # Everyone verified here within the window, the caller included, who has not
+            # already been given this offer by the same group.
+            for member in members:
+                if member["recent"]:
+                    continue
+                member_id = uuid.UUID(member["user_id"])
+                facts = VisitFacts(
+                    visits=0,
+                    visits_within=None,
+                    user_unlocks=int(member["unlocks"]),
+                    top_visits=0,
+                    best_other_visits=0,
+                    group_size=len(members),
+                )
+                decision = decide(
+                    terms,
+                    facts,
+                    tz,
+                    now,
+                    user_id=member_id,
+                    presence_verified=bool(member["presence"]),
+                )
+                checkin = uuid.UUID(member["checkin_id"])
+                if decision.outcome == "unlock":
+                    grants.append(
+                        _Grant(offer.id, offer.title, member_id, checkin, offer.code_ttl_minutes)
+                    )
+                elif decision.outcome == "held_out":
+                    holdouts.append((checkin, offer.id, member_id))
+            continue
+        facts = VisitFacts(
+            visits=int(offer.visits),
+            visits_within=int(offer.visits_within)
+            if terms.rule.kind == "nth_visit" and offer.rule.get("within_days")
+            else None,
+            user_unlocks=int(offer.user_unlocks),
+            top_visits=int(offer.top_visits),
+            best_other_visits=int(offer.best_other_visits),
+            group_size=0,
+        )
+        decision = decide(
+            terms,
+            facts,
+            tz,
+            now,
+            user_id=user_id,
+            presence_verified=result.verdict.presence_verified,
+        )
+        if decision.outcome == "unlock":
+            grants.append(_Grant(offer.id, offer.title, user_id, result.id, offer.code_ttl_minutes))
+        elif decision.outcome == "held_out":
+            holdouts.append((result.id, offer.id, user_id))
+
+    if holdouts:
+        session.execute(
+            _INSERT_HOLDOUTS,
+            {
+                "checkin_ids": [str(h[0]) for h in holdouts],
+                "offer_ids": [str(h[1]) for h in holdouts],
+                "user_ids": [str(h[2]) for h in holdouts],
+            },
+        )
+        result.held_out = [h[1] for h in holdouts if h[2] == user_id]
+    if not grants:
+        return
+    wanted: dict[uuid.UUID, int] = {}
+    for grant in grants:
+        wanted[grant.offer_id] = wanted.get(grant.offer_id, 0) + 1
+    claimed = {
+        uuid.UUID(str(offer_id))
+        for offer_id in session.scalars(
+            _CLAIM, {"ids": [str(i) for i in wanted], "ns": list(wanted.values())}
+        )
+    }
+    grants = [g for g in grants if g.offer_id in claimed]
+    issued = _insert_unlocks(session, grants, venue_id, merchant_id)
+    result.unlocks = [
+        IssuedUnlock(uid, g.offer_id, g.title, code, expires_at, venue_id)
+        for uid, g, code, expires_at in issued
+        if g.user_id == user_id
+    ]
+
+
+def _insert_unlocks(
+    session: Session, grants: list[_Grant], venue_id: uuid.UUID, merchant_id: uuid.UUID
+) -> list[tuple[uuid.UUID, _Grant, str, datetime]]:
+    """Insert the unlocks with fresh codes; a code that collides (about 1 in 2**50 per code
+    issued before) is simply drawn again."""
+    issued: list[tuple[uuid.UUID, _Grant, str, datetime]] = []
+    pending = grants
+    while pending:
+        ids = [uuid.uuid4() for _ in pending]
+        drawn = [codes.new_code() for _ in pending]
+        rows = session.execute(
+            _INSERT_UNLOCKS,
+            {
+                "venue_id": str(venue_id),
+                "merchant_id": str(merchant_id),
+                "ids": [str(i) for i in ids],
+                "offer_ids": [str(g.offer_id) for g in pending],
+                "user_ids": [str(g.user_id) for g in pending],
+                "checkin_ids": [str(g.checkin_id) for g in pending],
+                "codes": drawn,
+                "ttls": [g.ttl_minutes for g in pending],
+            },
+        ).all()
+        inserted = {uuid.UUID(str(r.id)): r.expires_at for r in rows}
+        retry = []
+        for uid, grant, code in zip(ids, pending, drawn, strict=True):
+            if uid in inserted:
+                issued.append((uid, grant, code, inserted[uid]))
+            else:
+                retry.append(grant)
+        pending = retry
+    return issued
+
+
+def _multipolygon(wkb: Any) -> MultiPolygon:
+    shape = shapely.wkb.loads(bytes(wkb))
+    if not isinstance(shape, MultiPolygon):
+        raise TypeError("a venue's geofence is a MULTIPOLYGON")
+    return shape

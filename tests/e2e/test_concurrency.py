@@ -1,0 +1,118 @@
+"""Caps, single-use codes and idempotent retries hold under real parallel HTTP requests against
+a real gunicorn process (2 workers x 8 threads), each request on its own connection."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from mobile_stub.client import ApiError, Client, HttpTransport
+from tests.factories import offer_body, venue_body
+
+T = TypeVar("T")
+
+
+def in_parallel(calls: list[Callable[[], T]]) -> list[T | ApiError]:
+    """Run every call at once (a barrier releases them together), each with its own session."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], T]) -> T | ApiError:
+        barrier.wait()
+        try:
+            return call()
+        except ApiError as err:
+            return err
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def client(base: str, token: str) -> Client:
+    return Client(HttpTransport(base), token)
+
+
+def setup_venue(live_api: Client, **offer: Any) -> tuple[Client, dict[str, Any], dict[str, Any]]:
+    owner = live_api.with_token(
+        live_api.create_merchant("Launch Day", "launch@example.com")["api_key"]
+    )
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    created = owner.create_offer(offer_body([venue["id"]], **offer))
+    return owner, venue, owner.activate_offer(created["id"])
+
+
+def sign_up(live_api: Client, n: int) -> list[str]:
+    return [
+        live_api.create_user(f"p{secrets.token_hex(6)}", "pass-word-1")["token"] for _ in range(n)
+    ]
+
+
+def test_fifty_parallel_checkins_unlock_exactly_the_cap(live_server: str, live_api: Client) -> None:
+    owner, venue, offer = setup_venue(live_api, total_cap=5)
+    lon, lat = venue["location"]["coordinates"]
+    users = [client(live_server, token) for token in sign_up(live_api, 50)]
+    observed = datetime.now(UTC).isoformat()
+    results = in_parallel(
+        [lambda u=u: u.check_in(venue["id"], lat, lon, 10, observed) for u in users]  # type: ignore[misc]
+    )
+    assert all(isinstance(r, dict) and r["status"] == "verified" for r in results)
+    unlocked = [r for r in results if isinstance(r, dict) and r["unlocks"]]
+    assert len(unlocked) == 5
+    assert owner.get_offer(offer["id"])["unlocked_count"] == 5
+    assert sum(len(u.wallet()) for u in users) == 5
+    assert len({r["unlocks"][0]["code"] for r in unlocked}) == 5  # type: ignore[index]
+
+
+def test_twenty_parallel_redemptions_of_one_code_succeed_once(
+    live_server: str, live_api: Client
+) -> None:
+    owner, venue, _ = setup_venue(live_api)
+    [token] = sign_up(live_api, 1)
+    lon, lat = venue["location"]["coordinates"]
+    user = client(live_server, token)
+    code = user.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())["unlocks"][0][
+        "code"
+    ]
+    staff_key = owner.create_key("staff")["api_key"]
+    tills = [client(live_server, staff_key) for _ in range(20)]
+    results = in_parallel([lambda t=t: t.redeem(code) for t in tills])  # type: ignore[misc]
+    outcomes = Counter(
+        201 if isinstance(r, dict) else (r.status, r.code)
+        for r in results  # type: ignore[union-attr]
+    )
+    assert outcomes == {201: 1, (409, "already_redeemed"): 19}
+    assert [u["status"] for u in user.wallet()] == ["redeemed"]
+
+
+def test_parallel_retries_with_one_idempotency_key_apply_once(
+    live_server: str, live_api: Client
+) -> None:
+    owner, venue, offer = setup_venue(live_api, per_user_cap=100)
+    [token] = sign_up(live_api, 1)
+    lon, lat = venue["location"]["coordinates"]
+    observed = datetime.now(UTC).isoformat()
+    phones = [client(live_server, token) for _ in range(12)]
+    results = in_parallel(
+        [
+            lambda p=p: p.check_in(venue["id"], lat, lon, 10, observed, idempotency_key="retry-1")  # type: ignore[misc]
+            for p in phones
+        ]
+    )
+    assert all(isinstance(r, dict) for r in results)
+    assert len({r["id"] for r in results}) == 1  # type: ignore[index]
+    assert all(r == results[0] for r in results)
+    assert len(phones[0].wallet()) == 1
+    assert owner.get_offer(offer["id"])["unlocked_count"] == 1
+
+    code = results[0]["unlocks"][0]["code"]  # type: ignore[index]
+    staff_key = owner.create_key("staff")["api_key"]
+    tills = [client(live_server, staff_key) for _ in range(12)]
+    redemptions = in_parallel(
+        [lambda t=t: t.redeem(code, idempotency_key="till-7") for t in tills]  # type: ignore[misc]
+    )
+    assert all(isinstance(r, dict) for r in redemptions)
+    assert len({r["id"] for r in redemptions}) == 1  # type: ignore[index]
