@@ -44,9 +44,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = errors.ProblemApi(app)
     errors.init_app(app)
 
-    from api import accounts, checkins, health, offers, redemptions, venues
+    from api import accounts, analytics, checkins, health, offers, redemptions, venues
 
-    blueprints = (health.blp, accounts.blp, venues.blp, offers.blp, checkins.blp, redemptions.blp)
+    blueprints = (
+        health.blp,
+        accounts.blp,
+        venues.blp,
+        offers.blp,
+        checkins.blp,
+        redemptions.blp,
+        analytics.blp,
+    )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 

@@ -423,3 +423,144 @@ class RedemptionSchema(ma.Schema):
     venue_id = f.UUID(allow_none=True)
     title = f.String(required=True, metadata={"description": "The offer's title, for the till"})
     redeemed_at = UtcDateTime(required=True)
+
+
+# ---- analytics -----------------------------------------------------------------------------
+
+
+class PeriodArgsSchema(ma.Schema):
+    from_ = f.AwareDateTime(
+        data_key="from", load_default=None, metadata={"description": "Inclusive"}
+    )
+    to = f.AwareDateTime(load_default=None, metadata={"description": "Exclusive"})
+
+
+class FunnelRatesSchema(ma.Schema):
+    checkin_per_impression = f.Float(allow_none=True)
+    verified_per_checkin = f.Float(allow_none=True)
+    unlock_per_verified = f.Float(allow_none=True)
+    redemption_per_unlock = f.Float(allow_none=True)
+
+
+class TimeToRedeemSchema(ma.Schema):
+    median = f.Float(allow_none=True, metadata={"description": "Seconds from unlock to redemption"})
+    p90 = f.Float(allow_none=True)
+
+
+class VisitorsSchema(ma.Schema):
+    new = f.Integer(required=True, metadata={"description": "First verified visit in the period"})
+    returning = f.Integer(required=True)
+
+
+class FunnelSchema(ma.Schema):
+    offer_id = f.UUID(required=True)
+    from_ = UtcDateTime(data_key="from", attribute="from", required=True)
+    to = UtcDateTime(allow_none=True, metadata={"description": "null: up to now"})
+    impressions = f.Integer(required=True)
+    checkins = f.Integer(required=True, metadata={"description": "At its venues while active"})
+    verified_checkins = f.Integer(required=True)
+    unlocks = f.Integer(required=True)
+    held_out = f.Integer(required=True)
+    redemptions = f.Integer(required=True)
+    rates = f.Nested(FunnelRatesSchema, required=True)
+    time_to_redeem_s = f.Nested(TimeToRedeemSchema, required=True)
+    visitors = f.Nested(VisitorsSchema, required=True)
+
+
+class RedemptionsArgsSchema(PeriodArgsSchema):
+    group_by = f.String(load_default="day", validate=v.OneOf(("day", "hour", "venue", "offer")))
+    format = f.String(
+        load_default=None,
+        validate=v.OneOf(("json", "csv")),
+        metadata={
+            "description": "csv answers text/csv with a header row (as does Accept: text/csv)"
+        },
+    )
+    offer_id = f.UUID(load_default=None)
+    venue_id = f.UUID(load_default=None)
+
+
+class RedemptionRowSchema(ma.Schema):
+    day = f.String(metadata={"description": "Local date at the venue (group_by=day)"})
+    hour = f.String(metadata={"description": "Local hour at the venue (group_by=hour)"})
+    venue_id = f.String()
+    venue_name = f.String()
+    offer_id = f.String()
+    offer_title = f.String()
+    redemptions = f.Integer(required=True)
+
+
+class RedemptionsReportSchema(ma.Schema):
+    group_by = f.String(required=True)
+    rows = f.List(f.Nested(RedemptionRowSchema), required=True)
+
+
+class LiftArgsSchema(ma.Schema):
+    window_days = f.Integer(load_default=30, validate=v.Range(1, 365))
+
+
+class LiftGroupSchema(ma.Schema):
+    users = f.Integer(required=True, metadata={"description": "Users whose window has ended"})
+    returned = f.Integer(required=True)
+    return_rate = f.Float(allow_none=True)
+    pending = f.Integer(required=True, metadata={"description": "Users still inside their window"})
+
+
+class LiftSchema(ma.Schema):
+    offer_id = f.UUID(required=True)
+    window_days = f.Integer(required=True)
+    holdout_pct = f.Float(required=True)
+    treatment = f.Nested(LiftGroupSchema, required=True)
+    control = f.Nested(LiftGroupSchema, required=True)
+    lift = f.Float(allow_none=True, metadata={"description": "Treatment minus control return rate"})
+    ci95 = f.List(f.Float(), allow_none=True, metadata={"description": "[low, high]"})
+    method = f.String(required=True)
+
+
+class LeakArgsSchema(PeriodArgsSchema):
+    offer_id = f.UUID(load_default=None)
+    fast_seconds = f.Integer(load_default=10, validate=v.Range(1, 86_400))
+    far_m = f.Float(load_default=1_000.0, validate=v.Range(1, 20_000_000))
+
+
+class SuspiciousSchema(ma.Schema):
+    fast = f.Integer(required=True)
+    fast_seconds = f.Integer(required=True)
+    far = f.Integer(required=True)
+    far_m = f.Float(required=True)
+
+
+class LeakReportSchema(ma.Schema):
+    offer_id = f.UUID(allow_none=True)
+    from_ = UtcDateTime(data_key="from", attribute="from", allow_none=True)
+    to = UtcDateTime(allow_none=True)
+    redemptions = f.Integer(required=True)
+    backed_by_verified_checkin = f.Integer(required=True)
+    backed_share = f.Float(allow_none=True)
+    refused_attempts = f.Dict(keys=f.String(), values=f.Integer(), required=True)
+    codes_tried_by_other_merchants = f.Integer(required=True)
+    suspicious = f.Nested(SuspiciousSchema, required=True)
+    rejected_checkins = f.Dict(keys=f.String(), values=f.Integer(), required=True)
+
+
+class FlagSchema(ma.Schema):
+    code = f.String(required=True)
+    detail = f.String(required=True)
+
+
+class OfferHealthSchema(ma.Schema):
+    offer_id = f.UUID(required=True)
+    title = f.String(required=True)
+    status = f.String(required=True)
+    window_days = f.Integer(required=True)
+    unlocks = f.Integer(required=True)
+    redemptions = f.Integer(required=True)
+    checkins = f.Integer(required=True)
+    rejected_checkins = f.Integer(required=True)
+    rejection_rate = f.Float(allow_none=True)
+    healthy = f.Boolean(required=True)
+    flags = f.List(f.Nested(FlagSchema), required=True)
+
+
+class OfferHealthListSchema(ma.Schema):
+    offers = f.List(f.Nested(OfferHealthSchema), required=True)

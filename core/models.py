@@ -13,6 +13,7 @@ from typing import Any
 
 from geoalchemy2 import Geography, Geometry
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -175,6 +176,19 @@ class Offer(Base):
     updated_at: Mapped[datetime] = _now()
 
 
+class OfferStatusChange(Base):
+    """Every status an offer has been in, from when: the funnel counts check-ins only while the
+    offer was active."""
+
+    __tablename__ = "offer_status_changes"
+    __table_args__ = (Index("ix_offer_status_changes_offer_id_seq", "offer_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = _now()
+
+
 class OfferVenue(Base):
     __tablename__ = "offer_venues"
 
@@ -237,6 +251,8 @@ class Unlock(Base):
     __table_args__ = (
         Index("ix_unlocks_user_id_created_at", "user_id", "created_at"),
         Index("ix_unlocks_offer_id_user_id", "offer_id", "user_id"),
+        Index("ix_unlocks_offer_id_created_at", "offer_id", "created_at"),
+        Index("ix_unlocks_merchant_id_created_at", "merchant_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -257,15 +273,14 @@ class Redemption(Base):
     __tablename__ = "redemptions"
     __table_args__ = (
         Index("ix_redemptions_merchant_id_redeemed_at", "merchant_id", "redeemed_at"),
+        Index("ix_redemptions_offer_id_redeemed_at", "offer_id", "redeemed_at"),
     )
 
     id: Mapped[uuid.UUID] = _id()
     unlock_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("unlocks.id", ondelete="CASCADE"), unique=True
     )
-    offer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("offers.id", ondelete="CASCADE"), index=True
-    )
+    offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     venue_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("venues.id", ondelete="SET NULL"))
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -303,7 +318,7 @@ class Impression(Base):
     __tablename__ = "impressions"
     __table_args__ = (Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
     offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))

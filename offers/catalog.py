@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import IllegalTransitionError, NotFoundError, ValidationError
-from core.models import Offer, OfferVenue, Venue
+from core.models import Offer, OfferStatusChange, OfferVenue, Venue
 
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -41,6 +41,7 @@ def create_offer(session: Session, merchant_id: uuid.UUID, data: dict[str, Any])
     offer = Offer(merchant_id=merchant_id, status="draft", unlocked_count=0, **values)
     session.add(offer)
     session.flush()
+    session.add(OfferStatusChange(offer_id=offer.id, status="draft"))
     _set_venues(session, merchant_id, offer.id, data["venue_ids"])
     return offer
 
@@ -119,6 +120,9 @@ def transition(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, ac
     )
     offer = get_offer(session, merchant_id, offer_id)
     session.refresh(offer)
+    if moved is not None:
+        session.add(OfferStatusChange(offer_id=offer.id, status=target))
+        session.flush()
     if moved is None:
         raise IllegalTransitionError(
             f"cannot {action} an offer that is {offer.status} (allowed from: {', '.join(sources)})"

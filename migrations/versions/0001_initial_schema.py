@@ -149,7 +149,7 @@ def upgrade() -> None:
     op.create_index('ix_checkins_user_id_venue_id_created_at', 'checkins', ['user_id', 'venue_id', 'created_at'], unique=False)
     op.create_index('ix_checkins_venue_id_created_at', 'checkins', ['venue_id', 'created_at'], unique=False)
     op.create_table('impressions',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('user_id', sa.UUID(), nullable=False),
     sa.Column('venue_id', sa.UUID(), nullable=False),
     sa.Column('offer_id', sa.UUID(), nullable=False),

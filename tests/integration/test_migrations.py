@@ -51,9 +51,9 @@ def test_spatial_columns_have_gist_indexes_and_srid(engine: Engine) -> None:
             conn.execute(
                 text(
                     "SELECT f_geography_column, srid FROM geography_columns"
-                    " WHERE f_table_name IN ('venues', 'checkins')"
+                    " WHERE f_table_schema = 'public' AND f_table_name IN ('venues', 'checkins')"
                     " UNION ALL SELECT f_geometry_column, srid FROM geometry_columns"
-                    " WHERE f_table_name = 'venues'"
+                    " WHERE f_table_schema = 'public' AND f_table_name = 'venues'"
                 )
             ).all()
         )

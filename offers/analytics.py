@@ -1,0 +1,476 @@
+"""Measurement: every figure is computed in SQL from the recorded events (impressions, check-ins
+with verdicts, unlocks, holdouts, redemption attempts, redemptions); no counter is kept by hand.
+
+All queries are scoped to one merchant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.errors import NotFoundError, ValidationError
+from offers.stats import newcombe_difference
+
+GROUP_BY = ("day", "hour", "venue", "offer")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def _offer_created_at(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID) -> datetime:
+    created_at: datetime | None = session.scalar(
+        text("SELECT created_at FROM offers WHERE id = :o AND merchant_id = :m"),
+        {"o": str(offer_id), "m": str(merchant_id)},
+    )
+    if created_at is None:
+        raise NotFoundError("no such offer")
+    return created_at
+
+
+def _period(
+    start: datetime | None, end: datetime | None, default_start: datetime
+) -> tuple[datetime, datetime]:
+    """[from, to); without `to` the period is open (everything up to now)."""
+    lo, hi = start or default_start, end or OPEN_END
+    if hi <= lo:
+        raise ValidationError("to must be after from", errors={"to": ["must be after from"]})
+    return lo, hi
+
+
+# Check-ins at the offer's venues while it was active: the status history gives the intervals.
+_FUNNEL = text(
+    """
+    WITH hist AS (
+        SELECT status, changed_at AS since,
+               lead(changed_at, 1, 'infinity') OVER (ORDER BY seq) AS until
+        FROM offer_status_changes WHERE offer_id = :o
+    ),
+    active AS (SELECT since, until FROM hist WHERE status = 'active'),
+    venues AS (SELECT venue_id FROM offer_venues WHERE offer_id = :o),
+    c AS (
+        SELECT c.user_id, c.status, c.created_at
+        FROM checkins c
+        WHERE c.venue_id IN (SELECT venue_id FROM venues)
+          AND c.created_at >= :lo AND c.created_at < :hi
+          AND EXISTS (SELECT 1 FROM active a WHERE c.created_at >= a.since
+                                               AND c.created_at < a.until)
+    ),
+    visitors AS (
+        SELECT DISTINCT c.user_id FROM c WHERE c.status = 'verified'
+    ),
+    firsts AS (
+        SELECT v.user_id,
+               (SELECT min(x.created_at) FROM checkins x
+                WHERE x.user_id = v.user_id AND x.status = 'verified'
+                  AND x.venue_id IN (SELECT venue_id FROM venues)) AS first_at
+        FROM visitors v
+    ),
+    red AS (
+        SELECT extract(epoch FROM r.redeemed_at - u.created_at) AS seconds
+        FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
+        WHERE r.offer_id = :o AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
+    )
+    SELECT
+        (SELECT count(*) FROM impressions i
+         WHERE i.offer_id = :o AND i.created_at >= :lo AND i.created_at < :hi) AS impressions,
+        (SELECT count(*) FROM c) AS checkins,
+        (SELECT count(*) FROM c WHERE c.status = 'verified') AS verified_checkins,
+        (SELECT count(*) FROM unlocks u
+         WHERE u.offer_id = :o AND u.created_at >= :lo AND u.created_at < :hi) AS unlocks,
+        (SELECT count(*) FROM holdouts h
+         WHERE h.offer_id = :o AND h.created_at >= :lo AND h.created_at < :hi) AS held_out,
+        (SELECT count(*) FROM red) AS redemptions,
+        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM red) AS median_s,
+        (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) FROM red) AS p90_s,
+        (SELECT count(*) FROM firsts WHERE first_at >= :lo) AS new_visitors,
+        (SELECT count(*) FROM firsts WHERE first_at < :lo) AS returning_visitors
+    """
+)
+
+
+def funnel(
+    session: Session,
+    merchant_id: uuid.UUID,
+    offer_id: uuid.UUID,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """The offer's funnel over a period (default: its whole life), with the rates between steps."""
+    lo, hi = _period(start, end, _offer_created_at(session, merchant_id, offer_id))
+    row = session.execute(_FUNNEL, {"o": str(offer_id), "lo": lo, "hi": hi}).one()
+    counts = {
+        name: int(getattr(row, name))
+        for name in (
+            "impressions",
+            "checkins",
+            "verified_checkins",
+            "unlocks",
+            "held_out",
+            "redemptions",
+        )
+    }
+    return {
+        "offer_id": offer_id,
+        "from": lo,
+        "to": end,
+        **counts,
+        "rates": {
+            "checkin_per_impression": _rate(counts["checkins"], counts["impressions"]),
+            "verified_per_checkin": _rate(counts["verified_checkins"], counts["checkins"]),
+            "unlock_per_verified": _rate(counts["unlocks"], counts["verified_checkins"]),
+            "redemption_per_unlock": _rate(counts["redemptions"], counts["unlocks"]),
+        },
+        "time_to_redeem_s": {
+            "median": None if row.median_s is None else round(float(row.median_s), 1),
+            "p90": None if row.p90_s is None else round(float(row.p90_s), 1),
+        },
+        "visitors": {"new": int(row.new_visitors), "returning": int(row.returning_visitors)},
+    }
+
+
+_GROUP_SQL = {
+    "day": ("to_char(r.redeemed_at AT TIME ZONE v.timezone, 'YYYY-MM-DD')", "day"),
+    "hour": ("to_char(r.redeemed_at AT TIME ZONE v.timezone, 'YYYY-MM-DD\"T\"HH24:00')", "hour"),
+    "venue": ("v.id::text", "venue_id"),
+    "offer": ("o.id::text", "offer_id"),
+}
+
+
+def redemptions_by(
+    session: Session,
+    merchant_id: uuid.UUID,
+    group_by: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    offer_id: uuid.UUID | None = None,
+    venue_id: uuid.UUID | None = None,
+) -> list[dict[str, Any]]:
+    """Redemptions counted by local day or hour of the venue where the code was earned (or was
+    redeemed, when the till said), by venue, or by offer."""
+    if group_by not in _GROUP_SQL:
+        raise ValidationError(f"group_by must be one of {', '.join(GROUP_BY)}")
+    key, name = _GROUP_SQL[group_by]
+    label = {"venue": "max(v.name)", "offer": "max(o.title)"}.get(group_by, "NULL")
+    sql = text(
+        f"""
+        SELECT {key} AS key, {label} AS label, count(*) AS redemptions
+        FROM redemptions r
+        JOIN unlocks u ON u.id = r.unlock_id
+        JOIN venues v ON v.id = COALESCE(r.venue_id, u.venue_id)
+        JOIN offers o ON o.id = r.offer_id
+        WHERE r.merchant_id = :m
+          AND (CAST(:lo AS timestamptz) IS NULL OR r.redeemed_at >= :lo)
+          AND (CAST(:hi AS timestamptz) IS NULL OR r.redeemed_at < :hi)
+          AND (CAST(:offer AS uuid) IS NULL OR r.offer_id = :offer)
+          AND (CAST(:venue AS uuid) IS NULL OR v.id = :venue)
+        GROUP BY 1
+        ORDER BY 1
+        """
+    )
+    rows = session.execute(
+        sql,
+        {
+            "m": str(merchant_id),
+            "lo": start,
+            "hi": end,
+            "offer": str(offer_id) if offer_id else None,
+            "venue": str(venue_id) if venue_id else None,
+        },
+    ).all()
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {name: row.key}
+        if group_by == "venue":
+            item["venue_name"] = row.label
+        elif group_by == "offer":
+            item["offer_title"] = row.label
+        item["redemptions"] = int(row.redemptions)
+        out.append(item)
+    return out
+
+
+# Treatment and control are fixed at each user's first eligible visit: the first check-in at
+# which the offer unlocked for them or held them out. The outcome is another verified check-in at
+# any of the offer's venues within the window after it. Users whose window has not ended yet are
+# counted apart (`pending`), so a young offer does not look like it fails to bring people back.
+_LIFT = text(
+    """
+    WITH venues AS (SELECT venue_id FROM offer_venues WHERE offer_id = :o),
+    eligible AS (
+        SELECT u.user_id, c.created_at, false AS held_out
+        FROM unlocks u JOIN checkins c ON c.id = u.checkin_id
+        WHERE u.offer_id = :o
+        UNION ALL
+        SELECT h.user_id, c.created_at, true
+        FROM holdouts h JOIN checkins c ON c.id = h.checkin_id
+        WHERE h.offer_id = :o
+    ),
+    firsts AS (
+        SELECT DISTINCT ON (user_id) user_id, created_at AS t0, held_out
+        FROM eligible ORDER BY user_id, created_at
+    ),
+    outcomes AS (
+        SELECT f.held_out,
+               f.t0 + make_interval(days => :window) <= now() AS mature,
+               EXISTS (
+                   SELECT 1 FROM checkins c
+                   WHERE c.user_id = f.user_id AND c.status = 'verified'
+                     AND c.venue_id IN (SELECT venue_id FROM venues)
+                     AND c.created_at > f.t0
+                     AND c.created_at <= f.t0 + make_interval(days => :window)
+               ) AS returned
+        FROM firsts f
+    )
+    SELECT held_out,
+           count(*) FILTER (WHERE mature) AS users,
+           count(*) FILTER (WHERE mature AND returned) AS returned,
+           count(*) FILTER (WHERE NOT mature) AS pending
+    FROM outcomes GROUP BY held_out
+    """
+)
+
+
+@dataclass(frozen=True)
+class Group:
+    users: int
+    returned: int
+    pending: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "returned": self.returned,
+            "return_rate": _rate(self.returned, self.users),
+            "pending": self.pending,
+        }
+
+
+def lift(
+    session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, window_days: int = 30
+) -> dict[str, Any]:
+    """Return-visit lift of an offer with a holdout, with a 95% interval (Newcombe)."""
+    _offer_created_at(session, merchant_id, offer_id)
+    holdout = session.scalar(
+        text("SELECT holdout_pct FROM offers WHERE id = :o"), {"o": str(offer_id)}
+    )
+    rows = {
+        row.held_out: Group(int(row.users), int(row.returned), int(row.pending))
+        for row in session.execute(_LIFT, {"o": str(offer_id), "window": window_days})
+    }
+    treatment = rows.get(False, Group(0, 0, 0))
+    control = rows.get(True, Group(0, 0, 0))
+    result: dict[str, Any] = {
+        "offer_id": offer_id,
+        "window_days": window_days,
+        "holdout_pct": holdout,
+        "treatment": treatment.as_dict(),
+        "control": control.as_dict(),
+        "lift": None,
+        "ci95": None,
+        "method": "difference of return rates; 95% CI by Newcombe's hybrid score interval",
+    }
+    if treatment.users and control.users:
+        diff = treatment.returned / treatment.users - control.returned / control.users
+        low, high = newcombe_difference(
+            treatment.returned, treatment.users, control.returned, control.users
+        )
+        result["lift"] = round(diff, 4)
+        result["ci95"] = [round(low, 4), round(high, 4)]
+    return result
+
+
+_LEAKS = text(
+    """
+    WITH mine AS (SELECT id FROM offers WHERE merchant_id = :m
+                  AND (CAST(:offer AS uuid) IS NULL OR id = :offer)),
+    red AS (
+        SELECT r.id, r.redeemed_at, u.created_at AS unlocked_at, c.status AS checkin_status,
+               c.location AS unlocked_at_point, rv.location AS redeemed_venue_point
+        FROM redemptions r
+        JOIN unlocks u ON u.id = r.unlock_id
+        JOIN checkins c ON c.id = u.checkin_id
+        LEFT JOIN venues rv ON rv.id = r.venue_id
+        WHERE r.offer_id IN (SELECT id FROM mine)
+          AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
+    ),
+    attempts AS (
+        -- attempts by this merchant's tills, and attempts by anyone on this merchant's codes
+        SELECT a.outcome, a.merchant_id <> :m AS by_other_merchant, u.offer_id
+        FROM redemption_attempts a LEFT JOIN unlocks u ON u.id = a.unlock_id
+        WHERE a.created_at >= :lo AND a.created_at < :hi
+          AND (a.merchant_id = :m OR u.merchant_id = :m)
+          AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)
+    ),
+    rejected AS (
+        SELECT unnest(c.reason_codes) AS reason
+        FROM checkins c JOIN venues v ON v.id = c.venue_id
+        WHERE v.merchant_id = :m AND c.status = 'rejected'
+          AND c.created_at >= :lo AND c.created_at < :hi
+          AND (CAST(:offer AS uuid) IS NULL
+               OR c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
+    )
+    SELECT
+        (SELECT count(*) FROM red) AS redemptions,
+        (SELECT count(*) FROM red WHERE checkin_status = 'verified') AS backed,
+        (SELECT count(*) FROM red
+         WHERE redeemed_at - unlocked_at < make_interval(secs => :fast_s)) AS fast,
+        (SELECT count(*) FROM red WHERE redeemed_venue_point IS NOT NULL
+           AND ST_Distance(unlocked_at_point, redeemed_venue_point) > :far_m) AS far,
+        (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
+            SELECT outcome, count(*) AS n FROM attempts
+            WHERE NOT by_other_merchant AND outcome <> 'redeemed' GROUP BY outcome) x)
+            AS refused,
+        (SELECT count(*) FROM attempts WHERE by_other_merchant) AS by_other_merchants,
+        (SELECT COALESCE(json_object_agg(reason, n), '{}') FROM (
+            SELECT reason, count(*) AS n FROM rejected GROUP BY reason) y) AS rejected
+    """
+)
+
+
+def leak_report(
+    session: Session,
+    merchant_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    offer_id: uuid.UUID | None = None,
+    fast_seconds: int = 10,
+    far_m: float = 1_000.0,
+) -> dict[str, Any]:
+    """Exclusivity and leaks: how many redemptions a verified check-in backs (all, by
+    construction), refused attempts by reason, this merchant's codes tried by other merchants,
+    suspiciously fast or far redemptions, and rejected check-ins by reason."""
+    if offer_id is not None:
+        _offer_created_at(session, merchant_id, offer_id)
+    lo, hi = _period(start, end, EPOCH)
+    row = session.execute(
+        _LEAKS,
+        {
+            "m": str(merchant_id),
+            "offer": str(offer_id) if offer_id else None,
+            "lo": lo,
+            "hi": hi,
+            "fast_s": fast_seconds,
+            "far_m": far_m,
+        },
+    ).one()
+    refused = {k: int(v) for k, v in (row.refused or {}).items()}
+    return {
+        "offer_id": offer_id,
+        "from": start,
+        "to": end,
+        "redemptions": int(row.redemptions),
+        "backed_by_verified_checkin": int(row.backed),
+        "backed_share": _rate(int(row.backed), int(row.redemptions)),
+        "refused_attempts": {
+            outcome: refused.get(outcome, 0)
+            for outcome in (
+                "already_redeemed",
+                "expired",
+                "unknown",
+                "wrong_venue",
+                "other_merchant",
+            )
+        },
+        "codes_tried_by_other_merchants": int(row.by_other_merchants),
+        "suspicious": {
+            "fast": int(row.fast),
+            "fast_seconds": fast_seconds,
+            "far": int(row.far),
+            "far_m": far_m,
+        },
+        "rejected_checkins": {k: int(v) for k, v in sorted((row.rejected or {}).items())},
+    }
+
+
+HEALTH_WINDOW_DAYS = 7
+MIN_UNLOCKS_FOR_FLAG = 20
+MIN_CHECKINS_FOR_FLAG = 20
+HIGH_REJECTION_RATE = 0.5
+
+_HEALTH = text(
+    """
+    SELECT o.id, o.title, o.status,
+        (SELECT count(*) FROM unlocks u
+         WHERE u.offer_id = o.id AND u.created_at > now() - make_interval(days => :days))
+            AS unlocks,
+        (SELECT count(*) FROM redemptions r
+         WHERE r.offer_id = o.id AND r.redeemed_at > now() - make_interval(days => :days))
+            AS redemptions,
+        (SELECT count(*) FROM checkins c
+         WHERE c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+           AND c.created_at > now() - make_interval(days => :days)) AS checkins,
+        (SELECT count(*) FROM checkins c
+         WHERE c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+           AND c.status = 'rejected'
+           AND c.created_at > now() - make_interval(days => :days)) AS rejected
+    FROM offers o
+    WHERE o.merchant_id = :m AND (CAST(:offer AS uuid) IS NULL OR o.id = :offer)
+    ORDER BY o.created_at, o.id
+    """
+)
+
+
+def offer_health(
+    session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    """Flags on offers that look broken or mistrusted over the last week: many unlocks and no
+    redemption, or a high share of rejected check-ins at their venues."""
+    if offer_id is not None:
+        _offer_created_at(session, merchant_id, offer_id)
+    rows = session.execute(
+        _HEALTH,
+        {
+            "m": str(merchant_id),
+            "offer": str(offer_id) if offer_id else None,
+            "days": HEALTH_WINDOW_DAYS,
+        },
+    ).all()
+    out = []
+    for row in rows:
+        flags = []
+        if row.unlocks >= MIN_UNLOCKS_FOR_FLAG and row.redemptions == 0:
+            flags.append(
+                {
+                    "code": "unlocks_not_redeemed",
+                    "detail": f"{row.unlocks} unlocks and no redemption in {HEALTH_WINDOW_DAYS} days:"
+                    " is the offer honoured at the till, and do customers know how to redeem?",
+                }
+            )
+        rate = _rate(int(row.rejected), int(row.checkins))
+        if (
+            row.checkins >= MIN_CHECKINS_FOR_FLAG
+            and rate is not None
+            and (rate >= HIGH_REJECTION_RATE)
+        ):
+            flags.append(
+                {
+                    "code": "high_rejection_rate",
+                    "detail": f"{rate:.0%} of {row.checkins} check-ins at its venues were rejected in"
+                    f" {HEALTH_WINDOW_DAYS} days: check the geofence, accuracy limit and cooldown",
+                }
+            )
+        out.append(
+            {
+                "offer_id": row.id,
+                "title": row.title,
+                "status": row.status,
+                "window_days": HEALTH_WINDOW_DAYS,
+                "unlocks": int(row.unlocks),
+                "redemptions": int(row.redemptions),
+                "checkins": int(row.checkins),
+                "rejected_checkins": int(row.rejected),
+                "rejection_rate": rate,
+                "healthy": not flags,
+                "flags": flags,
+            }
+        )
+    return out
