@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PORT ?= 8000
 
-.PHONY: run test venv lint fmt typecheck migrate clean-db
+.PHONY: run test venv lint fmt typecheck stop-db bench-analytics
 
 venv: $(VENV)/.installed
 
@@ -33,3 +33,8 @@ typecheck: venv
 # Stop the private PostgreSQL cluster (it keeps its data in .pg/ for the next run).
 stop-db:
 	@scripts/pg.sh stop
+
+# Time every analytics call on a million check-ins (builds database co_bench_analytics).
+bench-analytics: venv
+	@[ -n "$$DATABASE_URL" ] || { scripts/pg.sh start >/dev/null; }; \
+	DATABASE_URL=$${DATABASE_URL:-$$(scripts/pg.sh url postgres)} .venv/bin/python -m bench.analytics $(ARGS)

@@ -210,6 +210,15 @@ class Checkin(Base):
         Index("ix_checkins_user_id_observed_at", "user_id", "observed_at"),
         Index("ix_checkins_user_id_venue_id_created_at", "user_id", "venue_id", "created_at"),
         Index("ix_checkins_venue_id_created_at", "venue_id", "created_at"),
+        # the leak report proves each redemption's check-in verified with index-only probes
+        Index("ix_checkins_verified_id", "id", postgresql_where=text("status = 'verified'")),
+        # the leak report and offer health read rejections only
+        Index(
+            "ix_checkins_rejected_venue_id_created_at",
+            "venue_id",
+            "created_at",
+            postgresql_where=text("status = 'rejected'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()

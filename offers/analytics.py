@@ -293,22 +293,11 @@ _LEAKS = text(
     WITH mine AS (SELECT id FROM offers WHERE merchant_id = :m
                   AND (CAST(:offer AS uuid) IS NULL OR id = :offer)),
     red AS (
-        SELECT r.id, r.redeemed_at, u.created_at AS unlocked_at, c.status AS checkin_status,
-               c.location AS unlocked_at_point, rv.location AS redeemed_venue_point
-        FROM redemptions r
-        JOIN unlocks u ON u.id = r.unlock_id
-        JOIN checkins c ON c.id = u.checkin_id
-        LEFT JOIN venues rv ON rv.id = r.venue_id
-        WHERE r.offer_id IN (SELECT id FROM mine)
+        SELECT r.redeemed_at, u.created_at AS unlocked_at, u.checkin_id,
+               u.venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id
+        FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
+        WHERE r.merchant_id = :m AND r.offer_id IN (SELECT id FROM mine)
           AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
-    ),
-    attempts AS (
-        -- attempts by this merchant's tills, and attempts by anyone on this merchant's codes
-        SELECT a.outcome, a.merchant_id <> :m AS by_other_merchant, u.offer_id
-        FROM redemption_attempts a LEFT JOIN unlocks u ON u.id = a.unlock_id
-        WHERE a.created_at >= :lo AND a.created_at < :hi
-          AND (a.merchant_id = :m OR u.merchant_id = :m)
-          AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)
     ),
     rejected AS (
         SELECT unnest(c.reason_codes) AS reason
@@ -320,16 +309,30 @@ _LEAKS = text(
     )
     SELECT
         (SELECT count(*) FROM red) AS redemptions,
-        (SELECT count(*) FROM red WHERE checkin_status = 'verified') AS backed,
+        -- an index-only probe per redemption into the partial index of verified check-ins
+        (SELECT count(*) FROM red WHERE EXISTS (
+            SELECT 1 FROM checkins c WHERE c.id = red.checkin_id AND c.status = 'verified'))
+            AS backed,
         (SELECT count(*) FROM red
          WHERE redeemed_at - unlocked_at < make_interval(secs => :fast_s)) AS fast,
-        (SELECT count(*) FROM red WHERE redeemed_venue_point IS NOT NULL
-           AND ST_Distance(unlocked_at_point, redeemed_venue_point) > :far_m) AS far,
+        (SELECT count(*) FROM red
+         JOIN venues a ON a.id = red.unlocked_venue_id
+         JOIN venues b ON b.id = red.redeemed_venue_id
+         WHERE ST_Distance(a.location, b.location) > :far_m) AS far,
+        -- refusals at this merchant's tills
         (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
-            SELECT outcome, count(*) AS n FROM attempts
-            WHERE NOT by_other_merchant AND outcome <> 'redeemed' GROUP BY outcome) x)
-            AS refused,
-        (SELECT count(*) FROM attempts WHERE by_other_merchant) AS by_other_merchants,
+            SELECT a.outcome, count(*) AS n
+            FROM redemption_attempts a LEFT JOIN unlocks u ON u.id = a.unlock_id
+            WHERE a.merchant_id = :m AND a.outcome <> 'redeemed'
+              AND a.created_at >= :lo AND a.created_at < :hi
+              AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)
+            GROUP BY a.outcome) x) AS refused,
+        -- this merchant's codes tried at other merchants' tills (recorded there as
+        -- 'other_merchant')
+        (SELECT count(*) FROM redemption_attempts a JOIN unlocks u ON u.id = a.unlock_id
+         WHERE a.outcome = 'other_merchant' AND u.merchant_id = :m
+           AND a.created_at >= :lo AND a.created_at < :hi
+           AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)) AS by_other_merchants,
         (SELECT COALESCE(json_object_agg(reason, n), '{}') FROM (
             SELECT reason, count(*) AS n FROM rejected GROUP BY reason) y) AS rejected
     """
@@ -347,7 +350,8 @@ def leak_report(
 ) -> dict[str, Any]:
     """Exclusivity and leaks: how many redemptions a verified check-in backs (all, by
     construction), refused attempts by reason, this merchant's codes tried by other merchants,
-    suspiciously fast or far redemptions, and rejected check-ins by reason."""
+    suspiciously fast redemptions or far from the venue where the code was earned, and rejected
+    check-ins by reason."""
     if offer_id is not None:
         _offer_created_at(session, merchant_id, offer_id)
     lo, hi = _period(start, end, EPOCH)
