@@ -15,7 +15,7 @@ import marshmallow as ma
 from flask import Flask, Response, json
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from core.errors import DomainError
@@ -129,8 +129,15 @@ def handle_domain_error(error: DomainError) -> Response:
     return problem(error.status, error.code, error.detail, title=error.title, errors=error.errors)
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """The database is down or the connection was lost (not a bug in a query)."""
+    return isinstance(error, OperationalError | InterfaceError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
 def handle_unexpected(error: BaseException) -> Response:
-    if isinstance(error, OperationalError):
+    if database_unavailable(error):
         log.warning("database unavailable: %s", type(error).__name__)
         return problem(
             503,
@@ -144,7 +151,7 @@ def handle_unexpected(error: BaseException) -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
-    app.register_error_handler(OperationalError, handle_unexpected)
+    app.register_error_handler(DBAPIError, handle_unexpected)
 
 
 def _flatten(messages: dict[str, Any]) -> dict[str, list[str]]:
