@@ -50,6 +50,37 @@ POLYGON_DOC = {
 }
 
 
+class Text(f.String):
+    """A string PostgreSQL can store: text columns refuse NUL characters."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in result:
+            raise ma.ValidationError("must not contain NUL characters")
+        return result
+
+
+class Instant(f.AwareDateTime):
+    """A timestamp with a zone, converted to UTC, in a range PostgreSQL and Python both hold."""
+
+    MIN_YEAR, MAX_YEAR = 1970, 9000
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = result.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not self.MIN_YEAR <= utc.year <= self.MAX_YEAR:
+            raise ma.ValidationError(
+                f"must be between the years {self.MIN_YEAR} and {self.MAX_YEAR}"
+            )
+        offset = result.utcoffset()
+        if offset is not None and abs(offset.total_seconds()) >= 16 * 3600:
+            raise ma.ValidationError("the UTC offset must be less than 16 hours")
+        return utc
+
+
 class UtcDateTime(f.AwareDateTime):
     """Timestamps are answered in UTC, whatever zone they were sent in."""
 
@@ -67,8 +98,8 @@ class Geometry(f.Raw):
 
 
 class MerchantCreateSchema(ma.Schema):
-    name = f.String(required=True, validate=v.Length(1, 200))
-    email = f.Email(required=True, validate=v.Length(3, 254))
+    name = Text(required=True, validate=v.Length(1, 200))
+    email = f.Email(required=True, validate=[v.Length(3, 254), v.Regexp(r"^[^\x00]*$")])
 
 
 class MerchantSchema(ma.Schema):
@@ -84,8 +115,8 @@ class MerchantCreatedSchema(ma.Schema):
 
 
 class KeyCreateSchema(ma.Schema):
-    role = f.String(required=True, validate=v.OneOf(ROLES))
-    label = f.String(load_default=None, allow_none=True, validate=v.Length(0, 200))
+    role = Text(required=True, validate=v.OneOf(ROLES))
+    label = Text(load_default=None, allow_none=True, validate=v.Length(0, 200))
 
 
 class KeySchema(ma.Schema):
@@ -108,8 +139,8 @@ HANDLE = v.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3 to 32 letters, digits, '_'
 
 
 class UserCreateSchema(ma.Schema):
-    handle = f.String(required=True, validate=HANDLE)
-    password = f.String(required=True, validate=v.Length(8, 256), load_only=True)
+    handle = Text(required=True, validate=HANDLE)
+    password = Text(required=True, validate=v.Length(8, 256), load_only=True)
 
 
 class UserSchema(ma.Schema):
@@ -123,8 +154,8 @@ class UserCreatedSchema(ma.Schema):
 
 
 class LoginSchema(ma.Schema):
-    handle = f.String(required=True, validate=v.Length(1, 64))
-    password = f.String(required=True, validate=v.Length(1, 256), load_only=True)
+    handle = Text(required=True, validate=v.Length(1, 64))
+    password = Text(required=True, validate=v.Length(1, 256), load_only=True)
 
 
 class TokenSchema(ma.Schema):
@@ -135,9 +166,9 @@ class TokenSchema(ma.Schema):
 
 
 class VenueCreateSchema(ma.Schema):
-    name = f.String(required=True, validate=v.Length(1, 200))
-    category = f.String(load_default=None, allow_none=True, validate=v.Length(0, 100))
-    timezone = f.String(
+    name = Text(required=True, validate=v.Length(1, 200))
+    category = Text(load_default=None, allow_none=True, validate=v.Length(0, 100))
+    timezone = Text(
         load_default="UTC", validate=v.Length(1, 64), metadata={"example": "Europe/Helsinki"}
     )
     location = Geometry(required=True, metadata=POINT_DOC)
@@ -224,7 +255,7 @@ RULE_PARAMS: dict[str, tuple[set[str], set[str]]] = {
 class RuleSchema(ma.Schema):
     """`kind` and the parameters of that kind; parameters of other kinds are refused."""
 
-    kind = f.String(required=True, validate=v.OneOf(RULE_KINDS))
+    kind = Text(required=True, validate=v.OneOf(RULE_KINDS))
     visits = f.Integer(validate=v.Range(1, 1_000), strict=True)
     within_days = f.Integer(allow_none=True, validate=v.Range(1, 3_650), strict=True)
     repeat = _bool()
@@ -251,9 +282,9 @@ TIME = v.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="a time of day as HH:MM, 00:
 
 
 class WindowSchema(ma.Schema):
-    days = f.List(f.String(validate=v.OneOf(DAYS)), required=True, validate=v.Length(1, 7))
-    start = f.String(required=True, validate=TIME, metadata={"example": "17:00"})
-    end = f.String(
+    days = f.List(Text(validate=v.OneOf(DAYS)), required=True, validate=v.Length(1, 7))
+    start = Text(required=True, validate=TIME, metadata={"example": "17:00"})
+    end = Text(
         required=True,
         validate=TIME,
         metadata={"example": "19:00", "description": "Before start: the window crosses midnight"},
@@ -270,12 +301,12 @@ class WindowSchema(ma.Schema):
 
 class OfferCreateSchema(ma.Schema):
     venue_ids = f.List(f.UUID(), required=True, validate=v.Length(1, 100))
-    title = f.String(required=True, validate=v.Length(1, 200))
-    description = f.String(allow_none=True, validate=v.Length(0, 4_000))
-    terms = f.String(allow_none=True, validate=v.Length(0, 4_000))
+    title = Text(required=True, validate=v.Length(1, 200))
+    description = Text(allow_none=True, validate=v.Length(0, 4_000))
+    terms = Text(allow_none=True, validate=v.Length(0, 4_000))
     rule = f.Nested(RuleSchema, required=True)
-    starts_at = f.AwareDateTime(allow_none=True)
-    ends_at = f.AwareDateTime(allow_none=True)
+    starts_at = Instant(allow_none=True)
+    ends_at = Instant(allow_none=True)
     windows = f.List(f.Nested(WindowSchema), validate=v.Length(0, 50))
     total_cap = f.Integer(allow_none=True, validate=v.Range(1, 100_000_000), strict=True)
     per_user_cap = f.Integer(validate=v.Range(1, 1_000), strict=True)
@@ -314,7 +345,7 @@ class OfferListSchema(ma.Schema):
 
 
 class OfferListArgsSchema(ma.Schema):
-    status = f.String(validate=v.OneOf(("draft", "active", "paused", "ended")))
+    status = Text(validate=v.OneOf(("draft", "active", "paused", "ended")))
 
 
 class HealthSchema(ma.Schema):
@@ -334,17 +365,15 @@ class CheckinCreateSchema(ma.Schema):
         validate=v.Range(0, 100_000, min_inclusive=False),
         metadata={"description": "Radius of the fix's accuracy circle, metres"},
     )
-    observed_at = f.AwareDateTime(
-        required=True, metadata={"description": "When the phone took the fix"}
-    )
+    observed_at = Instant(required=True, metadata={"description": "When the phone took the fix"})
     mock_location = _bool(load_default=False, metadata={"description": "The OS's mock flag"})
-    presence_code = f.String(
+    presence_code = Text(
         load_default=None,
         allow_none=True,
         validate=v.Length(1, 16),
         metadata={"description": "The code shown at the venue, when the user scanned or typed it"},
     )
-    device_id = f.String(load_default=None, allow_none=True, validate=v.Length(1, 200))
+    device_id = Text(load_default=None, allow_none=True, validate=v.Length(1, 200))
 
 
 class ReasonSchema(ma.Schema):
@@ -394,7 +423,7 @@ class CheckinSchema(ma.Schema):
 
 
 class WalletArgsSchema(ma.Schema):
-    status = f.String(validate=v.OneOf(("active", "redeemed", "expired")))
+    status = Text(validate=v.OneOf(("active", "redeemed", "expired")))
 
 
 class WalletEntrySchema(IssuedUnlockSchema):
@@ -408,7 +437,7 @@ class WalletSchema(ma.Schema):
 
 
 class RedemptionCreateSchema(ma.Schema):
-    code = f.String(
+    code = Text(
         required=True,
         validate=v.Length(1, 64),
         metadata={"description": "Case-insensitive; spaces and dashes are ignored"},
@@ -429,10 +458,8 @@ class RedemptionSchema(ma.Schema):
 
 
 class PeriodArgsSchema(ma.Schema):
-    from_ = f.AwareDateTime(
-        data_key="from", load_default=None, metadata={"description": "Inclusive"}
-    )
-    to = f.AwareDateTime(load_default=None, metadata={"description": "Exclusive"})
+    from_ = Instant(data_key="from", load_default=None, metadata={"description": "Inclusive"})
+    to = Instant(load_default=None, metadata={"description": "Exclusive"})
 
 
 class FunnelRatesSchema(ma.Schema):
@@ -468,8 +495,8 @@ class FunnelSchema(ma.Schema):
 
 
 class RedemptionsArgsSchema(PeriodArgsSchema):
-    group_by = f.String(load_default="day", validate=v.OneOf(("day", "hour", "venue", "offer")))
-    format = f.String(
+    group_by = Text(load_default="day", validate=v.OneOf(("day", "hour", "venue", "offer")))
+    format = Text(
         load_default=None,
         validate=v.OneOf(("json", "csv")),
         metadata={

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, DomainError, NotFoundError, ValidationError
-from core.models import Offer, RedemptionAttempt, Unlock
+from core.models import Offer, RedemptionAttempt, Unlock, Venue
 from offers import codes
 
 
@@ -82,6 +82,14 @@ def redeem(
     (410). The attempt is recorded either way; the caller commits in both cases."""
     code = codes.normalize(raw_code)
     unlock = session.scalar(select(Unlock).where(Unlock.code == code)) if code is not None else None
+    # The attempt records the till's venue only when it is one of this merchant's venues.
+    till_venue = (
+        session.scalar(
+            select(Venue.id).where(Venue.id == venue_id, Venue.merchant_id == merchant_id)
+        )
+        if venue_id is not None
+        else None
+    )
 
     def attempt(outcome: str) -> None:
         session.add(
@@ -89,7 +97,7 @@ def redeem(
                 merchant_id=merchant_id,
                 api_key_id=api_key_id,
                 unlock_id=unlock.id if unlock is not None else None,
-                venue_id=venue_id,
+                venue_id=till_venue,
                 code_hint=(code or "")[:4],
                 outcome=outcome,
             )

@@ -88,3 +88,47 @@ def test_openapi_and_docs_are_served(client: FlaskClient) -> None:
     script = client.get("/docs/static/swagger-ui-bundle.js")
     assert script.status_code == 200 and script.mimetype == "text/javascript"
     script.close()
+
+
+# Found by Schemathesis (tests/e2e/test_openapi_fuzz.py): each was a 500.
+
+
+def test_nul_characters_are_422(client: FlaskClient, owner: Client) -> None:
+    headers = {"Authorization": f"Bearer {owner.token}"}
+    for path, body in (
+        ("/v1/merchants", {"name": "nul\u0000byte", "email": "a@b.co"}),
+        ("/v1/merchants", {"name": "ok", "email": "a\u0000@b.co"}),
+        ("/v1/users/token", {"handle": "a\u0000", "password": "whatever1"}),
+        ("/v1/venues", {"name": "x\u0000", "location": {"type": "Point", "coordinates": [0, 0]}}),
+    ):
+        body_ = _problem(client.post(path, json=body, headers=headers), 422, "validation_error")
+        assert "NUL" in body_["detail"] or body_["errors"]
+
+
+def test_timestamps_postgres_cannot_hold_are_422(client: FlaskClient, owner: Client) -> None:
+    headers = {"Authorization": f"Bearer {owner.token}"}
+    venue = owner.create_venue({"name": "V", "location": {"type": "Point", "coordinates": [0, 0]}})
+    for starts_at in (
+        "2030-01-01T00:00:00+16:00",
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+    ):
+        body = {
+            "venue_ids": [venue["id"]],
+            "title": "T",
+            "rule": {"kind": "every_checkin"},
+            "starts_at": starts_at,
+        }
+        _problem(client.post("/v1/offers", json=body, headers=headers), 422, "validation_error")
+    assert owner.list_offers() == []
+    response = client.get("/v1/analytics/leaks?to=2030-01-01T00:00:00%2B16:00", headers=headers)
+    _problem(response, 422, "validation_error")
+
+
+def test_redeeming_at_an_unknown_venue_is_404_not_500(client: FlaskClient, owner: Client) -> None:
+    response = client.post(
+        "/v1/redemptions",
+        json={"code": "0", "venue_id": "e3e70682-c209-1cac-a29f-6fbed82c07cd"},
+        headers={"Authorization": f"Bearer {owner.token}"},
+    )
+    _problem(response, 404, "not_found")
