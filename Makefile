@@ -38,3 +38,9 @@ stop-db:
 bench-analytics: venv
 	@[ -n "$$DATABASE_URL" ] || { scripts/pg.sh start >/dev/null; }; \
 	DATABASE_URL=$${DATABASE_URL:-$$(scripts/pg.sh url postgres)} .venv/bin/python -m bench.analytics $(ARGS)
+
+# The demo personas against the server of `make run` (which loads the Helsinki demo on an empty
+# database): a readable story of check-ins, unlocks, rejections and redemptions.
+.PHONY: demo
+demo: venv
+	@$(VENV)/bin/python -m mobile_stub.demo run --url "http://127.0.0.1:$(PORT)" $(ARGS)

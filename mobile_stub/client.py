@@ -3,13 +3,16 @@
 One method per endpoint, over an injectable transport: `HttpTransport` (a real HTTP session) or
 `FlaskTransport` (the Flask test client). Every non-2xx answer raises `ApiError` carrying the
 problem+json `code`. It imports nothing from the service's own packages.
+
+Answers are plain dicts from the JSON; the `TypedDict`s below name the fields of the main ones
+(the server may add more fields: the contract only ever adds). See docs/mobile.md.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypedDict, cast
 
 
 @dataclass
@@ -40,10 +43,153 @@ class ApiError(Exception):
         body = response.body if isinstance(response.body, dict) else {}
         self.status = response.status
         self.code: str = body.get("code", f"http_{response.status}")
+        self.title: str = body.get("title", "")
         self.detail: str = body.get("detail", response.text)
         self.errors: dict[str, list[str]] = body.get("errors", {})
         self.response = response
         super().__init__(f"{self.status} {self.code}: {self.detail}")
+
+    @property
+    def retryable(self) -> bool:
+        """Worth retrying with the same Idempotency-Key: the server failed or is unavailable
+        (5xx), or asked to slow down (429). Any other 4xx answers the same on a retry."""
+        return self.status >= 500 or self.status == 429
+
+
+# ---- the main answers ------------------------------------------------------------------------
+
+
+class Merchant(TypedDict):
+    id: str
+    name: str
+    email: str
+    created_at: str
+
+
+class MerchantCreated(TypedDict):
+    merchant: Merchant
+    api_key: str  # an owner key, shown once
+
+
+class ApiKey(TypedDict):
+    id: str
+    role: Literal["owner", "staff", "analyst"]
+    label: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyCreated(ApiKey):
+    api_key: str  # the secret, shown once
+
+
+class User(TypedDict):
+    id: str
+    handle: str
+
+
+class UserCreated(TypedDict):
+    user: User
+    token: str
+
+
+class Venue(TypedDict):
+    id: str
+    name: str
+    category: str | None
+    timezone: str
+    location: dict[str, Any]  # GeoJSON Point, [lon, lat]
+    geofence: dict[str, Any]  # GeoJSON Polygon or MultiPolygon
+    radius_m: float | None  # set when the fence is a circle
+    checkin_cooldown_minutes: int
+    max_accuracy_m: float
+    created_at: str
+    updated_at: str
+
+
+class PresenceCode(TypedDict):
+    code: str
+    valid_until: str
+
+
+class NearbyOffer(TypedDict):
+    id: str
+    title: str
+    rule: dict[str, Any]
+    unlock: str  # what it takes to unlock, for people
+    requires_presence_code: bool
+    starts_at: str | None
+    ends_at: str | None
+    windows: list[dict[str, Any]]
+
+
+class NearbyVenue(TypedDict):
+    id: str
+    name: str
+    category: str | None
+    distance_m: float
+    location: dict[str, Any]
+    offers: list[NearbyOffer]
+
+
+class Offer(TypedDict):
+    id: str
+    status: Literal["draft", "active", "paused", "ended"]
+    venue_ids: list[str]
+    title: str
+    description: str | None
+    terms: str | None
+    rule: dict[str, Any]
+    starts_at: str | None
+    ends_at: str | None
+    windows: list[dict[str, Any]]
+    total_cap: int | None
+    unlocked_count: int
+    per_user_cap: int
+    code_ttl_minutes: int
+    requires_presence_code: bool
+    holdout_pct: float
+    created_at: str
+    updated_at: str
+
+
+class Reason(TypedDict):
+    code: str  # outside_geofence, low_accuracy, stale_fix, future_fix, mock_location, ...
+    detail: str
+
+
+class IssuedUnlock(TypedDict):
+    id: str
+    offer_id: str
+    venue_id: str
+    title: str
+    code: str  # show it at the till, e.g. 7K3Q-XM9T-2RK
+    qr_payload: str  # the same code for a QR code
+    expires_at: str
+
+
+class Checkin(TypedDict):
+    id: str
+    status: Literal["verified", "rejected"]
+    reasons: list[Reason]
+    unlocks: list[IssuedUnlock]
+    held_out: list[str]  # offer ids this visit earned but that hold the user out
+    created_at: str
+
+
+class WalletEntry(IssuedUnlock):
+    status: Literal["active", "redeemed", "expired"]
+    created_at: str
+    redeemed_at: str | None
+
+
+class Redemption(TypedDict):
+    id: str
+    unlock_id: str
+    offer_id: str
+    venue_id: str | None
+    title: str
+    redeemed_at: str
 
 
 def _decode(content_type: str, data: bytes) -> tuple[Any, str]:
@@ -153,28 +299,37 @@ class Client:
     def _json(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         return self.call(method, path, body, **kwargs).body
 
+    @staticmethod
+    def _params(**values: Any) -> dict[str, Any] | None:
+        params = {k.rstrip("_"): v for k, v in values.items() if v is not None}
+        return params or None
+
     # ---- accounts ----
 
-    def create_merchant(self, name: str, email: str) -> dict[str, Any]:
-        return self._json("POST", "/v1/merchants", {"name": name, "email": email})
+    def create_merchant(self, name: str, email: str) -> MerchantCreated:
+        return cast(
+            MerchantCreated, self._json("POST", "/v1/merchants", {"name": name, "email": email})
+        )
 
-    def me(self) -> dict[str, Any]:
-        return self._json("GET", "/v1/merchants/me")
+    def me(self) -> Merchant:
+        return cast(Merchant, self._json("GET", "/v1/merchants/me"))
 
-    def create_key(self, role: str, label: str | None = None) -> dict[str, Any]:
+    def create_key(self, role: str, label: str | None = None) -> ApiKeyCreated:
         body: dict[str, Any] = {"role": role}
         if label is not None:
             body["label"] = label
-        return self._json("POST", "/v1/merchants/me/keys", body)
+        return cast(ApiKeyCreated, self._json("POST", "/v1/merchants/me/keys", body))
 
-    def list_keys(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/v1/merchants/me/keys")["keys"]
+    def list_keys(self) -> list[ApiKey]:
+        return cast(list[ApiKey], self._json("GET", "/v1/merchants/me/keys")["keys"])
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
-        return self._json("DELETE", f"/v1/merchants/me/keys/{key_id}")
+        return cast(dict[str, Any], self._json("DELETE", f"/v1/merchants/me/keys/{key_id}"))
 
-    def create_user(self, handle: str, password: str) -> dict[str, Any]:
-        return self._json("POST", "/v1/users", {"handle": handle, "password": password})
+    def create_user(self, handle: str, password: str) -> UserCreated:
+        return cast(
+            UserCreated, self._json("POST", "/v1/users", {"handle": handle, "password": password})
+        )
 
     def login(self, handle: str, password: str) -> str:
         token: str = self._json(
@@ -184,57 +339,56 @@ class Client:
 
     # ---- venues ----
 
-    def create_venue(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", "/v1/venues", body)
+    def create_venue(self, body: dict[str, Any]) -> Venue:
+        return cast(Venue, self._json("POST", "/v1/venues", body))
 
-    def list_venues(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/v1/venues")["venues"]
+    def list_venues(self) -> list[Venue]:
+        return cast(list[Venue], self._json("GET", "/v1/venues")["venues"])
 
-    def get_venue(self, venue_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/venues/{venue_id}")
+    def get_venue(self, venue_id: str) -> Venue:
+        return cast(Venue, self._json("GET", f"/v1/venues/{venue_id}"))
 
-    def update_venue(self, venue_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self._json("PATCH", f"/v1/venues/{venue_id}", changes)
+    def update_venue(self, venue_id: str, changes: dict[str, Any]) -> Venue:
+        return cast(Venue, self._json("PATCH", f"/v1/venues/{venue_id}", changes))
 
     def delete_venue(self, venue_id: str) -> None:
         self.call("DELETE", f"/v1/venues/{venue_id}")
 
-    def presence_code(self, venue_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/venues/{venue_id}/presence-code")
+    def presence_code(self, venue_id: str) -> PresenceCode:
+        return cast(PresenceCode, self._json("GET", f"/v1/venues/{venue_id}/presence-code"))
 
     def nearby(
         self, lat: float, lon: float, radius_m: float | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"lat": lat, "lon": lon}
-        if radius_m is not None:
-            params["radius_m"] = radius_m
-        if limit is not None:
-            params["limit"] = limit
-        return self._json("GET", "/v1/venues/nearby", params=params)["venues"]
+    ) -> list[NearbyVenue]:
+        """Venues nearest first, with their active offers; a user token records impressions."""
+        params = self._params(lat=lat, lon=lon, radius_m=radius_m, limit=limit)
+        return cast(
+            list[NearbyVenue], self._json("GET", "/v1/venues/nearby", params=params)["venues"]
+        )
 
     # ---- offers ----
 
-    def create_offer(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", "/v1/offers", body)
+    def create_offer(self, body: dict[str, Any]) -> Offer:
+        return cast(Offer, self._json("POST", "/v1/offers", body))
 
-    def list_offers(self, status: str | None = None) -> list[dict[str, Any]]:
-        params = {"status": status} if status else None
-        return self._json("GET", "/v1/offers", params=params)["offers"]
+    def list_offers(self, status: str | None = None) -> list[Offer]:
+        params = self._params(status=status)
+        return cast(list[Offer], self._json("GET", "/v1/offers", params=params)["offers"])
 
-    def get_offer(self, offer_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/offers/{offer_id}")
+    def get_offer(self, offer_id: str) -> Offer:
+        return cast(Offer, self._json("GET", f"/v1/offers/{offer_id}"))
 
-    def update_offer(self, offer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self._json("PATCH", f"/v1/offers/{offer_id}", changes)
+    def update_offer(self, offer_id: str, changes: dict[str, Any]) -> Offer:
+        return cast(Offer, self._json("PATCH", f"/v1/offers/{offer_id}", changes))
 
-    def activate_offer(self, offer_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/v1/offers/{offer_id}/activate")
+    def activate_offer(self, offer_id: str) -> Offer:
+        return cast(Offer, self._json("POST", f"/v1/offers/{offer_id}/activate"))
 
-    def pause_offer(self, offer_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/v1/offers/{offer_id}/pause")
+    def pause_offer(self, offer_id: str) -> Offer:
+        return cast(Offer, self._json("POST", f"/v1/offers/{offer_id}/pause"))
 
-    def end_offer(self, offer_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/v1/offers/{offer_id}/end")
+    def end_offer(self, offer_id: str) -> Offer:
+        return cast(Offer, self._json("POST", f"/v1/offers/{offer_id}/end"))
 
     # ---- check-ins, wallet, redemptions ----
 
@@ -250,8 +404,12 @@ class Client:
         presence_code: str | None = None,
         device_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """Check in; a rejected check-in is an answer (status "rejected" with reasons)."""
+    ) -> Checkin:
+        """Check in; a rejected check-in is an answer (status "rejected" with reasons).
+
+        Send an `idempotency_key` (a fresh UUID per tap) and reuse it when retrying after a
+        timeout or a 5xx: the retry answers the first check-in instead of making a second.
+        """
         body: dict[str, Any] = {
             "venue_id": venue_id,
             "lat": lat,
@@ -267,22 +425,60 @@ class Client:
             if value is not None:
                 body[name] = value
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/checkins", body, headers=headers)
+        return cast(Checkin, self._json("POST", "/v1/checkins", body, headers=headers))
 
-    def wallet(self, status: str | None = None) -> list[dict[str, Any]]:
-        params = {"status": status} if status else None
-        return self._json("GET", "/v1/me/unlocks", params=params)["unlocks"]
+    def wallet(self, status: str | None = None) -> list[WalletEntry]:
+        params = self._params(status=status)
+        return cast(
+            list[WalletEntry], self._json("GET", "/v1/me/unlocks", params=params)["unlocks"]
+        )
 
     def redeem(
         self, code: str, venue_id: str | None = None, *, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Redemption:
+        """Redeem a code at the till (owner or staff key); refusals raise `ApiError` with
+        `not_found`, `wrong_venue`, `already_redeemed` or `expired`."""
         body: dict[str, Any] = {"code": code}
         if venue_id is not None:
             body["venue_id"] = venue_id
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/redemptions", body, headers=headers)
+        return cast(Redemption, self._json("POST", "/v1/redemptions", body, headers=headers))
+
+    # ---- analytics (owner or analyst key) ----
+
+    def offer_funnel(
+        self, offer_id: str, from_: str | None = None, to: str | None = None
+    ) -> dict[str, Any]:
+        """Impressions, check-ins, verified check-ins, unlocks, held out, redemptions, rates."""
+        params = self._params(from_=from_, to=to)
+        return cast(
+            dict[str, Any],
+            self._json("GET", f"/v1/analytics/offers/{offer_id}/funnel", params=params),
+        )
+
+    def redemption_report(
+        self, group_by: str | None = None, from_: str | None = None, to: str | None = None
+    ) -> dict[str, Any]:
+        """Redemption counts grouped by `day`, `hour`, `venue` or `offer`."""
+        params = self._params(group_by=group_by, from_=from_, to=to)
+        return cast(dict[str, Any], self._json("GET", "/v1/analytics/redemptions", params=params))
+
+    def redemption_report_csv(
+        self, group_by: str | None = None, from_: str | None = None, to: str | None = None
+    ) -> str:
+        """The same report as CSV with a header row."""
+        params = self._params(group_by=group_by, from_=from_, to=to, format="csv")
+        return self.call("GET", "/v1/analytics/redemptions", params=params).text
+
+    def offer_lift(self, offer_id: str, window_days: int | None = None) -> dict[str, Any]:
+        """Return rates of treated and held-out users, the lift and its 95% interval."""
+        params = self._params(window_days=window_days)
+        return cast(
+            dict[str, Any],
+            self._json("GET", f"/v1/analytics/offers/{offer_id}/lift", params=params),
+        )
 
     # ---- service ----
 
     def health(self) -> dict[str, Any]:
-        return self._json("GET", "/healthz")
+        return cast(dict[str, Any], self._json("GET", "/healthz"))
