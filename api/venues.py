@@ -130,6 +130,8 @@ class Nearby(MethodView):
         for venue in found:
             for offer in venue.offers:
                 offer["unlock"] = describe_rule(rule_from_json(offer["rule"]))
+                if offer["requires_presence_code"]:
+                    offer["unlock"] += ", with the code shown at the venue"
         user = auth.current_user_or_none()
         impressions = (
             [

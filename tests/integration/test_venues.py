@@ -241,6 +241,9 @@ def test_nearby_lists_only_live_offers_and_never_codes(api: Client, owner: Clien
     assert offer["rule"]["kind"] == "nth_visit"
     assert offer["unlock"] == "Check in 3 times"
     assert offer["starts_at"] == "2019-12-31T22:00:00+00:00"
+    owner.update_offer(live["id"], {"requires_presence_code": True})
+    [listed] = api.nearby(60.1699, 24.9384)
+    assert listed["offers"][0]["unlock"] == "Check in 3 times, with the code shown at the venue"
     assert "code" not in offer
 
 
