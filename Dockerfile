@@ -35,6 +35,10 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
 # Migrations first (the service must not serve an old schema), then exec so gunicorn is PID 1 and
-# gets SIGTERM for its 20 s graceful shutdown. --worker-tmp-dir /dev/shm: gunicorn's worker
-# heartbeat files on the container's overlay filesystem can stall workers.
-CMD ["sh", "-c", "flask --app api.wsgi migrate && exec gunicorn api.wsgi:app --bind 0.0.0.0:8000 --worker-class gthread --workers \"${WEB_CONCURRENCY:-2}\" --threads \"${THREADS:-8}\" --graceful-timeout 20 --worker-tmp-dir /dev/shm --access-logfile -"]
+# gets SIGTERM for its 20 s graceful shutdown (Compose's stop_grace_period outlasts it).
+# api/gunicorn_conf.py validates the configuration, logs JSON lines on stdout (one per request,
+# from the app: no gunicorn access log) and shares metrics between the workers; WEB_CONCURRENCY,
+# THREADS and the rest come from the environment (docs/configuration.md).
+# --worker-tmp-dir /dev/shm: gunicorn's worker heartbeat files on the container's overlay
+# filesystem can stall workers.
+CMD ["sh", "-c", "flask --app api.wsgi migrate && exec gunicorn api.wsgi:app --config python:api.gunicorn_conf --bind 0.0.0.0:8000 --worker-class gthread --graceful-timeout 20 --worker-tmp-dir /dev/shm"]

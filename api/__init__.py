@@ -58,7 +58,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
-    from api import docs
+    from api import cli, docs, metrics, observability
 
     docs.init_app(app)
+    metrics.init_app(app)
+    observability.init_app(app)
+    cli.init_app(app)
     return app

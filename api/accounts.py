@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select, update
@@ -29,6 +30,10 @@ from core.errors import NotFoundError
 from core.models import ApiKey, Merchant
 
 blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Merchants, API keys, users")
+
+
+def _token_ttl() -> timedelta:
+    return timedelta(days=current_app.config["USER_TOKEN_TTL_DAYS"])
 
 
 @blp.route("/merchants")
@@ -119,7 +124,7 @@ class Users(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign up a mobile user; answers a token. A taken handle is 409 `handle_taken`."""
         session = db.session()
-        user, token = accounts.create_user(session, data["handle"], data["password"])
+        user, token = accounts.create_user(session, data["handle"], data["password"], _token_ttl())
         session.commit()
         return {"user": user, "token": token}
 
@@ -132,6 +137,6 @@ class UserToken(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign in: a new token for a handle and password."""
         session = db.session()
-        token = accounts.login(session, data["handle"], data["password"])
+        token = accounts.login(session, data["handle"], data["password"], _token_ttl())
         session.commit()
         return {"token": token}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import Response, json
+from flask import Response, current_app, json
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import auth, db, idempotency
+from api import auth, db, idempotency, observability
 from api.schemas import CheckinCreateSchema, CheckinSchema, WalletArgsSchema, WalletSchema
+from geo.verify import Thresholds
 from offers import codes
 from offers.checkins import CheckinInput, CheckinResult, check_in
 from offers.redemptions import wallet
@@ -42,6 +44,16 @@ def present_unlock(u: Any) -> dict[str, Any]:
     }
 
 
+def thresholds() -> Thresholds:
+    """The verification limits from the configuration (the contract's by default)."""
+    config = current_app.config
+    return Thresholds(
+        stale_after=timedelta(seconds=config["CHECKIN_STALE_AFTER_SECONDS"]),
+        future_tolerance=timedelta(seconds=config["CHECKIN_FUTURE_TOLERANCE_SECONDS"]),
+        max_speed_kmh=float(config["CHECKIN_MAX_SPEED_KMH"]),
+    )
+
+
 def present(result: CheckinResult) -> dict[str, Any]:
     return {
         "id": result.id,
@@ -66,12 +78,18 @@ class Checkins(MethodView):
         session = db.session()
         user = auth.current_user()
 
+        recorded: list[CheckinResult] = []  # empty when an idempotent retry is replayed
+
         def work() -> Response:
-            result = check_in(session, user.user_id, CheckinInput(**data))
+            result = check_in(session, user.user_id, CheckinInput(**data), thresholds())
+            recorded.append(result)
             body = CheckinSchema().dump(present(result))
             return Response(json.dumps(body), status=201, mimetype="application/json")
 
-        return idempotency.run(session, f"user:{user.user_id}", data, work)
+        response = idempotency.run(session, f"user:{user.user_id}", data, work)
+        for result in recorded:  # committed: log the verdict and count it
+            observability.checkin_recorded(session, user.user_id, data["venue_id"], result)
+        return response
 
 
 @blp.route("/me/unlocks")

@@ -1,17 +1,52 @@
-"""Liveness and readiness."""
+"""Liveness and readiness, for load balancers and orchestrators.
+
+`/healthz`: the service answers and its database is up (the contract's health check).
+`/readyz`: and the database schema is one this version can serve: at this code's migration head,
+or at a revision this code does not know, which a newer release's migrations wrote while this
+one still serves (migrations are additive first, so the older version keeps working with the
+newer schema until it is replaced). A schema behind this code (migrations not applied yet) is 503
+`not_ready`. A database that cannot be reached is 503 `service_unavailable` on both.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
+from alembic.script import ScriptDirectory
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from api import db
+from api.cli import alembic_config
 from api.schemas import HealthSchema
+from core.errors import DomainError
 
 blp = Blueprint("health", __name__, description="Service health")
+
+
+class NotReadyError(DomainError):
+    status = 503
+    code = "not_ready"
+    title = "Not ready"
+
+
+class ReadinessSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"description": "`ready`"})
+    database = ma.fields.String(required=True, metadata={"description": "`ok`"})
+    schema = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(["current", "ahead"]),
+        metadata={
+            "description": "`current`: at this version's migration head; `ahead`: migrated by "
+            "a newer release (additive, so this one still serves)"
+        },
+    )
+    revision = ma.fields.String(
+        required=True, metadata={"description": "The database's migration revision"}
+    )
 
 
 @blp.route("/healthz")
@@ -22,3 +57,37 @@ class Health(MethodView):
         """200 when the service and its database are up; 503 problem+json otherwise."""
         db.session().execute(text("SELECT 1"))
         return {"status": "ok", "database": "ok"}
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, ReadinessSchema)
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def get(self) -> dict[str, Any]:
+        """200 when the database is up and its schema is this version's (or a newer release's,
+        additive); 503 problem+json otherwise: `not_ready` while migrations are pending,
+        `service_unavailable` when the database cannot be reached."""
+        session = db.session()
+        applied: set[str] = set()
+        if session.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
+            applied = set(session.scalars(text("SELECT version_num FROM alembic_version")))
+        heads, known = _revisions()
+        revision = ",".join(sorted(applied))
+        if applied == heads:
+            return {"status": "ready", "database": "ok", "schema": "current", "revision": revision}
+        if applied and not applied & known:
+            return {"status": "ready", "database": "ok", "schema": "ahead", "revision": revision}
+        raise NotReadyError(
+            f"the database schema is at {revision or 'no revision'}; this version needs "
+            f"{', '.join(sorted(heads))}: run `flask --app api.wsgi migrate`"
+        )
+
+
+def _revisions() -> tuple[set[str], set[str]]:
+    """This code's migration heads and every revision it knows, read once per app."""
+    cached: tuple[set[str], set[str]] | None = current_app.extensions.get("migration_revisions")
+    if cached is None:
+        script = ScriptDirectory.from_config(alembic_config(current_app.config["DATABASE_URL"]))
+        cached = (set(script.get_heads()), {rev.revision for rev in script.walk_revisions()})
+        current_app.extensions["migration_revisions"] = cached
+    return cached

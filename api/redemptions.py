@@ -8,11 +8,11 @@ from flask import Response, json
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import auth, db, idempotency
+from api import auth, db, idempotency, observability
 from api.checkins import IDEMPOTENCY_DOC
 from api.errors import handle_domain_error
 from api.schemas import RedemptionCreateSchema, RedemptionSchema
-from offers.redemptions import RecordedError, redeem
+from offers.redemptions import RecordedError, RedemptionResult, redeem
 
 blp = Blueprint("redemptions", __name__, url_prefix="/v1", description="Redemption at the till")
 
@@ -33,6 +33,8 @@ class Redemptions(MethodView):
         session = db.session()
         principal = auth.current_merchant()
 
+        outcomes: list[RedemptionResult | RecordedError] = []  # empty when replayed
+
         def work() -> Response:
             try:
                 result = redeem(
@@ -43,7 +45,9 @@ class Redemptions(MethodView):
                     data["venue_id"],
                 )
             except RecordedError as refusal:
+                outcomes.append(refusal)
                 return handle_domain_error(refusal)
+            outcomes.append(result)
             body = RedemptionSchema().dump(
                 {
                     "id": result.id,
@@ -56,4 +60,7 @@ class Redemptions(MethodView):
             )
             return Response(json.dumps(body), status=201, mimetype="application/json")
 
-        return idempotency.run(session, f"key:{principal.key_id}", data, work)
+        response = idempotency.run(session, f"key:{principal.key_id}", data, work)
+        for outcome in outcomes:  # committed: log the outcome and count it
+            observability.redemption_recorded(session, principal, data["venue_id"], outcome)
+        return response

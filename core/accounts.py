@@ -76,7 +76,9 @@ def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
     return MerchantPrincipal(key.merchant_id, key.id, key.role)
 
 
-def create_user(session: Session, handle: str, password: str) -> tuple[User, str]:
+def create_user(
+    session: Session, handle: str, password: str, ttl: timedelta = TOKEN_TTL
+) -> tuple[User, str]:
     taken = session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
     if taken is not None:
         raise HandleTakenError(f"the handle {handle!r} is taken")
@@ -86,24 +88,24 @@ def create_user(session: Session, handle: str, password: str) -> tuple[User, str
         session.flush()
     except IntegrityError as exc:  # a concurrent sign-up took it between the check and the insert
         raise HandleTakenError(f"the handle {handle!r} is taken") from exc
-    return user, _issue_token(session, user.id)
+    return user, _issue_token(session, user.id, ttl)
 
 
-def login(session: Session, handle: str, password: str) -> str:
+def login(session: Session, handle: str, password: str, ttl: timedelta = TOKEN_TTL) -> str:
     user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
     if not password_matches(password, user.password_hash if user else None) or user is None:
         raise UnauthorizedError("wrong handle or password")
-    return _issue_token(session, user.id)
+    return _issue_token(session, user.id, ttl)
 
 
-def _issue_token(session: Session, user_id: uuid.UUID) -> str:
+def _issue_token(session: Session, user_id: uuid.UUID, ttl: timedelta) -> str:
     secret = new_secret(TOKEN_PREFIX)
     session.add(
         UserToken(
             user_id=user_id,
             lookup=secret.lookup,
             secret_hash=secret.secret_hash,
-            expires_at=datetime.now(UTC) + TOKEN_TTL,
+            expires_at=datetime.now(UTC) + ttl,
         )
     )
     session.flush()

@@ -101,6 +101,19 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """The time and speed limits of verification. The defaults are the contract's; an operator
+    may change them (`CHECKIN_*` settings), and the API passes them in."""
+
+    stale_after: timedelta = STALE_AFTER
+    future_tolerance: timedelta = FUTURE_TOLERANCE
+    max_speed_kmh: float = MAX_SPEED_KMH
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Every reason a fix was refused (none when it proves presence) and what was measured."""
 
@@ -113,7 +126,13 @@ class Verdict:
         return not self.reasons
 
 
-def verify_fix(venue: VenueSpec, fix: Fix, history: History, now: datetime) -> Verdict:
+def verify_fix(
+    venue: VenueSpec,
+    fix: Fix,
+    history: History,
+    now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Verdict:
     """Judge `fix` against every rule and list every one it breaks, in `REASON_CODES` order.
 
     `now` is the server's time, passed in so the verdict is reproducible. Malformed input
@@ -129,10 +148,10 @@ def verify_fix(venue: VenueSpec, fix: Fix, history: History, now: datetime) -> V
     checks = (
         _outside_geofence(distance, fix),
         _low_accuracy(venue, fix),
-        _stale_fix(fix, now),
-        _future_fix(fix, now),
+        _stale_fix(fix, now, thresholds.stale_after),
+        _future_fix(fix, now, thresholds.future_tolerance),
         _mock_location(fix),
-        _impossible_travel(fix, history.previous_fix),
+        _impossible_travel(fix, history.previous_fix, thresholds.max_speed_kmh),
         _too_soon(venue, history, now),
         _presence_code_invalid(fix, presence_verified),
     )
@@ -182,25 +201,25 @@ def _low_accuracy(venue: VenueSpec, fix: Fix) -> Reason | None:
     )
 
 
-def _stale_fix(fix: Fix, now: datetime) -> Reason | None:
+def _stale_fix(fix: Fix, now: datetime, stale_after: timedelta) -> Reason | None:
     age = now - fix.observed_at
-    if age <= STALE_AFTER:
+    if age <= stale_after:
         return None
     return Reason(
         STALE_FIX,
         f"the fix was taken {_duration(age)} ago; "
-        f"fixes older than {_duration(STALE_AFTER)} are refused",
+        f"fixes older than {_duration(stale_after)} are refused",
     )
 
 
-def _future_fix(fix: Fix, now: datetime) -> Reason | None:
+def _future_fix(fix: Fix, now: datetime, tolerance: timedelta) -> Reason | None:
     ahead = fix.observed_at - now
-    if ahead <= FUTURE_TOLERANCE:
+    if ahead <= tolerance:
         return None
     return Reason(
         FUTURE_FIX,
         f"the fix is dated {_duration(ahead)} after the server's clock; "
-        f"at most {_duration(FUTURE_TOLERANCE)} of clock difference is allowed",
+        f"at most {_duration(tolerance)} of clock difference is allowed",
     )
 
 
@@ -210,7 +229,9 @@ def _mock_location(fix: Fix) -> Reason | None:
     return Reason(MOCK_LOCATION, "the phone reported a mock (simulated) location")
 
 
-def _impossible_travel(fix: Fix, previous: PreviousFix | None) -> Reason | None:
+def _impossible_travel(
+    fix: Fix, previous: PreviousFix | None, max_speed_kmh: float
+) -> Reason | None:
     """Refuse a fix the user could not have reached from their latest accepted one.
 
     The speed is the geodesic distance over the absolute time between the two fixes: being at
@@ -233,13 +254,13 @@ def _impossible_travel(fix: Fix, previous: PreviousFix | None) -> Reason | None:
             f"the previous accepted fix was taken at the same instant {_metres(distance)} away",
         )
     speed_kmh = distance / seconds * 3.6
-    if speed_kmh <= MAX_SPEED_KMH:
+    if speed_kmh <= max_speed_kmh:
         return None
     return Reason(
         IMPOSSIBLE_TRAVEL,
         f"the previous accepted fix was {_metres(distance)} away and "
         f"{_duration(abs(elapsed))} {when}: that needs {speed_kmh:,.0f} km/h, "
-        f"more than {MAX_SPEED_KMH:g} km/h",
+        f"more than {max_speed_kmh:g} km/h",
     )
 
 

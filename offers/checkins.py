@@ -29,7 +29,16 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
-from geo.verify import Fix, History, PreviousFix, VenueSpec, Verdict, verify_fix
+from geo.verify import (
+    DEFAULT_THRESHOLDS,
+    Fix,
+    History,
+    PreviousFix,
+    Thresholds,
+    VenueSpec,
+    Verdict,
+    verify_fix,
+)
 from offers import codes
 from offers.engine import OfferTerms, VisitFacts, decide
 from offers.rules import Group, rule_from_json, window_from_json
@@ -210,7 +219,12 @@ class _Grant:
     ttl_minutes: int
 
 
-def check_in(session: Session, user_id: uuid.UUID, data: CheckinInput) -> CheckinResult:
+def check_in(
+    session: Session,
+    user_id: uuid.UUID,
+    data: CheckinInput,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> CheckinResult:
     """Record one check-in and everything it unlocks. The caller commits."""
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"user:{user_id}"}
@@ -245,6 +259,7 @@ def check_in(session: Session, user_id: uuid.UUID, data: CheckinInput) -> Checki
         ),
         History(previous_fix=previous, last_verified_here_at=row.last_here_at),
         now,
+        thresholds,
     )
     checkin_id = uuid.uuid4()
     status = "verified" if verdict.verified else "rejected"

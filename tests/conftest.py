@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +25,7 @@ from api import create_app
 from api.cli import alembic_config
 from core.uow import make_engine, sqlalchemy_url
 from mobile_stub.client import Client, FlaskTransport, HttpTransport
+from tests.servers import start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,12 +121,6 @@ def mobile(api: Client) -> Client:
 # ---- a real server process ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_database_url() -> Iterator[str]:
     name = f"co_live_{secrets.token_hex(4)}"
@@ -141,47 +131,13 @@ def live_database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def live_server(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """gunicorn, exactly as `make run` starts it, on a committed database of its own."""
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("live") / "gunicorn.log").open("wb")
-    env = {**os.environ, "DATABASE_URL": live_database_url}
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    proc = subprocess.Popen(
-        [
-            str(gunicorn),
-            "api.wsgi:app",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            "2",
-            "--threads",
-            "8",
-            "--graceful-timeout",
-            "5",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    """gunicorn, exactly as `make run` starts it (`tests/servers.py`), on a committed database
+    of its own."""
+    server = start_gunicorn(
+        live_database_url, tmp_path_factory.mktemp("live") / "gunicorn.log", graceful_timeout=5
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                raise RuntimeError(Path(log.name).read_text()) from None
-            time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    yield server.base
+    server.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def test_keys_are_stored_only_as_hashes(api: Client, app) -> None:  # type: igno
     with app.app_context():
         stored = db.session().scalars(select(ApiKey)).all()
         for key in stored:
-            assert token.split("_")[2].encode() not in key.secret_hash
+            assert token.split("_", 2)[2].encode() not in key.secret_hash
             assert len(key.secret_hash) == 32
         assert all(token not in repr(vars(key)) for key in stored)
 
@@ -116,3 +116,13 @@ def test_bad_user_bodies_are_422_and_create_nothing(api: Client, body: dict) -> 
     assert err.value.errors
     with pytest.raises(ApiError):
         api.login("fine", "long enough")
+
+
+def test_user_tokens_expire(app, api: Client) -> None:  # type: ignore[no-untyped-def]
+    app.config["USER_TOKEN_TTL_DAYS"] = 0
+    user = api.with_token(api.create_user("brief", "pass-word-1")["token"])
+    with pytest.raises(ApiError) as err:
+        user.wallet()
+    assert err.value.status == 401
+    app.config["USER_TOKEN_TTL_DAYS"] = 1
+    assert api.with_token(api.login("brief", "pass-word-1")).wallet() == []

@@ -248,5 +248,7 @@ def test_dockerfile_cmd_migrates_then_execs_gunicorn() -> None:
     assert options["--bind"] == "0.0.0.0:8000"
     assert options["--worker-class"] == "gthread"
     assert options["--graceful-timeout"] == "20"
-    assert options["--access-logfile"] == "-"
+    assert options["--config"] == "python:api.gunicorn_conf"
+    # The app logs one JSON line per request (api/observability.py): no gunicorn access log.
+    assert "--access-logfile" not in options
     assert "ENTRYPOINT" not in dict(instructions())

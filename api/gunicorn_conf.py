@@ -1,0 +1,75 @@
+"""gunicorn's configuration: `gunicorn --config python:api.gunicorn_conf api.wsgi:app`.
+
+`scripts/run.sh`, the Dockerfile and the test suite's `live_server` all start the service this
+way. gunicorn reads this module once, in its master process, before it forks any worker, so:
+
+1. The whole configuration is validated here first: a bad value stops the service with a clear
+   message (exit status 1) instead of every worker failing in turn.
+2. `PROMETHEUS_MULTIPROC_DIR` is set here, before any worker imports prometheus_client (which
+   picks its multiprocess mode from it on first import): a fresh directory per server run,
+   removed on exit, unless the environment names one (its old files are then removed, as
+   prometheus_client requires). `child_exit` drops a dead worker's live gauges.
+3. Logs are JSON lines on stdout, gunicorn's own messages included. gunicorn's access log is
+   off: the app logs one line per request with more in it (route template, caller, request id).
+
+Graceful shutdown: on SIGTERM (or SIGINT) the master stops accepting connections and every
+worker finishes the requests in flight, for up to `GRACEFUL_TIMEOUT` seconds, before it exits.
+
+Command-line options override what is set here (the test suite passes its own `--bind`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from api.config import ConfigError, load, load_server
+
+_problems: list[str] = []
+try:
+    _settings = load()
+except ConfigError as _error:
+    _problems += _error.problems
+try:
+    _server = load_server()
+except ConfigError as _error:
+    _problems += _error.problems
+if _problems:
+    sys.exit(ConfigError(_problems).report())
+
+_created_metrics_dir: str | None = None
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # A directory the operator chose: start from zero, as prometheus_client requires.
+    for _stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        _stale.unlink()
+else:
+    _created_metrics_dir = tempfile.mkdtemp(prefix="checkin-offers-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _created_metrics_dir
+
+from api.observability import log_config  # noqa: E402  (after PROMETHEUS_MULTIPROC_DIR is set)
+
+bind = f"{_server['HOST']}:{_server['PORT']}"
+worker_class = "gthread"
+workers = _server["WEB_CONCURRENCY"]
+threads = _server["THREADS"]
+graceful_timeout = _server["GRACEFUL_TIMEOUT"]
+timeout = _server["WORKER_TIMEOUT"]
+accesslog = None
+loglevel = _settings["LOG_LEVEL"].lower()
+logconfig_dict = log_config(_settings["LOG_LEVEL"])
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges (pool use) must no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _created_metrics_dir is not None:
+        shutil.rmtree(_created_metrics_dir, ignore_errors=True)

@@ -1,0 +1,258 @@
+"""Structured logs: one JSON line per request, per check-in verdict and per redemption outcome.
+
+Every request gets a request id, taken from `X-Request-ID` when the caller sent a sane one
+(1 to 128 of `A-Z a-z 0-9 . _ : -`) and generated otherwise, and echoed in the response's
+`X-Request-ID`. Every line logged while a request is handled carries it (`RequestContextFilter`).
+
+What is logged is chosen field by field, never a whole request or response: no body, no query
+string, no header but `X-Request-ID`, no code, key, token or password. The check-in answer holds
+unlock codes, so it is never logged; the verdict is, as reason codes and ids.
+
+Logging is configured by the process's entry point (`api/wsgi.py`, `api/gunicorn_conf.py`), not
+by `create_app`: the factory only emits records, so tests see them through pytest's `caplog`.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, g, has_request_context, request
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api import metrics
+from core.errors import DomainError
+
+if TYPE_CHECKING:  # gunicorn's master imports this module for logging: keep it light
+    from sqlalchemy.orm import Session
+
+    from core.accounts import MerchantPrincipal
+    from offers.checkins import CheckinResult
+    from offers.redemptions import RedemptionResult
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+_log = logging.getLogger(__name__)
+request_log = logging.getLogger("checkin_offers.request")
+checkin_log = logging.getLogger("checkin_offers.checkin")
+redemption_log = logging.getLogger("checkin_offers.redemption")
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds the current request's id to every record logged while it is handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id") and has_request_context():
+            request_id = g.get("request_id")
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` dictionary: JSON lines on stdout, for this process and for
+    gunicorn's own messages (`gunicorn_conf.logconfig_dict` uses the same dictionary)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request": {"()": RequestContextFilter}},
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {
+                    "levelname": "level",
+                    "name": "logger",
+                    "process": "pid",
+                    "message": "event",
+                },
+                "timestamp": "time",
+            }
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "json",
+                "filters": ["request"],
+            },
+            "discard": {"class": "logging.NullHandler"},
+        },
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            # gunicorn's messages go through the root's JSON handler too...
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            # ...but not its access log: the app's `request` line says more (route template,
+            # caller, request id), and one line per request is enough.
+            "gunicorn.access": {"handlers": ["discard"], "propagate": False},
+            # At INFO SQLAlchemy logs every statement with its parameters (codes, hashes):
+            # never, whatever LOG_LEVEL says.
+            "sqlalchemy": {"level": "WARNING", "handlers": [], "propagate": True},
+            # Alembic's plugin chatter at import; `flask ... migrate` sets its own logging.
+            "alembic": {"level": "WARNING", "handlers": [], "propagate": True},
+        },
+    }
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stdout at `level` for the whole process."""
+    logging.config.dictConfig(log_config(level))
+
+
+# ---- requests --------------------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    """Request ids, the per-request log line and request metrics."""
+    app.before_request(_start)
+    app.after_request(_finish)
+
+
+def request_id() -> str:
+    """The current request's id."""
+    rid: str = g.get("request_id") or _start_id()
+    return rid
+
+
+def _start_id() -> str:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    rid: str = g.request_id
+    return rid
+
+
+def _start() -> None:
+    g.request_started = time.perf_counter()
+    _start_id()
+
+
+def _finish(response: Response) -> Response:
+    duration = time.perf_counter() - g.get("request_started", time.perf_counter())
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    route = request.url_rule.rule if request.url_rule is not None else None
+    fields: dict[str, Any] = {
+        "request_id": request_id(),
+        "method": request.method,
+        "route": route,
+        "status": response.status_code,
+        "duration_ms": round(duration * 1000, 2),
+        "remote_addr": request.remote_addr,
+    }
+    fields.update(_principal())
+    if response.headers.get("Idempotent-Replayed") == "true":
+        fields["idempotent_replay"] = True
+    request_log.info("request", extra=fields)
+    recorder = metrics.current()
+    if recorder is not None:
+        recorder.observe_request(request.method, route, response.status_code, duration)
+    return response
+
+
+def _principal() -> dict[str, str]:
+    """Who made the request, by id only (`g.merchant` and `g.user` are set by `api.auth`)."""
+    found: dict[str, str] = {}
+    merchant = g.get("merchant")
+    if merchant is not None:
+        found["merchant_id"] = str(merchant.merchant_id)
+        found["key_id"] = str(merchant.key_id)
+        found["key_role"] = merchant.role
+    user = g.get("user")
+    if user is not None:
+        found["user_id"] = str(user.user_id)
+    return found
+
+
+# ---- domain outcomes -------------------------------------------------------------------------
+
+
+def checkin_recorded(
+    session: Session, user_id: uuid.UUID, venue_id: uuid.UUID, result: CheckinResult
+) -> None:
+    """Log and count a check-in's verdict and what it unlocked. Call after the commit."""
+    reasons = [reason.code for reason in result.verdict.reasons]
+    checkin_log.info(
+        "checkin",
+        extra={
+            "request_id": request_id(),
+            "checkin_id": str(result.id),
+            "user_id": str(user_id),
+            "venue_id": str(venue_id),
+            "verdict": result.status,
+            "reasons": reasons,
+            "distance_m": round(result.verdict.distance_m, 1),
+            "presence_verified": result.verdict.presence_verified,
+            "unlocked_offer_ids": [str(u.offer_id) for u in result.unlocks],
+            "held_out_offer_ids": [str(o) for o in result.held_out],
+        },
+    )
+    recorder = metrics.current()
+    if recorder is None:
+        return
+    kinds = _offer_kinds(session, [u.offer_id for u in result.unlocks] + list(result.held_out))
+    recorder.observe_checkin(
+        result.status,
+        reasons,
+        unlocked=[kinds.get(u.offer_id, "unknown") for u in result.unlocks],
+        held_out=[kinds.get(o, "unknown") for o in result.held_out],
+    )
+
+
+def redemption_recorded(
+    session: Session,
+    principal: MerchantPrincipal,
+    venue_id: uuid.UUID | None,
+    outcome: RedemptionResult | DomainError,
+) -> None:
+    """Log and count a redemption attempt's outcome (never the code). Call after the commit."""
+    fields: dict[str, Any] = {
+        "request_id": request_id(),
+        "merchant_id": str(principal.merchant_id),
+        "key_id": str(principal.key_id),
+        "venue_id": str(venue_id) if venue_id is not None else None,
+    }
+    if isinstance(outcome, DomainError):
+        fields["outcome"] = outcome.code
+    else:
+        fields.update(
+            outcome="redeemed",
+            redemption_id=str(outcome.id),
+            unlock_id=str(outcome.unlock_id),
+            offer_id=str(outcome.offer_id),
+        )
+    redemption_log.info("redemption", extra=fields)
+    recorder = metrics.current()
+    if recorder is None:
+        return
+    kind = None
+    if not isinstance(outcome, DomainError):
+        kind = _offer_kinds(session, [outcome.offer_id]).get(outcome.offer_id, "unknown")
+    recorder.observe_redemption(fields["outcome"], kind)
+
+
+_OFFER_KINDS = text(
+    "SELECT id, rule->>'kind' AS kind FROM offers WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def _offer_kinds(session: Session, offer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The rule kind of each offer, in one query. Only run when metrics are on, after the
+    use case's commit: the domain results carry offer ids, not kinds."""
+    if not offer_ids:
+        return {}
+    try:
+        rows = session.execute(_OFFER_KINDS, {"ids": sorted({str(i) for i in offer_ids})}).all()
+    except SQLAlchemyError as exc:  # the use case has committed: never fail its answer for this
+        session.rollback()
+        _log.warning("offer kinds unavailable for metrics: %s", type(exc).__name__)
+        return {}
+    return {uuid.UUID(str(row.id)): str(row.kind) for row in rows}

@@ -1,0 +1,218 @@
+"""Configuration: every setting from the environment, with documented defaults, validated at start;
+a bad value stops the service (gunicorn, the flask CLI) with a clear message, not a stack trace."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api import create_app
+from api.config import SERVER_SETTINGS, SETTINGS, ConfigError, load, load_server
+
+ROOT = Path(__file__).resolve().parents[2]
+URL = "postgresql://u:p@localhost:5432/db"
+
+
+def test_defaults() -> None:
+    config = load(environ={"DATABASE_URL": URL})
+    assert config == {s.name: s.default for s in SETTINGS} | {"DATABASE_URL": URL}
+    assert config["DB_POOL_SIZE"] == 5
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    assert config["CHECKIN_STALE_AFTER_SECONDS"] == 120
+    assert config["CHECKIN_FUTURE_TOLERANCE_SECONDS"] == 30
+    assert config["CHECKIN_MAX_SPEED_KMH"] == 300
+    assert config["LOG_LEVEL"] == "INFO"
+    assert config["METRICS_TOKEN"] is None
+
+
+def test_values_from_the_environment(tmp_path: Path) -> None:
+    config = load(
+        environ={
+            "DATABASE_URL": " postgres://u@h/db ",
+            "DB_POOL_SIZE": "12",
+            "DB_MAX_OVERFLOW": "0",
+            "CHECKIN_MAX_SPEED_KMH": "250.5",
+            "LOG_LEVEL": "debug",
+            "METRICS_TOKEN": "a" * 32,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "USER_TOKEN_TTL_DAYS": "",  # empty is unset
+        }
+    )
+    assert config["DATABASE_URL"] == "postgres://u@h/db"
+    assert config["DB_POOL_SIZE"] == 12
+    assert config["DB_MAX_OVERFLOW"] == 0
+    assert config["CHECKIN_MAX_SPEED_KMH"] == 250.5
+    assert config["LOG_LEVEL"] == "DEBUG"
+    assert config["METRICS_TOKEN"] == "a" * 32
+    assert config["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    assert config["USER_TOKEN_TTL_DAYS"] == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("DATABASE_URL", "mysql://u@h/db", "DATABASE_URL must be a PostgreSQL URL"),
+        ("DB_POOL_SIZE", "five", "DB_POOL_SIZE must be an integer, got 'five'"),
+        ("DB_POOL_SIZE", "0", "DB_POOL_SIZE must be at least 1, got 0"),
+        ("DB_MAX_OVERFLOW", "-1", "DB_MAX_OVERFLOW must be at least 0, got -1"),
+        ("MAX_CONTENT_LENGTH", "1.5", "MAX_CONTENT_LENGTH must be an integer"),
+        ("CHECKIN_STALE_AFTER_SECONDS", "0", "CHECKIN_STALE_AFTER_SECONDS must be at least 1"),
+        ("CHECKIN_MAX_SPEED_KMH", "fast", "CHECKIN_MAX_SPEED_KMH must be a number"),
+        ("CHECKIN_MAX_SPEED_KMH", "nan", "CHECKIN_MAX_SPEED_KMH must be a finite number"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("METRICS_TOKEN", "short", "METRICS_TOKEN must be 16 to 256 characters"),
+        ("METRICS_TOKEN", "x" * 20 + " y", "METRICS_TOKEN must be 16 to 256 characters"),
+        (
+            "PROMETHEUS_MULTIPROC_DIR",
+            "/no/such/dir",
+            "PROMETHEUS_MULTIPROC_DIR must be an existing directory",
+        ),
+    ],
+)
+def test_a_bad_value_is_named_with_what_is_wrong(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load(environ={"DATABASE_URL": URL, name: raw})
+    (problem,) = error.value.problems
+    assert problem.startswith(message), problem
+
+
+def test_every_problem_is_reported_at_once_in_settings_order() -> None:
+    with pytest.raises(ConfigError) as error:
+        load(environ={"LOG_LEVEL": "loud", "DB_POOL_SIZE": "x"})
+    assert [p.split()[0] for p in error.value.problems] == [
+        "DATABASE_URL",
+        "DB_POOL_SIZE",
+        "LOG_LEVEL",
+    ]
+    report = error.value.report()
+    assert report.startswith("checkin-offers: invalid configuration")
+    assert report.count("\n  - ") == 3
+
+
+def test_overrides_are_validated_too() -> None:
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE must be at least 1"):
+        create_app({"DATABASE_URL": URL, "DB_POOL_SIZE": 0})
+
+
+def test_server_settings() -> None:
+    assert load_server(environ={}) == {s.name: s.default for s in SERVER_SETTINGS}
+    server = load_server(environ={"PORT": "9000", "WEB_CONCURRENCY": "4", "THREADS": "16"})
+    assert (server["PORT"], server["WEB_CONCURRENCY"], server["THREADS"]) == (9000, 4, 16)
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY must be at least 1, got 0"):
+        load_server(environ={"WEB_CONCURRENCY": "0"})
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    rows = {
+        m[1]: m[2] for m in re.finditer(r"^\| `([A-Z_]+)` \| ([^|]*) \|", doc, flags=re.MULTILINE)
+    }
+    for setting in (*SETTINGS, *SERVER_SETTINGS):
+        assert setting.name in rows, f"{setting.name} is not in docs/configuration.md"
+        default = rows[setting.name]
+        if setting.default is None:
+            assert "unset" in default or "required" in default, (setting.name, default)
+        else:
+            shown = (
+                f"{setting.default:g}"
+                if isinstance(setting.default, float)
+                else str(setting.default)
+            )
+            assert f"`{shown}`" in default, (setting.name, default)
+
+
+# ---- refusing to start ----------------------------------------------------------------------
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in {s.name for s in SETTINGS}}
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_the_flask_cli_refuses_a_bad_configuration() -> None:
+    result = _run(
+        [_bin("flask"), "--app", "api.wsgi", "migrate"], DATABASE_URL="mysql://x", LOG_LEVEL="x"
+    )
+    assert result.returncode == 1
+    assert "checkin-offers: invalid configuration" in result.stderr
+    assert "DATABASE_URL must be a PostgreSQL URL" in result.stderr
+    assert "LOG_LEVEL must be one of" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_gunicorn_refuses_a_bad_configuration_before_forking_workers() -> None:
+    result = _run(
+        [_bin("gunicorn"), "--config", "python:api.gunicorn_conf", "api.wsgi:app"],
+        DATABASE_URL=URL,
+        DB_POOL_SIZE="lots",
+        THREADS="0",
+    )
+    assert result.returncode == 1
+    assert "DB_POOL_SIZE must be an integer, got 'lots'" in result.stderr
+    assert "THREADS must be at least 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Booting worker" not in result.stderr + result.stdout
+
+
+def test_gunicorn_settings_come_from_the_environment() -> None:
+    """The config module as gunicorn reads it (in a subprocess: it sets up the process)."""
+    probe = (
+        "import json, os, api.gunicorn_conf as c;"
+        "d = os.environ['PROMETHEUS_MULTIPROC_DIR'];"
+        "print(json.dumps({'bind': c.bind, 'workers': c.workers, 'threads': c.threads,"
+        " 'worker_class': c.worker_class, 'graceful_timeout': c.graceful_timeout,"
+        " 'timeout': c.timeout, 'accesslog': c.accesslog, 'loglevel': c.loglevel,"
+        " 'root': c.logconfig_dict['root'], 'dir': d, 'dir_exists': os.path.isdir(d)}));"
+        "c.on_exit(None); print(os.path.isdir(d))"
+    )
+    result = _run(
+        [sys.executable, "-c", probe],
+        DATABASE_URL=URL,
+        HOST="0.0.0.0",
+        PORT="9123",
+        WEB_CONCURRENCY="3",
+        THREADS="4",
+        GRACEFUL_TIMEOUT="25",
+        LOG_LEVEL="warning",
+    )
+    assert result.returncode == 0, result.stderr
+    first, after_exit = result.stdout.splitlines()
+    conf: dict[str, Any] = json.loads(first)
+    assert conf["bind"] == "0.0.0.0:9123"
+    assert (conf["workers"], conf["threads"], conf["worker_class"]) == (3, 4, "gthread")
+    assert (conf["graceful_timeout"], conf["timeout"]) == (25, 30)
+    assert conf["accesslog"] is None
+    assert conf["loglevel"] == "warning"
+    assert conf["root"] == {"level": "WARNING", "handlers": ["stdout"]}
+    assert conf["dir_exists"] and "checkin-offers-metrics-" in conf["dir"]
+    assert after_exit == "False"  # a directory it made is removed when the server exits
+
+
+def test_gunicorn_empties_a_metrics_directory_it_is_given(tmp_path: Path) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"old")
+    (tmp_path / "keep.txt").write_text("not ours")
+    result = _run(
+        [sys.executable, "-c", "import api.gunicorn_conf"],
+        DATABASE_URL=URL,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
