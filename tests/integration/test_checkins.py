@@ -60,7 +60,7 @@ def test_a_visit_unlocks_a_unique_code_shown_in_the_wallet(
     assert codes.normalize(unlock["code"]) is not None
     assert unlock["qr_payload"].endswith(codes.normalize(unlock["code"]) or "?")
     expires = datetime.fromisoformat(unlock["expires_at"])
-    assert timedelta(minutes=29) < expires - datetime.now(UTC) <= timedelta(minutes=30)
+    assert timedelta(minutes=25) < expires - datetime.now(UTC) <= timedelta(minutes=30)
     [entry] = mobile.wallet()
     assert entry["status"] == "active" and entry["code"] == unlock["code"]
     assert mobile.wallet("redeemed") == []
