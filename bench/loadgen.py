@@ -1,0 +1,292 @@
+"""A load generator for the real HTTP service: worker processes, one keep-alive connection each.
+
+Requests are realistic and addressed from the dataset's plan (`bench.dataset.Plan`) without
+reading the database, except the pool of live codes to redeem:
+
+- `nearby`: anonymous `GET /v1/venues/nearby` from a point within a few hundred metres of a
+  venue (venues sit where people live, so points do too);
+- `checkin`: a user checks in at a venue near home whose offer unlocks on every visit, with an
+  `Idempotency-Key` as the mobile client sends; verified, and it unlocks a code;
+- `checkin_rejected`: the same from 3 km away (rejected `outside_geofence`);
+- `checkin_hot`: users of the hot pool check in at the single hot venue, whose one offer
+  unlocks on every check-in under a total cap: every one claims the same counter row;
+- `redemption`: a merchant's owner key redeems a live code at its venue (each code once);
+- `analytics`: a merchant reads an offer's funnel.
+
+Closed loop (`rate=None`): each worker sends as soon as the previous answer arrives: the peak.
+Open loop (`rate=R`): each worker sends on a fixed schedule of R / workers per second and latency
+is measured from the scheduled time, so a slow answer delays and is charged to the requests
+behind it (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from bench import dataset
+from bench.dataset import Plan
+
+OPS = ("nearby", "checkin", "checkin_rejected", "checkin_hot", "redemption", "analytics")
+MIX = {
+    "nearby": 0.55,
+    "checkin": 0.20,
+    "checkin_rejected": 0.03,
+    "checkin_hot": 0.05,
+    "redemption": 0.12,
+    "analytics": 0.05,
+}
+HOT_LAT, HOT_LON = 60.1699, 24.9384  # the hot venue (bench.dataset)
+
+
+@dataclass
+class Pools:
+    """What workers draw from; built once in the parent, inherited by forked workers."""
+
+    plan: Plan
+    spread_users: np.ndarray
+    hot_users: np.ndarray
+    nearest_plain: np.ndarray  # per user: the plain-offer venue nearest home (by index)
+    codes: list[tuple[str, str, int]]  # (code, venue id, merchant index)
+
+
+def pools(plan: Plan, codes: list[tuple[str, str, int]]) -> Pools:
+    geo = plan.geo
+    home = plan.home
+    lat, lon = np.radians(geo["lat"][home]), np.radians(geo["lon"][home])
+    hlat, hlon = math.radians(HOT_LAT), math.radians(HOT_LON)
+    km = 6371 * np.arccos(
+        np.clip(
+            np.sin(lat) * math.sin(hlat) + np.cos(lat) * math.cos(hlat) * np.cos(lon - hlon), -1, 1
+        )
+    )
+    hot = np.flatnonzero(km < 3000)
+    if len(hot) < 64:  # tiny scales: the users nearest the hot venue
+        hot = np.argsort(km)[:64]
+    spread = np.setdiff1d(np.arange(plan.users), hot)
+    plain = np.sort(plan.plain_offer_venues)
+    pos = np.clip(np.searchsorted(plain, home), 0, len(plain) - 1)
+    left = plain[np.maximum(pos - 1, 0)]
+    right = plain[pos]
+    nearest = np.where(np.abs(home - left) <= np.abs(right - home), left, right)
+    return Pools(plan, spread, hot, nearest, codes)
+
+
+class Requests:
+    """Builds one request of an op; per-worker cursors keep users and codes unique per run."""
+
+    def __init__(self, pools: Pools, worker: int, workers: int, offset: int, seed: int):
+        self.p = pools
+        self.plan = pools.plan
+        self.rng = np.random.default_rng([seed, worker, offset])
+        self.worker, self.workers, self.offset = worker, workers, offset
+        self.n: dict[str, int] = {}
+        self.tokens: dict[int, str] = {}
+
+    def _next(self, name: str, size: int) -> int:
+        i = self.n.get(name, 0)
+        self.n[name] = i + 1
+        return (self.offset + i * self.workers + self.worker) % max(size, 1)
+
+    def _user_token(self, user: int) -> str:
+        token = self.tokens.get(user)
+        if token is None:
+            token = self.tokens[user] = dataset.user_token(self.plan.seed, user)
+        return token
+
+    def build(self, op: str) -> tuple[str, str, bytes | None, dict[str, str]]:
+        geo = self.plan.geo
+        if op == "nearby":
+            v = int(self.rng.integers(self.plan.venues))
+            lat = geo["lat"][v] + self.rng.normal(0, 0.003)
+            lon = geo["lon"][v] + self.rng.normal(0, 0.003)
+            return "GET", f"/v1/venues/nearby?lat={lat:.6f}&lon={lon:.6f}", None, {}
+        if op in ("checkin", "checkin_rejected", "checkin_hot"):
+            if op == "checkin_hot":
+                user = int(self.p.hot_users[self._next(op, len(self.p.hot_users))])
+                venue, lat, lon = self.plan.hot_venue, HOT_LAT, HOT_LON
+            else:
+                user = int(self.p.spread_users[self._next("spread", len(self.p.spread_users))])
+                venue = int(self.p.nearest_plain[user])
+                lat = float(geo["lat"][venue]) + self.rng.normal(0, 2e-5)
+                lon = float(geo["lon"][venue])
+                if op == "checkin_rejected":
+                    lat += 0.03
+            checkin: dict[str, object] = {
+                "venue_id": dataset.ident(dataset.VENUE, venue),
+                "lat": round(lat, 7),
+                "lon": round(lon, 7),
+                "accuracy_m": 10,
+                "observed_at": datetime.now(UTC).isoformat(),
+            }
+            headers = {
+                "Authorization": f"Bearer {self._user_token(user)}",
+                "Idempotency-Key": str(uuid.uuid4()),
+                "Content-Type": "application/json",
+            }
+            return "POST", "/v1/checkins", json.dumps(checkin).encode(), headers
+        if op == "redemption":
+            code, venue_id, merchant = self.p.codes[self._next(op, len(self.p.codes))]
+            headers = {
+                "Authorization": f"Bearer {dataset.merchant_key(self.plan.seed, merchant)}",
+                "Idempotency-Key": str(uuid.uuid4()),
+                "Content-Type": "application/json",
+            }
+            body = json.dumps({"code": code, "venue_id": venue_id}).encode()
+            return "POST", "/v1/redemptions", body, headers
+        if op == "analytics":
+            k = int(self.rng.integers(self.plan.offers))
+            headers = {"Authorization": f"Bearer {dataset.merchant_key(self.plan.seed, k // 2)}"}
+            path = f"/v1/analytics/offers/{dataset.ident(dataset.OFFER, k)}/funnel"
+            return "GET", path, None, headers
+        raise ValueError(op)
+
+
+def _outcome(op: str, status: int, body: bytes) -> str:
+    if op.startswith("checkin") and status == 201:
+        answer = json.loads(body)
+        if answer["status"] != "verified":
+            return "rejected:" + ",".join(r["code"] for r in answer["reasons"])
+        return "unlocked" if answer["unlocks"] else "verified"
+    return str(status)
+
+
+def _worker(
+    pools: Pools,
+    host: str,
+    port: int,
+    mix: dict[str, float],
+    seconds: float,
+    rate: float | None,
+    worker: int,
+    workers: int,
+    offset: int,
+    seed: int,
+    start_at: float,
+    queue: Any,
+) -> None:
+    requests = Requests(pools, worker, workers, offset, seed)
+    ops = list(mix)
+    weights = np.array([mix[o] for o in ops], dtype=float)
+    weights /= weights.sum()
+    choices = requests.rng.choice(len(ops), size=1_000_000, p=weights)
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    records: list[tuple[int, float, float, int, str]] = []
+    interval = 1.0 / rate if rate else 0.0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t0 = time.perf_counter() + (requests.rng.random() * interval if rate else 0.0)
+    i = 0
+    while True:
+        scheduled = t0 + i * interval if rate else time.perf_counter()
+        if scheduled - t0 >= seconds:
+            break
+        now = time.perf_counter()
+        if scheduled > now:
+            time.sleep(scheduled - now)
+        op_index = int(choices[i % len(choices)])
+        method, path, body, headers = requests.build(ops[op_index])
+        sent = time.perf_counter()
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            status = response.status
+            outcome = _outcome(ops[op_index], status, data)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=60)
+            status, outcome = 0, type(exc).__name__
+        done = time.perf_counter()
+        start = scheduled if rate else sent
+        records.append((op_index, sent - t0, done - start, status, outcome))
+        i += 1
+    conn.close()
+    queue.put((worker, ops, records, dict(requests.n)))
+
+
+@dataclass
+class OpStats:
+    count: int
+    per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+    outcomes: dict[str, int]
+
+
+def run(
+    pools: Pools,
+    base_url: str,
+    mix: dict[str, float],
+    seconds: float,
+    workers: int,
+    rate: float | None = None,
+    offset: int = 0,
+    seed: int = 1,
+) -> tuple[dict[str, OpStats], float, int]:
+    """Drive the service; per-op stats, total throughput, and how far the user/code cursors
+    moved (pass it as the next run's `offset` so no user or code repeats)."""
+    host, _, port = base_url.removeprefix("http://").partition(":")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    start_at = time.time() + 0.5
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(
+                pools,
+                host,
+                int(port),
+                mix,
+                seconds,
+                rate / workers if rate else None,
+                w,
+                workers,
+                offset,
+                seed,
+                start_at,
+                queue,
+            ),
+        )
+        for w in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [queue.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+    by_op: dict[str, list[tuple[float, int, str]]] = {}
+    moved = 0
+    for _, ops, records, cursors in results:
+        moved = max(moved, max(cursors.values(), default=0))
+        for op_index, _, latency, status, outcome in records:
+            by_op.setdefault(ops[op_index], []).append((latency, status, outcome))
+    stats = {}
+    total = 0
+    for op, rows in by_op.items():
+        lat = np.array([r[0] for r in rows]) * 1000
+        outcomes: dict[str, int] = {}
+        for _, _, outcome in rows:
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        stats[op] = OpStats(
+            count=len(rows),
+            per_s=len(rows) / seconds,
+            p50_ms=float(np.percentile(lat, 50)),
+            p90_ms=float(np.percentile(lat, 90)),
+            p99_ms=float(np.percentile(lat, 99)),
+            errors=sum(1 for _, status, _ in rows if status == 0 or status >= 500),
+            outcomes=outcomes,
+        )
+        total += len(rows)
+    return stats, total / seconds, offset + (moved + 1) * workers

@@ -1,0 +1,53 @@
+"""The service benchmark still runs end to end (at a tiny scale): dataset, captured statements
+under pgbench, a real gunicorn under load, and a report with every operation."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+from bench import loadgen, perf
+from core.uow import sqlalchemy_url
+
+
+def test_service_benchmark_smoke(tmp_path: Path) -> None:
+    name = f"co_bench_smoke_{secrets.token_hex(3)}"
+    try:
+        assert (
+            perf.main(
+                [
+                    "--scale",
+                    "2k",
+                    "--database",
+                    name,
+                    "--seconds",
+                    "1",
+                    "--warmup",
+                    "0.5",
+                    "--clients",
+                    "2",
+                    "--out",
+                    str(tmp_path),
+                ]
+            )
+            == 0
+        )
+    finally:
+        server = make_url(sqlalchemy_url(os.environ["DATABASE_URL"]))
+        admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    report = json.loads((tmp_path / "report.json").read_text())
+    for op in perf.ISOLATED:
+        assert report["ceiling"][op]["tps"] > 0, op
+        assert report["servers"][0]["isolated"][op]["count"] > 0, op
+        assert report["servers"][0]["isolated"][op]["errors"] == 0, op
+    assert set(report["servers"][0]["mix_peak"]["ops"]) <= set(loadgen.OPS)
+    assert report["servers"][0]["worker_rss_mb"]
+    assert {t["target"].split()[0] for t in report["targets"]} >= {"checkin", "nearby", "p99"}
+    assert "## Targets" in (tmp_path / "report.md").read_text()
