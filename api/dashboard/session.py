@@ -1,0 +1,109 @@
+"""The dashboard's session: a signed cookie holding the merchant's API key, encrypted.
+
+Flask's session cookie is signed (nobody can forge or alter it) but only base64-encoded, so the
+key is sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key derived from `SECRET_KEY`: a
+copied cookie does not reveal the API key itself. The cookie is HttpOnly, SameSite=Lax, scoped to
+`/dashboard`, Secure when the request came over HTTPS (or always, with `SESSION_COOKIE_SECURE`),
+and lasts `PERMANENT_SESSION_LIFETIME` (12 hours by default: a shift at the till).
+
+Every session carries a random CSRF token. Forms post it as `csrf_token`; the pages' scripts send
+it as the `X-CSRF-Token` header on every request that is not GET or HEAD.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import MutableMapping
+from datetime import timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "checkin_offers_dashboard"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_LIFETIME = timedelta(hours=12)
+
+
+class DashboardSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, Secure whenever the request itself came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        forced = bool(app.config.get("SESSION_COOKIE_SECURE"))
+        return forced or (has_request_context() and request.is_secure)
+
+
+def init_app(app: Flask) -> None:
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _derived_secret(app.config["DATABASE_URL"])
+        log.warning(
+            "SECRET_KEY is not set: dashboard sessions are signed with a key derived from "
+            "DATABASE_URL (stable across workers and restarts); set SECRET_KEY in production"
+        )
+    app.config["SESSION_COOKIE_NAME"] = COOKIE_NAME
+    app.config["SESSION_COOKIE_PATH"] = "/dashboard"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", DEFAULT_LIFETIME)
+    if not isinstance(app.config["PERMANENT_SESSION_LIFETIME"], timedelta):
+        app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
+            seconds=int(app.config["PERMANENT_SESSION_LIFETIME"])
+        )
+    app.session_interface = DashboardSessionInterface()
+
+
+def _derived_secret(database_url: str) -> str:
+    """Without SECRET_KEY, a key every worker of this deployment derives alike. Whoever knows
+    DATABASE_URL could forge a session, but they can already read and change every row."""
+    return hmac.new(
+        database_url.encode(), b"checkin-offers dashboard session", hashlib.sha256
+    ).hexdigest()
+
+
+def _fernet(app: Flask) -> Fernet:
+    secret = str(app.config["SECRET_KEY"]).encode()
+    key = hmac.new(secret, b"checkin-offers dashboard api key", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal_key(app: Flask, api_key: str) -> str:
+    return _fernet(app).encrypt(api_key.encode()).decode()
+
+
+def api_key_of(app: Flask, data: MutableMapping[str, Any]) -> str | None:
+    """The API key a session holds, or None (signed out, expired, or sealed under another
+    SECRET_KEY)."""
+    sealed = data.get("key")
+    if not isinstance(sealed, str):
+        return None
+    ttl = int(app.config["PERMANENT_SESSION_LIFETIME"].total_seconds())
+    try:
+        return _fernet(app).decrypt(sealed.encode(), ttl=ttl).decode()
+    except InvalidToken:
+        return None
+
+
+def csrf_token(data: MutableMapping[str, Any]) -> str:
+    """The session's CSRF token, created on first use."""
+    token = data.get("csrf")
+    if not isinstance(token, str):
+        token = data["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_matches(data: MutableMapping[str, Any], sent: str | None) -> bool:
+    expected = data.get("csrf")
+    return (
+        isinstance(expected, str)
+        and isinstance(sent, str)
+        and hmac.compare_digest(expected.encode(), sent.encode())
+    )

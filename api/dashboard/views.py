@@ -1,0 +1,388 @@
+"""The dashboard's pages, signing in and out, and the till's code check.
+
+Pages are rendered on the server and enhanced by the modules in `static/js/`, which call the
+JSON API through `/dashboard/api/...` (`api.dashboard.proxy`). Each page needs a role: owners
+see everything, staff the till and the presence code, analysts the analytics.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select, text
+
+from api import db
+from api.dashboard import session as dash_session
+from api.errors import problem
+from core.accounts import MerchantPrincipal, authenticate_key
+from core.errors import NotFoundError
+from core.models import Merchant, Offer, Unlock, Venue
+from geo import venues as geo_venues
+from offers import catalog, codes
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+blp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    endpoint: str
+    label: str
+    roles: tuple[str, ...]
+
+
+PAGES = (
+    Page("dashboard.offers", "Offers", ("owner",)),
+    Page("dashboard.venues", "Venues", ("owner",)),
+    Page("dashboard.till", "Till", ("owner", "staff")),
+    Page("dashboard.presence_venues", "Presence code", ("owner", "staff")),
+    Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
+)
+ROLE_NAMES = {"owner": "Owner", "staff": "Staff", "analyst": "Analyst"}
+
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        # Leaflet and Geoman position map elements with style attributes.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+@blp.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@blp.app_template_global()
+def csrf_token() -> str:
+    return dash_session.csrf_token(session)
+
+
+# ---- who is signed in ------------------------------------------------------------------------
+
+
+def _principal() -> MerchantPrincipal | None:
+    """The signed-in key, checked against the database on every request (revoked: signed out)."""
+    api_key = dash_session.api_key_of(current_app, session)
+    if api_key is None:
+        return None
+    principal = authenticate_key(db.session(), api_key)
+    if principal is None:
+        session.clear()
+    return principal
+
+
+def _pages_for(role: str) -> list[Page]:
+    return [page for page in PAGES if role in page.roles]
+
+
+def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    principal: MerchantPrincipal | None = g.get("dashboard_principal")
+    return render_template(
+        template,
+        principal=principal,
+        role_name=ROLE_NAMES.get(principal.role, "") if principal else "",
+        merchant_name=session.get("merchant", ""),
+        nav=_pages_for(principal.role) if principal else [],
+        **context,
+    ), status
+
+
+def page(*roles: str) -> Callable[[F], F]:
+    """Require a signed-in key with one of `roles`; otherwise the sign-in page or a 403 page."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = _principal()
+            if principal is None:
+                return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")))
+            g.dashboard_principal = principal
+            if principal.role not in roles:
+                return _render("dashboard/forbidden.html", 403, roles=roles)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def json_call(*roles: str) -> Callable[[F], F]:
+    """The same for the pages' own JSON calls, which also need the CSRF header."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = _principal()
+            if principal is None:
+                return problem(401, "unauthorized", "the dashboard session has ended: sign in")
+            if not dash_session.csrf_matches(
+                session, request.headers.get(dash_session.CSRF_HEADER)
+            ):
+                return problem(403, "csrf_failed", "missing or wrong CSRF token: reload the page")
+            if principal.role not in roles:
+                return problem(403, "forbidden", f"a {principal.role} key cannot do this")
+            g.dashboard_principal = principal
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard: never an open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and parts.path.startswith("/dashboard/")
+            and "\\" not in target
+        ):
+            return target
+    return url_for("dashboard.home")
+
+
+# ---- signing in and out ----------------------------------------------------------------------
+
+
+@blp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    """A merchant API key (owner, staff or analyst) opens the pages its role may see."""
+    error = None
+    status = 200
+    if request.method == "POST":
+        api_key = request.form.get("api_key", "").strip()
+        if not dash_session.csrf_matches(session, request.form.get(dash_session.CSRF_FIELD)):
+            error = "The form had expired. Please sign in again."
+            status = 400
+        else:
+            principal = authenticate_key(db.session(), api_key) if api_key else None
+            if principal is None:
+                error = "That key is not valid, or it has been revoked."
+                status = 401
+            else:
+                merchant = db.session().get(Merchant, principal.merchant_id)
+                session.clear()
+                session.permanent = True
+                session["key"] = dash_session.seal_key(current_app, api_key)
+                session["merchant"] = merchant.name if merchant else ""
+                dash_session.csrf_token(session)
+                return redirect(_safe_next(request.args.get("next")))
+    elif _principal() is not None:
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template(
+        "dashboard/sign_in.html",
+        error=error,
+        signed_out=request.args.get("signed_out") == "1",
+        principal=None,
+        nav=[],
+    ), status
+
+
+@blp.post("/sign-out")
+def sign_out() -> Any:
+    if dash_session.csrf_matches(session, request.form.get(dash_session.CSRF_FIELD)):
+        session.clear()
+    return redirect(url_for("dashboard.sign_in", signed_out=1))
+
+
+@blp.get("/")
+@page("owner", "staff", "analyst")
+def home() -> Any:
+    principal: MerchantPrincipal = g.dashboard_principal
+    return redirect(url_for(_pages_for(principal.role)[0].endpoint))
+
+
+# ---- pages -----------------------------------------------------------------------------------
+
+
+@blp.get("/venues")
+@page("owner")
+def venues() -> Any:
+    return _render("dashboard/venues.html", timezones=sorted(zoneinfo.available_timezones()))
+
+
+@blp.get("/offers")
+@page("owner")
+def offers() -> Any:
+    return _render("dashboard/offers.html")
+
+
+@blp.get("/offers/new")
+@page("owner")
+def offer_new() -> Any:
+    return _render("dashboard/offer_form.html", offer_id=None)
+
+
+# Page routes take ids as plain strings (checked here): they are cookie-authenticated HTML pages,
+# so the API's tenancy test, which calls every `<uuid:...>` route with a bearer key, does not
+# apply; tests/e2e/test_dashboard_security.py checks their tenancy with a signed-in session.
+
+
+@blp.get("/offers/<string(length=36):offer_id>/edit")
+@page("owner")
+def offer_edit(offer_id: str) -> Any:
+    principal: MerchantPrincipal = g.dashboard_principal
+    found = _uuid_or_none(offer_id)
+    try:
+        if found is None:
+            raise NotFoundError("no such offer")
+        catalog.get_offer(db.session(), principal.merchant_id, found)
+    except NotFoundError:
+        return _render("dashboard/not_found.html", 404, what="offer")
+    return _render("dashboard/offer_form.html", offer_id=str(found))
+
+
+@blp.get("/till")
+@page("owner", "staff")
+def till() -> Any:
+    return _render("dashboard/till.html", venues=_venue_choices())
+
+
+@blp.get("/presence")
+@page("owner", "staff")
+def presence_venues() -> Any:
+    return _render("dashboard/presence_venues.html", venues=_venue_choices())
+
+
+@blp.get("/presence/<string(length=36):venue_id>")
+@page("owner", "staff")
+def presence(venue_id: str) -> Any:
+    principal: MerchantPrincipal = g.dashboard_principal
+    found = _uuid_or_none(venue_id)
+    try:
+        if found is None:
+            raise NotFoundError("no such venue")
+        venue = geo_venues.get_venue(db.session(), principal.merchant_id, found)
+    except NotFoundError:
+        return _render("dashboard/not_found.html", 404, what="venue")
+    return _render("dashboard/presence.html", venue=venue)
+
+
+@blp.get("/analytics")
+@page("owner", "analyst")
+def analytics() -> Any:
+    return _render("dashboard/analytics.html")
+
+
+def _venue_choices() -> list[Venue]:
+    """The merchant's venues, read here because staff keys may not list them through the API."""
+    principal: MerchantPrincipal = g.dashboard_principal
+    return geo_venues.list_venues(db.session(), principal.merchant_id)
+
+
+# ---- the till's check ------------------------------------------------------------------------
+
+
+@blp.post("/till/check")
+@json_call("owner", "staff")
+def till_check() -> Any:
+    """What a code is, without redeeming it: valid (and for what), unknown, wrong venue, already
+    redeemed or expired, in the order `POST /v1/redemptions` refuses them. Read-only: nothing is
+    recorded, and redeeming stays the API's one conditional UPDATE."""
+    principal: MerchantPrincipal = g.dashboard_principal
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        return problem(422, "validation_error", "send {code, venue_id}")
+    venue_id = _uuid_or_none(body.get("venue_id"))
+    raw = body["code"].strip()
+    if raw.upper().startswith(codes.QR_PREFIX):  # a scanner typed the QR payload
+        raw = raw[len(codes.QR_PREFIX) :]
+    canonical = codes.normalize(raw)
+    if canonical is None:
+        return jsonify(state="malformed", detail="not a code: a symbol is mistyped or missing")
+    dbs = db.session()
+    row = dbs.execute(
+        select(Unlock, Offer.title)
+        .join(Offer, Offer.id == Unlock.offer_id)
+        .where(Unlock.code == canonical, Unlock.merchant_id == principal.merchant_id)
+    ).first()
+    if row is None:
+        return jsonify(state="unknown", detail="no such code for this merchant")
+    unlock, title = row
+    venue_names = list(
+        dbs.scalars(
+            text(
+                "SELECT v.name FROM offer_venues ov JOIN venues v ON v.id = ov.venue_id"
+                " WHERE ov.offer_id = :offer_id ORDER BY v.name"
+            ),
+            {"offer_id": str(unlock.offer_id)},
+        )
+    )
+    answer = {
+        "code": codes.format_code(canonical),
+        "title": title,
+        "offer_id": str(unlock.offer_id),
+        "venues": venue_names,
+        "unlocked_at": unlock.created_at.astimezone(UTC).isoformat(),
+        "expires_at": unlock.expires_at.astimezone(UTC).isoformat(),
+        "redeemed_at": unlock.redeemed_at.astimezone(UTC).isoformat()
+        if unlock.redeemed_at
+        else None,
+    }
+    now = dbs.scalar(text("SELECT now()")) or datetime.now(UTC)
+    if venue_id is not None and not dbs.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM offer_venues"
+            " WHERE offer_id = :offer_id AND venue_id = :venue_id)"
+        ),
+        {"offer_id": str(unlock.offer_id), "venue_id": str(venue_id)},
+    ):
+        state = "wrong_venue"
+    elif unlock.redeemed_at is not None:
+        state = "already_redeemed"
+    elif unlock.expires_at <= now:
+        state = "expired"
+    else:
+        state = "valid"
+    return jsonify(state=state, **answer)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
