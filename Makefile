@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PORT ?= 8000
 
-.PHONY: run test venv lint fmt typecheck stop-db bench-analytics
+.PHONY: run test venv lint fmt typecheck stop-db bench-analytics bench
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,16 @@ run: venv
 
 test: venv
 	@scripts/test.sh $(ARGS)
+
+# The dashboard's front-end assets: npm packages pinned by dashboard/package-lock.json, copied into
+# api/dashboard/static (scripts/dashboard.sh, docs/dashboard.md). The browser tests also need its
+# node_modules (axe-core), so `make test` insists on npm.
+.PHONY: dashboard
+run: dashboard
+test: DASHBOARD_ARGS = --for-tests
+test: dashboard
+dashboard:
+	@scripts/dashboard.sh $(DASHBOARD_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -44,3 +54,10 @@ bench-analytics: venv
 .PHONY: demo
 demo: venv
 	@$(VENV)/bin/python -m mobile_stub.demo run --url "http://127.0.0.1:$(PORT)" $(ARGS)
+
+# The service at SCALE venues (10k, 100k or 1m) against its pgbench ceiling, with the realistic
+# mix at peak and at 70%: writes bench/out/report.json and report.md (docs/performance.md).
+# ARGS passes more options, e.g. ARGS="--reuse --servers gthread,granian,sync --scaling".
+SCALE ?= 10k
+bench: venv
+	@scripts/bench.sh $(SCALE) $(ARGS)

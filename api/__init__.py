@@ -41,10 +41,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     db.init_app(app)
-    api = errors.ProblemApi(app)
+    from api import ratelimit
+
+    # Every operation but the probes may answer 429: the plugin lists it in the document.
+    api = errors.ProblemApi(app, spec_kwargs={"extra_plugins": [ratelimit.TooManyRequestsPlugin()]})
     errors.init_app(app)
 
-    from api import accounts, analytics, checkins, health, offers, redemptions, venues
+    from api import accounts, analytics, audit, checkins, health, offers, redemptions, venues
 
     blueprints = (
         health.blp,
@@ -54,14 +57,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         checkins.blp,
         redemptions.blp,
         analytics.blp,
+        audit.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
-    from api import cli, docs, metrics, observability
+    from api import cli, docs, metrics, observability, security
 
     docs.init_app(app)
     metrics.init_app(app)
     observability.init_app(app)
+    ratelimit.init_app(app)  # after observability: a 429 is logged with its request id
+    security.init_app(app)
     cli.init_app(app)
+
+    from api import dashboard  # the merchant and analyst web pages under /dashboard
+
+    dashboard.init_app(app)
     return app

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from api import auth, db
+from api import audit, auth, db
+from api.observability import request_id
 from api.schemas import (
     KeyCreatedSchema,
     KeyCreateSchema,
@@ -21,19 +22,30 @@ from api.schemas import (
     MerchantCreatedSchema,
     MerchantCreateSchema,
     MerchantSchema,
+    StaffUserCreateSchema,
+    StaffUserListSchema,
+    StaffUserSchema,
     TokenSchema,
     UserCreatedSchema,
     UserCreateSchema,
 )
 from core import accounts
+from core.audit import Actor
 from core.errors import NotFoundError
 from core.models import ApiKey, Merchant
+from offers import abuse
 
 blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Merchants, API keys, users")
 
 
 def _token_ttl() -> timedelta:
     return timedelta(days=current_app.config["USER_TOKEN_TTL_DAYS"])
+
+
+def _link(name: str, path: str, method: str, parameter: str) -> dict[str, Any]:
+    """An OpenAPI link from a created object's `id` to the operation that takes it."""
+    ref = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+    return {name: {"operationRef": ref, "parameters": {parameter: "$response.body#/id"}}}
 
 
 @blp.route("/merchants")
@@ -43,7 +55,18 @@ class Merchants(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign up a merchant; answers an owner API key, shown only this once."""
         session = db.session()
-        merchant, _key, token = accounts.create_merchant(session, data["name"], data["email"])
+        merchant, key, token = accounts.create_merchant(session, data["name"], data["email"])
+        signup = Actor(None, None, request_id())  # no key acted yet
+        audit.record(
+            "merchant.create",
+            merchant.id,
+            after={"name": merchant.name, "email": merchant.email},
+            merchant_id=merchant.id,
+            actor=signup,
+        )
+        audit.record(
+            "key.create", key.id, after=_key_fields(key), merchant_id=merchant.id, actor=signup
+        )
         session.commit()
         return {"merchant": merchant, "api_key": token}
 
@@ -76,21 +99,20 @@ class Keys(MethodView):
     @auth.merchant("owner")
     @blp.arguments(KeyCreateSchema)
     @blp.response(201, KeyCreatedSchema)
+    @blp.doc(
+        responses={
+            201: {"links": _link("RevokeKey", "/v1/merchants/me/keys/{key_id}", "delete", "key_id")}
+        }
+    )
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a key with a role; its secret is shown only this once."""
         session = db.session()
         key, token = accounts.create_api_key(
             session, auth.current_merchant().merchant_id, data["role"], data["label"]
         )
+        audit.record("key.create", key.id, after=_key_fields(key))
         session.commit()
-        return {
-            "id": key.id,
-            "role": key.role,
-            "label": key.label,
-            "created_at": key.created_at,
-            "revoked_at": None,
-            "api_key": token,
-        }
+        return _key_created(key, token)
 
 
 @blp.route("/merchants/me/keys/<uuid:key_id>")
@@ -99,21 +121,103 @@ class Key(MethodView):
     @blp.response(200, KeySchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, key_id: uuid.UUID) -> ApiKey:
-        """Revoke a key; it stops working at once."""
+        """Revoke a key; it stops working at once. Revoking it again changes nothing."""
         session = db.session()
-        key = session.scalar(
-            update(ApiKey)
-            .where(
-                ApiKey.id == key_id,
-                ApiKey.merchant_id == auth.current_merchant().merchant_id,
-            )
-            .values(revoked_at=datetime.now(UTC))
-            .returning(ApiKey)
-        )
-        if key is None:
-            raise NotFoundError("no such key")
+        key, revoked = accounts.revoke_api_key(session, auth.current_merchant().merchant_id, key_id)
+        if revoked:
+            after = _key_fields(key)
+            audit.record("key.revoke", key.id, before={**after, "revoked_at": None}, after=after)
         session.commit()
         return key
+
+
+@blp.route("/merchants/me/keys/<uuid:key_id>/rotate")
+class KeyRotation(MethodView):
+    @auth.merchant("owner")
+    @blp.response(200, KeyCreatedSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, key_id: uuid.UUID) -> dict[str, Any]:
+        """Rotate a key: a new secret for the same key (id, role, label), shown only this once.
+        The old secret fails at once, this request's own included if it rotates itself. A
+        revoked key: 409 `key_revoked`."""
+        session = db.session()
+        key, token = accounts.rotate_api_key(session, auth.current_merchant().merchant_id, key_id)
+        audit.record("key.rotate", key.id)  # the secrets, old and new, are never recorded
+        session.commit()
+        return _key_created(key, token)
+
+
+def _staff_fields(entry: abuse.StaffUser) -> dict[str, Any]:
+    return {"user_id": entry.user_id, "handle": entry.handle}
+
+
+def _key_fields(key: ApiKey) -> dict[str, Any]:
+    """What the audit trail shows of a key (never its secret)."""
+    return {"role": key.role, "label": key.label, "revoked_at": key.revoked_at}
+
+
+def _key_created(key: ApiKey, token: str) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "role": key.role,
+        "label": key.label,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+        "api_key": token,
+    }
+
+
+@blp.route("/merchants/me/staff-users")
+class StaffUsers(MethodView):
+    @auth.merchant("owner")
+    @blp.response(200, StaffUserListSchema)
+    def get(self) -> dict[str, Any]:
+        """The user accounts registered as the merchant's staff."""
+        return {
+            "staff_users": abuse.list_staff_users(db.session(), auth.current_merchant().merchant_id)
+        }
+
+    @auth.merchant("owner")
+    @blp.arguments(StaffUserCreateSchema)
+    @blp.response(201, StaffUserSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.doc(
+        responses={
+            201: {
+                "links": _link(
+                    "RemoveStaffUser",
+                    "/v1/merchants/me/staff-users/{staff_user_id}",
+                    "delete",
+                    "staff_user_id",
+                )
+            }
+        }
+    )
+    def post(self, data: dict[str, Any]) -> abuse.StaffUser:
+        """Register a user account as the merchant's staff: its check-ins (and check-ins from
+        devices it used) never unlock the merchant's own offers. Unknown handle: 404; already
+        registered: 409 `already_staff`."""
+        session = db.session()
+        entry = abuse.add_staff_user(session, auth.current_merchant().merchant_id, data["handle"])
+        audit.record("staff_user.create", entry.id, after=_staff_fields(entry))
+        session.commit()
+        return entry
+
+
+@blp.route("/merchants/me/staff-users/<uuid:staff_user_id>")
+class StaffUser(MethodView):
+    @auth.merchant("owner")
+    @blp.response(200, StaffUserSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, staff_user_id: uuid.UUID) -> abuse.StaffUser:
+        """Unregister a staff account; its past check-ins keep their record."""
+        session = db.session()
+        entry = abuse.remove_staff_user(session, auth.current_merchant().merchant_id, staff_user_id)
+        audit.record("staff_user.delete", entry.id, before=_staff_fields(entry))
+        session.commit()
+        return entry
 
 
 @blp.route("/users")

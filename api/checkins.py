@@ -61,6 +61,16 @@ def present(result: CheckinResult) -> dict[str, Any]:
         "reasons": [{"code": r.code, "detail": r.detail} for r in result.verdict.reasons],
         "unlocks": [present_unlock(u) for u in result.unlocks],
         "held_out": result.held_out,
+        "verification": {
+            "strikes": [{"code": s.code, "detail": s.detail} for s in result.assessment.strikes],
+            "presence_code_required": result.assessment.presence_code_required,
+            "staff_exclusion": {
+                "code": result.assessment.staff_exclusion.code,
+                "detail": result.assessment.staff_exclusion.detail,
+            }
+            if result.assessment.staff_exclusion
+            else None,
+        },
         "created_at": result.created_at,
     }
 
@@ -74,7 +84,9 @@ class Checkins(MethodView):
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data: dict[str, Any]) -> Response:
         """Check in at a venue. The server verifies presence; a rejected check-in is recorded
-        and answered 201 with its reasons. `unlocks` lists the codes this visit earned."""
+        and answered 201 with its reasons. `unlocks` lists the codes this visit earned;
+        `verification` tells when the account or device is under a strike (offers then unlock
+        only with the presence code shown at the venue) or is the merchant's own staff."""
         session = db.session()
         user = auth.current_user()
 

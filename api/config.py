@@ -134,6 +134,65 @@ def _no_check(_value: Any) -> str | None:
     return None
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"must be true or false, got {raw!r}")
+    return value in _TRUE
+
+
+def _check_boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+# The rate-limit notation of the `limits` library (what Flask-Limiter reads), e.g. `600/minute`,
+# `100 per 10 seconds`, or several at once: `20/second;600/minute`. Checked here with the standard
+# library only, so gunicorn's master can refuse a typo before it forks.
+_ONE_LIMIT = r"\s*[1-9][0-9]*\s*(?:/|\s+per\s+)\s*(?:[1-9][0-9]*\s*)?(?:second|minute|hour|day|month|year)s?\s*"
+_LIMITS = re.compile(rf"{_ONE_LIMIT}(?:[,;]{_ONE_LIMIT})*", re.IGNORECASE)
+
+
+def _check_limits(value: Any) -> str | None:
+    if not isinstance(value, str) or not _LIMITS.fullmatch(value):
+        return f"must be a rate limit such as `600/minute` or `20/second;600/minute`, got {value!r}"
+    return None
+
+
+def _check_redis_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(
+        ("redis://", "rediss://", "redis+unix://")
+    ):
+        return "must be a Redis URL (redis://[:password@]host:6379/0, rediss://... or redis+unix://...)"
+    return None
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
+
+
+def _origins(raw: str) -> tuple[str, ...] | None:
+    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    return origins or None
+
+
+def _check_origins(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        return f"must be a list of origins, got {value!r}"
+    for origin in value:
+        if not isinstance(origin, str) or not (origin == "*" or _ORIGIN.fullmatch(origin)):
+            return (
+                "must be `*` or origins such as `https://app.example.com` (scheme, host and "
+                f"optional port; no path, no trailing slash), comma-separated; got {origin!r}"
+            )
+    return None
+
+
 MIB = 1024 * 1024
 
 SETTINGS: tuple[Setting, ...] = (
@@ -216,6 +275,67 @@ SETTINGS: tuple[Setting, ...] = (
         _check_directory,
         "Where worker processes share their metrics (read by prometheus_client). "
         "`api/gunicorn_conf.py` sets a fresh one per server run when unset.",
+    ),
+    Setting(
+        "RATE_LIMIT_ENABLED",
+        True,
+        _boolean,
+        _check_boolean,
+        "Rate limits per API key, per user token and per client IP (`api/ratelimit.py`); over a "
+        "limit is 429 `rate_limited` with `Retry-After`.",
+    ),
+    Setting(
+        "RATE_LIMIT_PER_KEY",
+        "6000/minute",
+        _text,
+        _check_limits,
+        "Requests one merchant API key may make (all routes together).",
+    ),
+    Setting(
+        "RATE_LIMIT_PER_USER",
+        "1200/minute",
+        _text,
+        _check_limits,
+        "Requests one mobile user token may make (all routes together).",
+    ),
+    Setting(
+        "RATE_LIMIT_PER_IP",
+        "12000/minute",
+        _text,
+        _check_limits,
+        "Requests one client IP address may make, with or without credentials.",
+    ),
+    Setting(
+        "REDIS_URL",
+        None,
+        _optional,
+        _check_redis_url,
+        "Where rate-limit counters live, shared by every worker and host. Unset: in PostgreSQL "
+        "(the `rate_limit_counters` table), which every worker and host shares too.",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        0,
+        _integer,
+        _at_least(0),
+        "How many reverse proxies in front of the service append to `X-Forwarded-For` and set "
+        "`X-Forwarded-Proto`; the client IP (rate limits, logs) is read through that many.",
+    ),
+    Setting(
+        "CORS_ORIGINS",
+        None,
+        _origins,
+        _check_origins,
+        "Browser origins allowed to call the API (`/v1/...`) cross-origin, comma-separated, or "
+        "`*`. Unset: no CORS headers at all.",
+    ),
+    Setting(
+        "HSTS_SECONDS",
+        0,
+        _integer,
+        _at_least(0),
+        "Sends `Strict-Transport-Security: max-age=<this>` when above 0. Set it only when the "
+        "service is reached over HTTPS alone.",
     ),
 )
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import auth, db
+from api import audit, auth, db
 from api.schemas import (
     OfferCreateSchema,
     OfferListArgsSchema,
@@ -59,8 +59,10 @@ class Offers(MethodView):
         """Create an offer (in `draft`) at some of the merchant's venues."""
         session = db.session()
         offer = catalog.create_offer(session, auth.current_merchant().merchant_id, data)
+        body = present_one(offer)
+        audit.record("offer.create", offer.id, after=body)
         session.commit()
-        return present_one(offer)
+        return body
 
 
 @blp.route("/<uuid:offer_id>")
@@ -82,9 +84,14 @@ class OfferItem(MethodView):
     def patch(self, data: dict[str, Any], offer_id: uuid.UUID) -> dict[str, Any]:
         """Change some fields (not the status). An ended offer cannot change: 409."""
         session = db.session()
-        offer = catalog.update_offer(session, auth.current_merchant().merchant_id, offer_id, data)
+        merchant_id = auth.current_merchant().merchant_id
+        audit.lock(Offer, offer_id)
+        before = audit.snapshot(present_one(catalog.get_offer(session, merchant_id, offer_id)))
+        offer = catalog.update_offer(session, merchant_id, offer_id, data)
+        body = present_one(offer)
+        audit.record("offer.update", offer.id, before=before, after=body)
         session.commit()
-        return present_one(offer)
+        return body
 
 
 def _transition_view(action: str, doc: str) -> None:
@@ -97,8 +104,15 @@ def _transition_view(action: str, doc: str) -> None:
         @blp.doc(summary=doc)
         def post(self, offer_id: uuid.UUID) -> dict[str, Any]:
             session = db.session()
-            offer = catalog.transition(
-                session, auth.current_merchant().merchant_id, offer_id, action
+            merchant_id = auth.current_merchant().merchant_id
+            audit.lock(Offer, offer_id)
+            before = catalog.get_offer(session, merchant_id, offer_id).status
+            offer = catalog.transition(session, merchant_id, offer_id, action)
+            audit.record(
+                f"offer.{action}",
+                offer.id,
+                before={"status": before},
+                after={"status": offer.status},
             )
             session.commit()
             return present_one(offer)

@@ -8,7 +8,7 @@ from flask import Response, json
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import auth, db, idempotency, observability
+from api import audit, auth, db, idempotency, observability
 from api.checkins import IDEMPOTENCY_DOC
 from api.errors import handle_domain_error
 from api.schemas import RedemptionCreateSchema, RedemptionSchema
@@ -48,6 +48,15 @@ class Redemptions(MethodView):
                 outcomes.append(refusal)
                 return handle_domain_error(refusal)
             outcomes.append(result)
+            audit.record(  # the code itself is never recorded
+                "redemption.create",
+                result.id,
+                after={
+                    "unlock_id": result.unlock_id,
+                    "offer_id": result.offer_id,
+                    "venue_id": result.venue_id,
+                },
+            )
             body = RedemptionSchema().dump(
                 {
                     "id": result.id,

@@ -14,6 +14,7 @@ from marshmallow import fields as f
 from marshmallow import validate as v
 
 from core.accounts import ROLES
+from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.rules import DAYS, RULE_KINDS
 
 
@@ -160,6 +161,25 @@ class LoginSchema(ma.Schema):
 
 class TokenSchema(ma.Schema):
     token = f.String(required=True)
+
+
+class StaffUserCreateSchema(ma.Schema):
+    handle = Text(
+        required=True,
+        validate=v.Length(1, 64),
+        metadata={"description": "The handle of a user account that works for the merchant"},
+    )
+
+
+class StaffUserSchema(ma.Schema):
+    id = f.UUID(required=True)
+    user_id = f.UUID(required=True)
+    handle = f.String(required=True)
+    created_at = UtcDateTime(required=True)
+
+
+class StaffUserListSchema(ma.Schema):
+    staff_users = f.List(f.Nested(StaffUserSchema), required=True)
 
 
 # ---- venues -------------------------------------------------------------------------------
@@ -407,6 +427,37 @@ class IssuedUnlockSchema(ma.Schema):
     expires_at = UtcDateTime(required=True)
 
 
+class StrikeSchema(ma.Schema):
+    code = f.String(required=True, validate=v.OneOf(STRIKE_CODES))
+    detail = f.String(required=True)
+
+
+class StaffExclusionSchema(ma.Schema):
+    code = f.String(required=True, validate=v.OneOf(STAFF_EXCLUSIONS))
+    detail = f.String(required=True)
+
+
+class VerificationSchema(ma.Schema):
+    strikes = f.List(
+        f.Nested(StrikeSchema),
+        required=True,
+        metadata={"description": "Farming patterns seen on this account or device lately"},
+    )
+    presence_code_required = f.Boolean(
+        required=True,
+        metadata={
+            "description": "While true, offers unlock only on a check-in that carries the "
+            "presence code shown at the venue: prompt the user to scan it"
+        },
+    )
+    staff_exclusion = f.Nested(
+        StaffExclusionSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Set when the user is the merchant's staff: no offer unlocks"},
+    )
+
+
 class CheckinSchema(ma.Schema):
     id = f.UUID(required=True)
     status = f.String(required=True, validate=v.OneOf(("verified", "rejected")))
@@ -419,6 +470,7 @@ class CheckinSchema(ma.Schema):
             "description": "Offers this visit earned but that hold this user out (control group)"
         },
     )
+    verification = f.Nested(VerificationSchema, required=True)
     created_at = UtcDateTime(required=True)
 
 
@@ -557,6 +609,25 @@ class SuspiciousSchema(ma.Schema):
     far_m = f.Float(required=True)
 
 
+class StrikeReportSchema(ma.Schema):
+    checkins = f.Integer(
+        required=True, metadata={"description": "Check-ins under at least one strike"}
+    )
+    by_kind = f.Dict(keys=f.String(), values=f.Integer(), required=True)
+    verified_without_presence_code = f.Integer(
+        required=True,
+        metadata={
+            "description": "Verified visits under a strike that unlocked nothing for want "
+            "of the presence code"
+        },
+    )
+    shared_devices = f.Integer(
+        required=True, metadata={"description": "Distinct devices under `device_shared`"}
+    )
+    users_on_many_devices = f.Integer(required=True)
+    users_with_repeated_rejections = f.Integer(required=True)
+
+
 class LeakReportSchema(ma.Schema):
     offer_id = f.UUID(allow_none=True)
     from_ = UtcDateTime(data_key="from", attribute="from", allow_none=True)
@@ -568,6 +639,16 @@ class LeakReportSchema(ma.Schema):
     codes_tried_by_other_merchants = f.Integer(required=True)
     suspicious = f.Nested(SuspiciousSchema, required=True)
     rejected_checkins = f.Dict(keys=f.String(), values=f.Integer(), required=True)
+    strikes = f.Nested(StrikeReportSchema, required=True)
+    staff_checkins = f.Dict(
+        keys=f.String(),
+        values=f.Integer(),
+        required=True,
+        metadata={
+            "description": "Check-ins by the merchant's own staff, by `staff_user` or "
+            "`staff_device`: they never unlock its offers"
+        },
+    )
 
 
 class FlagSchema(ma.Schema):

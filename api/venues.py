@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import insert
 
-from api import auth, db
+from api import audit, auth, db
 from api.schemas import (
     NearbyArgsSchema,
     NearbySchema,
@@ -65,8 +65,10 @@ class Venues(MethodView):
         venue = venues.create_venue(
             session, auth.current_merchant().merchant_id, venues.VenueInput(**data)
         )
+        body = present(venue)
+        audit.record("venue.create", venue.id, after=body)
         session.commit()
-        return present(venue)
+        return body
 
 
 @blp.route("/<uuid:venue_id>")
@@ -87,9 +89,14 @@ class VenueItem(MethodView):
     def patch(self, data: dict[str, Any], venue_id: uuid.UUID) -> dict[str, Any]:
         """Change some fields; a new location moves a circular geofence with it."""
         session = db.session()
-        venue = venues.update_venue(session, auth.current_merchant().merchant_id, venue_id, data)
+        merchant_id = auth.current_merchant().merchant_id
+        audit.lock(Venue, venue_id)
+        before = audit.snapshot(present(venues.get_venue(session, merchant_id, venue_id)))
+        venue = venues.update_venue(session, merchant_id, venue_id, data)
+        body = present(venue)
+        audit.record("venue.update", venue.id, before=before, after=body)
         session.commit()
-        return present(venue)
+        return body
 
     @auth.merchant("owner")
     @blp.response(204)
@@ -97,7 +104,11 @@ class VenueItem(MethodView):
     def delete(self, venue_id: uuid.UUID) -> None:
         """Remove a venue from every listing; its history stays for analytics."""
         session = db.session()
-        venues.delete_venue(session, auth.current_merchant().merchant_id, venue_id)
+        merchant_id = auth.current_merchant().merchant_id
+        audit.lock(Venue, venue_id)
+        before = audit.snapshot(present(venues.get_venue(session, merchant_id, venue_id)))
+        venues.delete_venue(session, merchant_id, venue_id)
+        audit.record("venue.delete", venue_id, before=before)
         session.commit()
 
 

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.reuse:
         url = build(server_url, args.database, args.checkins, min(args.users, args.checkins))
-    app = create_app({"DATABASE_URL": url})
+    app = create_app({"DATABASE_URL": url, "RATE_LIMIT_ENABLED": False})
     engine = app.extensions["engine"]
     with engine.connect() as conn:
         merchant = conn.execute(text("SELECT id FROM merchants")).scalar()

@@ -177,10 +177,9 @@ def capture_scripts(
     url: str, plan: dataset.Plan, pools: loadgen.Pools, reserved: list[tuple[str, str, int]]
 ) -> dict[str, list[str]]:
     """pgbench scripts per operation from statements captured on real requests."""
-    os.environ.setdefault("RATE_LIMIT_ENABLED", "false")
     from api import create_app
 
-    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "RATE_LIMIT_ENABLED": False})
     scripts: dict[str, list[str]] = {}
     try:
         for op, n in (
@@ -300,7 +299,7 @@ def nearby_scaling(server_url: str, seed: int, seconds: float) -> list[dict[str,
 def capture_scripts_nearby(url: str, plan: dataset.Plan, pools: loadgen.Pools) -> list[str]:
     from api import create_app
 
-    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+    app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "RATE_LIMIT_ENABLED": False})
     requests = loadgen.Requests(pools, worker=0, workers=1, offset=0, seed=5)
     out = []
     try:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import HandleTakenError, UnauthorizedError
+from core.errors import ConflictError, HandleTakenError, NotFoundError, UnauthorizedError
 from core.models import ApiKey, Merchant, User, UserToken
 from core.secrets import (
     hash_password,
@@ -60,6 +60,50 @@ def create_api_key(
         secret_hash=secret.secret_hash,
     )
     session.add(key)
+    session.flush()
+    return key, secret.token
+
+
+class KeyRevokedError(ConflictError):
+    code = "key_revoked"
+    title = "Key revoked"
+
+
+def _lock_key(session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    key = session.scalar(
+        select(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.merchant_id == merchant_id)
+        .with_for_update()
+    )
+    if key is None:
+        raise NotFoundError("no such key")
+    return key
+
+
+def revoke_api_key(
+    session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID
+) -> tuple[ApiKey, bool]:
+    """Revoke a key: it fails from the commit on (every request looks the key up; nothing caches
+    it). Revoking it again changes nothing; the flag says whether this call revoked it."""
+    key = _lock_key(session, merchant_id, key_id)
+    if key.revoked_at is not None:
+        return key, False
+    key.revoked_at = datetime.now(UTC)
+    session.flush()
+    return key, True
+
+
+def rotate_api_key(
+    session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID
+) -> tuple[ApiKey, str]:
+    """A new secret for the same key (id, role, label); the old secret fails from the commit on.
+    A revoked key stays revoked: 409 `key_revoked`."""
+    key = _lock_key(session, merchant_id, key_id)
+    if key.revoked_at is not None:
+        raise KeyRevokedError("this key is revoked; create a new one instead")
+    secret = new_secret(KEY_PREFIX)
+    key.lookup = secret.lookup
+    key.secret_hash = secret.secret_hash
     session.flush()
     return key, secret.token
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -219,6 +220,27 @@ class Checkin(Base):
             "created_at",
             postgresql_where=text("status = 'rejected'"),
         ),
+        # strikes (offers/abuse.py): the users of a device, the devices and rejections of a user
+        Index(
+            "ix_checkins_device_id_created_at",
+            "device_id",
+            "created_at",
+            postgresql_include=["user_id"],
+            postgresql_where=text("device_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_checkins_user_id_created_at",
+            "user_id",
+            "created_at",
+            postgresql_include=["device_id", "status"],
+        ),
+        # the leak report reads check-ins under strikes or by a merchant's staff only
+        Index(
+            "ix_checkins_flagged_venue_id_created_at",
+            "venue_id",
+            "created_at",
+            postgresql_where=text("strikes <> '{}' OR staff_exclusion IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -235,6 +257,28 @@ class Checkin(Base):
     status: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list[dict[str, str]]] = mapped_column(JSONB, server_default=text("'[]'"))
     reason_codes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    # Strikes against the user or device when this check-in was made (offers/abuse.py): while
+    # there are any, offers unlock only with the venue's presence code.
+    strikes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    # 'staff_user' or 'staff_device' when the user (or a staff member's device) belongs to the
+    # venue's merchant: such a check-in never unlocks that merchant's offers.
+    staff_exclusion: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now()
+
+
+class MerchantStaffUser(Base):
+    """A user account its merchant's owner registered as staff: its check-ins never unlock that
+    merchant's offers."""
+
+    __tablename__ = "merchant_staff_users"
+    # The unique index also serves the check-in's probe and the merchant's listing.
+    __table_args__ = (UniqueConstraint("merchant_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = _now()
 
 
@@ -348,16 +392,61 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class AuditEvent(Base):
+    """A state-changing merchant action (venue, offer, key, redemption): who did it, when, and
+    what changed (`{field: [old, new]}`). Written in the same transaction as the action
+    (`core/audit.py`); it never holds a secret, code or hash."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        # the owner's listing, newest first, paged by (created_at, id)
+        Index("ix_audit_events_merchant_id_created_at_id", "merchant_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    # The key that acted; null for the owner key issued at sign-up (no key acted yet).
+    actor_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    # The clock at the insert, not the transaction's start: events of one transaction keep
+    # their order.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    )
+
+
+class RateLimitCounter(Base):
+    """One fixed-window hit counter of the rate limiter's PostgreSQL storage (`api/ratelimit.py`),
+    shared by every worker and host. UNLOGGED: counters need neither crash safety nor replicas."""
+
+    __tablename__ = "rate_limit_counters"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 __all__ = [
     "ApiKey",
+    "AuditEvent",
     "Base",
     "Checkin",
     "Holdout",
     "IdempotencyRecord",
     "Impression",
     "Merchant",
+    "MerchantStaffUser",
     "Offer",
     "OfferVenue",
+    "RateLimitCounter",
     "Redemption",
     "RedemptionAttempt",
     "Unlock",

@@ -326,6 +326,35 @@ class Client:
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._json("DELETE", f"/v1/merchants/me/keys/{key_id}"))
 
+    def rotate_key(self, key_id: str) -> ApiKeyCreated:
+        """A new secret for the key (owner key); the old one fails at once."""
+        return cast(ApiKeyCreated, self._json("POST", f"/v1/merchants/me/keys/{key_id}/rotate"))
+
+    def audit_trail(
+        self, limit: int | None = None, before: str | None = None, object_id: str | None = None
+    ) -> dict[str, Any]:
+        """The merchant's audit trail, newest first (owner key): `{"events", "next_before"}`."""
+        params = self._params(limit=limit, before=before, object_id=object_id)
+        return cast(dict[str, Any], self._json("GET", "/v1/merchants/me/audit", params=params))
+
+    def add_staff_user(self, handle: str) -> dict[str, Any]:
+        """Register a user account as the merchant's staff (owner key): its check-ins never
+        unlock the merchant's own offers. Answers `{"id", "user_id", "handle", "created_at"}`."""
+        return cast(
+            dict[str, Any], self._json("POST", "/v1/merchants/me/staff-users", {"handle": handle})
+        )
+
+    def list_staff_users(self) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]], self._json("GET", "/v1/merchants/me/staff-users")["staff_users"]
+        )
+
+    def remove_staff_user(self, staff_user_id: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            self._json("DELETE", f"/v1/merchants/me/staff-users/{staff_user_id}"),
+        )
+
     def create_user(self, handle: str, password: str) -> UserCreated:
         return cast(
             UserCreated, self._json("POST", "/v1/users", {"handle": handle, "password": password})
@@ -469,6 +498,14 @@ class Client:
         """The same report as CSV with a header row."""
         params = self._params(group_by=group_by, from_=from_, to=to, format="csv")
         return self.call("GET", "/v1/analytics/redemptions", params=params).text
+
+    def leak_report(
+        self, from_: str | None = None, to: str | None = None, offer_id: str | None = None
+    ) -> dict[str, Any]:
+        """Exclusivity and leaks: refused attempts, suspicious redemptions, rejected check-ins,
+        check-ins under strikes and by the merchant's own staff."""
+        params = self._params(from_=from_, to=to, offer_id=offer_id)
+        return cast(dict[str, Any], self._json("GET", "/v1/analytics/leaks", params=params))
 
     def offer_lift(self, offer_id: str, window_days: int | None = None) -> dict[str, Any]:
         """Return rates of treated and held-out users, the lift and its 95% interval."""

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
+from offers import abuse
 from offers.stats import newcombe_difference
 
 GROUP_BY = ("day", "hour", "venue", "offer")
@@ -306,6 +307,18 @@ _LEAKS = text(
           AND c.created_at >= :lo AND c.created_at < :hi
           AND (CAST(:offer AS uuid) IS NULL
                OR c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
+    ),
+    -- check-ins under strikes or by the merchant's staff (offers/abuse.py), from the partial
+    -- index of such check-ins (its predicate is repeated here word for word)
+    flagged AS (
+        SELECT c.user_id, c.device_id, c.status, c.presence_code_sent, c.strikes,
+               c.staff_exclusion
+        FROM checkins c JOIN venues v ON v.id = c.venue_id
+        WHERE v.merchant_id = :m
+          AND (c.strikes <> '{}' OR c.staff_exclusion IS NOT NULL)
+          AND c.created_at >= :lo AND c.created_at < :hi
+          AND (CAST(:offer AS uuid) IS NULL
+               OR c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
     )
     SELECT
         (SELECT count(*) FROM red) AS redemptions,
@@ -334,7 +347,25 @@ _LEAKS = text(
            AND a.created_at >= :lo AND a.created_at < :hi
            AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)) AS by_other_merchants,
         (SELECT COALESCE(json_object_agg(reason, n), '{}') FROM (
-            SELECT reason, count(*) AS n FROM rejected GROUP BY reason) y) AS rejected
+            SELECT reason, count(*) AS n FROM rejected GROUP BY reason) y) AS rejected,
+        (SELECT json_build_object(
+             'checkins', count(*) FILTER (WHERE strikes <> '{}'),
+             'verified_without_presence_code', count(*) FILTER (
+                 WHERE strikes <> '{}' AND status = 'verified' AND NOT presence_code_sent
+                   AND staff_exclusion IS NULL),
+             'shared_devices', count(DISTINCT device_id) FILTER (
+                 WHERE 'device_shared' = ANY (strikes)),
+             'users_on_many_devices', count(DISTINCT user_id) FILTER (
+                 WHERE 'many_devices' = ANY (strikes)),
+             'users_with_repeated_rejections', count(DISTINCT user_id) FILTER (
+                 WHERE 'repeated_rejections' = ANY (strikes)))
+         FROM flagged) AS struck,
+        (SELECT COALESCE(json_object_agg(kind, n), '{}') FROM (
+            SELECT kind, count(*) AS n FROM flagged, unnest(flagged.strikes) AS kind
+            GROUP BY kind) z) AS strike_kinds,
+        (SELECT COALESCE(json_object_agg(staff_exclusion, n), '{}') FROM (
+            SELECT staff_exclusion, count(*) AS n FROM flagged
+            WHERE staff_exclusion IS NOT NULL GROUP BY staff_exclusion) w) AS staff
     """
 )
 
@@ -350,8 +381,9 @@ def leak_report(
 ) -> dict[str, Any]:
     """Exclusivity and leaks: how many redemptions a verified check-in backs (all, by
     construction), refused attempts by reason, this merchant's codes tried by other merchants,
-    suspiciously fast redemptions or far from the venue where the code was earned, and rejected
-    check-ins by reason."""
+    suspiciously fast redemptions or far from the venue where the code was earned, rejected
+    check-ins by reason, check-ins under strikes (farming) and check-ins by the merchant's own
+    staff."""
     if offer_id is not None:
         _offer_created_at(session, merchant_id, offer_id)
     lo, hi = _period(start, end, EPOCH)
@@ -392,6 +424,15 @@ def leak_report(
             "far_m": far_m,
         },
         "rejected_checkins": {k: int(v) for k, v in sorted((row.rejected or {}).items())},
+        "strikes": {
+            **{k: int(v) for k, v in row.struck.items()},
+            "by_kind": {
+                kind: int((row.strike_kinds or {}).get(kind, 0)) for kind in abuse.STRIKE_CODES
+            },
+        },
+        "staff_checkins": {
+            code: int((row.staff or {}).get(code, 0)) for code in abuse.STAFF_EXCLUSIONS
+        },
     }
 
 

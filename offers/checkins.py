@@ -5,9 +5,10 @@ number of offers at the venue:
 
 1. `pg_advisory_xact_lock` on the user, so one user's parallel check-ins see each other
    (cooldown, per-user caps, visit counts);
-2. one query for the venue and the user's history (last accepted fix, last visit here) and the
-   database clock;
-3. the pure verdict (`geo.verify.verify_fix`), then one INSERT of the check-in;
+2. one query for the venue, the user's history (last accepted fix, last visit here), the counts
+   behind the strikes and staff exclusion (`offers.abuse`), and the database clock;
+3. the pure verdict (`geo.verify.verify_fix`) and assessment (`offers.abuse.assess`), then one
+   INSERT of the check-in with its strikes;
 4. if verified: one query for every active offer at the venue with the facts its rule needs;
    the pure decision per offer (`offers.engine.decide`);
 5. one conditional UPDATE claiming the total caps of all offers to unlock
@@ -40,7 +41,14 @@ from geo.verify import (
     verify_fix,
 )
 from offers import codes
-from offers.engine import OfferTerms, VisitFacts, decide
+from offers.abuse import (
+    DEFAULT_ABUSE_THRESHOLDS,
+    AbuseFacts,
+    AbuseThresholds,
+    Assessment,
+    assess,
+)
+from offers.engine import OfferTerms, VisitFacts, counts_toward_group, decide
 from offers.rules import Group, rule_from_json, window_from_json
 
 
@@ -72,6 +80,7 @@ class CheckinResult:
     status: str
     verdict: Verdict
     created_at: datetime
+    assessment: Assessment = field(default_factory=lambda: Assessment((), None))
     unlocks: list[IssuedUnlock] = field(default_factory=list)
     held_out: list[uuid.UUID] = field(default_factory=list)
 
@@ -82,10 +91,19 @@ _VENUE_AND_HISTORY = text(
            ST_X(v.location::geometry) AS lon, ST_Y(v.location::geometry) AS lat,
            ST_AsBinary(v.geofence) AS geofence, v.radius_m,
            v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret,
-           now() AS now,
+           clock_timestamp() AS now,  -- the database clock at this check-in
            ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
            prev.observed_at AS prev_observed_at,
-           here.created_at AS last_here_at
+           here.created_at AS last_here_at,
+           dev.device_users, mine.user_devices, rej.recent_rejections,
+           EXISTS (SELECT 1 FROM merchant_staff_users s
+                   WHERE s.merchant_id = v.merchant_id AND s.user_id = :user_id) AS staff_user,
+           EXISTS (SELECT 1 FROM checkins c
+                   JOIN merchant_staff_users s
+                     ON s.merchant_id = v.merchant_id AND s.user_id = c.user_id
+                   WHERE c.device_id = CAST(:device_id AS varchar)
+                     AND c.created_at > now() - make_interval(days => :staff_device_days))
+               AS staff_device
     FROM venues v
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
@@ -97,6 +115,26 @@ _VENUE_AND_HISTORY = text(
         WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
         ORDER BY c.created_at DESC LIMIT 1
     ) here ON true
+    -- strikes (offers/abuse.py): the device's other users, the user's other devices, and the
+    -- user's recent rejections; this check-in is not recorded yet, so it is added by hand
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT c.user_id) FILTER (WHERE c.user_id <> :user_id) + 1 AS device_users
+        FROM checkins c
+        WHERE c.device_id = CAST(:device_id AS varchar)
+          AND c.created_at > now() - make_interval(days => :window_days)
+    ) dev
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT c.device_id) FILTER (
+                   WHERE c.device_id IS DISTINCT FROM CAST(:device_id AS varchar))
+               + CASE WHEN CAST(:device_id AS varchar) IS NULL THEN 0 ELSE 1 END AS user_devices
+        FROM checkins c
+        WHERE c.user_id = :user_id AND c.created_at > now() - make_interval(days => :window_days)
+    ) mine
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS recent_rejections FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'rejected'
+          AND c.created_at > now() - make_interval(hours => :rejection_hours)
+    ) rej
     WHERE v.id = :venue_id AND v.deleted_at IS NULL
     """
 )
@@ -105,11 +143,11 @@ _INSERT_CHECKIN = text(
     """
     INSERT INTO checkins (id, user_id, venue_id, location, accuracy_m, observed_at,
                           mock_location, presence_code_sent, device_id, status, reasons,
-                          reason_codes, created_at)
+                          reason_codes, strikes, staff_exclusion, created_at)
     VALUES (:id, :user_id, :venue_id,
             ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :accuracy_m, :observed_at,
             :mock_location, :presence_code_sent, :device_id, :status, CAST(:reasons AS jsonb),
-            :reason_codes, now())
+            :reason_codes, :strikes, :staff_exclusion, now())
     """
 )
 
@@ -152,9 +190,11 @@ _CANDIDATES = text(
         SELECT json_agg(json_build_object(
                    'user_id', m.user_id, 'checkin_id', m.checkin_id,
                    'presence', m.presence_code_sent, 'unlocks', m.unlocks,
-                   'recent', m.recent)) AS members
+                   'recent', m.recent, 'strikes', m.strikes,
+                   'staff', m.staff_exclusion IS NOT NULL)) AS members
         FROM (
             SELECT DISTINCT ON (c.user_id) c.user_id, c.id AS checkin_id, c.presence_code_sent,
+                   c.strikes, c.staff_exclusion,
                    (SELECT count(*) FROM unlocks u
                     WHERE u.offer_id = o.id AND u.user_id = c.user_id) AS unlocks,
                    EXISTS (SELECT 1 FROM unlocks u
@@ -224,13 +264,22 @@ def check_in(
     user_id: uuid.UUID,
     data: CheckinInput,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    abuse: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS,
 ) -> CheckinResult:
     """Record one check-in and everything it unlocks. The caller commits."""
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"user:{user_id}"}
     )
     row = session.execute(
-        _VENUE_AND_HISTORY, {"venue_id": str(data.venue_id), "user_id": str(user_id)}
+        _VENUE_AND_HISTORY,
+        {
+            "venue_id": str(data.venue_id),
+            "user_id": str(user_id),
+            "device_id": data.device_id,
+            "window_days": abuse.window_days,
+            "rejection_hours": abuse.rejection_hours,
+            "staff_device_days": abuse.staff_device_days,
+        },
     ).one_or_none()
     if row is None:
         raise NotFoundError("no such venue")
@@ -261,6 +310,16 @@ def check_in(
         now,
         thresholds,
     )
+    assessment = assess(
+        AbuseFacts(
+            device_users=int(row.device_users),
+            user_devices=int(row.user_devices),
+            recent_rejections=int(row.recent_rejections),
+            staff_user=bool(row.staff_user),
+            staff_device=bool(row.staff_device),
+        ),
+        abuse,
+    )
     checkin_id = uuid.uuid4()
     status = "verified" if verdict.verified else "rejected"
     session.execute(
@@ -279,9 +338,13 @@ def check_in(
             "status": status,
             "reasons": json.dumps([{"code": r.code, "detail": r.detail} for r in verdict.reasons]),
             "reason_codes": [r.code for r in verdict.reasons],
+            "strikes": [s.code for s in assessment.strikes],
+            "staff_exclusion": assessment.staff_exclusion.code
+            if assessment.staff_exclusion
+            else None,
         },
     )
-    result = CheckinResult(checkin_id, status, verdict, now)
+    result = CheckinResult(checkin_id, status, verdict, now, assessment)
     if verdict.verified:
         _unlock(
             session, result, user_id, data.venue_id, row.merchant_id, ZoneInfo(row.timezone), now
@@ -316,6 +379,17 @@ def _unlock(
         )
         if isinstance(terms.rule, Group):
             members = offer.members or []
+            # Each member is judged by their own latest check-in here (its presence code,
+            # strikes and staff exclusion); the merchant's staff and members under a strike
+            # without the presence code do not count toward the group.
+            size = sum(
+                counts_toward_group(
+                    presence_verified=bool(m["presence"]),
+                    under_strike=bool(m["strikes"]),
+                    merchant_staff=bool(m["staff"]),
+                )
+                for m in members
+            )
             # Everyone verified here within the window, the caller included, who has not
             # already been given this offer by the same group.
             for member in members:
@@ -328,7 +402,7 @@ def _unlock(
                     user_unlocks=int(member["unlocks"]),
                     top_visits=0,
                     best_other_visits=0,
-                    group_size=len(members),
+                    group_size=size,
                 )
                 decision = decide(
                     terms,
@@ -337,6 +411,8 @@ def _unlock(
                     now,
                     user_id=member_id,
                     presence_verified=bool(member["presence"]),
+                    under_strike=bool(member["strikes"]),
+                    merchant_staff=bool(member["staff"]),
                 )
                 checkin = uuid.UUID(member["checkin_id"])
                 if decision.outcome == "unlock":
@@ -363,6 +439,8 @@ def _unlock(
             now,
             user_id=user_id,
             presence_verified=result.verdict.presence_verified,
+            under_strike=bool(result.assessment.strikes),
+            merchant_staff=result.assessment.staff_exclusion is not None,
         )
         if decision.outcome == "unlock":
             grants.append(_Grant(offer.id, offer.title, user_id, result.id, offer.code_ttl_minutes))

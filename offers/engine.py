@@ -28,6 +28,10 @@ OUTSIDE_WINDOW: Final = "outside_window"
 PRESENCE_CODE_REQUIRED: Final = "presence_code_required"
 RULE_NOT_MET: Final = "rule_not_met"
 PER_USER_CAP: Final = "per_user_cap"
+# The user is registered as the merchant's staff (or used a staff member's device): never unlocks.
+MERCHANT_STAFF: Final = "merchant_staff"
+# The check-in is under a strike (offers/abuse.py) and carried no accepted presence code.
+UNDER_STRIKE: Final = "under_strike"
 
 # The holdout point is the first 64 bits of a SHA-256 digest, read as a fraction of 2**64.
 _HOLDOUT_BITS: Final = 64
@@ -163,6 +167,15 @@ def rule_met(rule: Rule, facts: VisitFacts) -> bool:
     assert_never(rule)
 
 
+def counts_toward_group(
+    *, presence_verified: bool, under_strike: bool, merchant_staff: bool
+) -> bool:
+    """Whether a member's check-in counts toward a group's size: not the merchant's staff, and
+    not under a strike unless it carried the presence code, so one phone with several accounts
+    (or staff bringing friends) cannot make up a group."""
+    return not merchant_staff and (presence_verified or not under_strike)
+
+
 def decide(
     terms: OfferTerms,
     facts: VisitFacts,
@@ -171,18 +184,25 @@ def decide(
     *,
     user_id: uuid.UUID,
     presence_verified: bool,
+    under_strike: bool = False,
+    merchant_staff: bool = False,
 ) -> Decision:
     """Whether this check-in unlocks the offer, is held out, or leaves it locked (and why).
 
-    Order: schedule, presence code, rule, per-user cap, then holdout last, so a user is recorded as
-    held out only when the check-in would otherwise have unlocked (what the lift analysis compares).
-    The total cap is the caller's to claim in SQL.
+    Order: the merchant's own staff, schedule, presence code (the offer's requirement, then the
+    one a strike adds), rule, per-user cap, then holdout last, so a user is recorded as held out
+    only when the check-in would otherwise have unlocked (what the lift analysis compares). The
+    total cap is the caller's to claim in SQL.
     """
+    if merchant_staff:
+        return Decision(LOCKED, MERCHANT_STAFF)
     block = _schedule_block(terms, tz, now)
     if block:
         return Decision(LOCKED, block)
     if terms.requires_presence_code and not presence_verified:
         return Decision(LOCKED, PRESENCE_CODE_REQUIRED)
+    if under_strike and not presence_verified:
+        return Decision(LOCKED, UNDER_STRIKE)
     if not rule_met(terms.rule, facts):
         return Decision(LOCKED, RULE_NOT_MET)
     if facts.user_unlocks >= terms.per_user_cap:

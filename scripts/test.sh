@@ -6,6 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The Compose file is validated by a real Compose parser in the suite.
 command -v docker-compose >/dev/null || scripts/pg.sh ensure-apt docker-compose
+# The rate-limit test also runs against a Redis server of its own (tests/e2e/test_ratelimit.py).
+command -v redis-server >/dev/null || scripts/pg.sh ensure-apt redis-server
+# The dashboard's browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+scripts/pg.sh ensure-apt chromium
 
 started_pg=""
 cleanup() { if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi; }

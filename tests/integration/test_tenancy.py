@@ -23,12 +23,19 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @pytest.fixture
-def theirs(other_owner: Client) -> dict[str, str]:
+def theirs(api: Client, other_owner: Client) -> dict[str, str]:
     """Objects of another merchant, by path parameter."""
     venue = other_owner.create_venue(venue_body())
     offer = other_owner.create_offer(offer_body([venue["id"]]))
     key = other_owner.create_key("staff")
-    return {"venue_id": venue["id"], "offer_id": offer["id"], "key_id": key["id"]}
+    handle = api.create_user("their_barista", "correct horse")["user"]["handle"]
+    staff_user = other_owner.add_staff_user(handle)
+    return {
+        "venue_id": venue["id"],
+        "offer_id": offer["id"],
+        "key_id": key["id"],
+        "staff_user_id": staff_user["id"],
+    }
 
 
 def _id_routes(app: Flask) -> list[tuple[str, str]]:
@@ -61,6 +68,7 @@ def test_another_tenants_ids_are_404_on_every_route(
     offer = other_owner.get_offer(theirs["offer_id"])
     assert offer["title"] != "Hijacked" and offer["status"] == "draft"
     assert all(k["revoked_at"] is None for k in other_owner.list_keys())
+    assert [s["id"] for s in other_owner.list_staff_users()] == [theirs["staff_user_id"]]
 
 
 def test_listings_show_only_the_callers_objects(

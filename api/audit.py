@@ -1,0 +1,161 @@
+"""The audit trail over HTTP: views record their changes here, and the owner reads them.
+
+A view that changes a merchant's venue, offer, key or redemption calls `record(...)` before it
+commits, so the event is part of the same transaction (`core/audit.py`). The actor is the API key
+of the request (`auth.current_merchant()`), and its request id ties the event to the request's log
+line. `GET /v1/merchants/me/audit` (owner) lists the events newest first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields as f
+from marshmallow import validate as v
+from sqlalchemy import select
+
+from api import auth, db
+from api.observability import request_id
+from api.schemas import UtcDateTime
+from core import audit
+from core.models import Base
+
+blp = Blueprint(
+    "audit",
+    __name__,
+    url_prefix="/v1",
+    description="The audit trail: who changed what, and when",
+)
+
+MAX_PAGE = 200
+
+
+class AuditArgsSchema(ma.Schema):
+    limit = f.Integer(load_default=50, validate=v.Range(1, MAX_PAGE))
+    before = f.UUID(
+        load_default=None,
+        metadata={"description": "An event's id: list only the events recorded before it"},
+    )
+    object_id = f.UUID(
+        load_default=None, metadata={"description": "Only the events of this object"}
+    )
+
+
+class AuditEventSchema(ma.Schema):
+    id = f.UUID(required=True)
+    created_at = UtcDateTime(required=True)
+    action = f.String(
+        required=True,
+        validate=v.OneOf(audit.ACTIONS),
+        metadata={"description": "`<object_type>.<verb>`, e.g. `offer.activate`"},
+    )
+    object_type = f.String(
+        required=True,
+        metadata={"description": "merchant, venue, offer, key, redemption or staff_user"},
+    )
+    object_id = f.UUID(required=True)
+    actor_key_id = f.UUID(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The API key that acted; null for what sign-up created"},
+    )
+    actor_role = f.String(required=True, allow_none=True)
+    request_id = f.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The request's X-Request-ID, as in the service's logs"},
+    )
+    changes = f.Dict(
+        keys=f.String(),
+        values=f.List(f.Raw(allow_none=True)),
+        required=True,
+        metadata={
+            "description": "Each changed field as `[old, new]`: `[null, value]` when the object "
+            "was created, `[value, null]` when it was deleted. Never a secret."
+        },
+    )
+
+
+class AuditListSchema(ma.Schema):
+    events = f.List(f.Nested(AuditEventSchema), required=True)
+    next_before = f.UUID(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `before` for the next page; null on the last page"},
+    )
+
+
+@blp.route("/merchants/me/audit")
+class AuditTrail(MethodView):
+    @auth.merchant("owner")
+    @blp.arguments(AuditArgsSchema, location="query")
+    @blp.response(200, AuditListSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The merchant's audit trail, newest first: every change to its venues, offers, keys,
+        redemptions and staff accounts, with the key that made it. An unknown `before` is 404."""
+        events = audit.list_events(
+            db.session(),
+            auth.current_merchant().merchant_id,
+            limit=args["limit"],
+            before=args["before"],
+            object_id=args["object_id"],
+        )
+        more = len(events) == args["limit"]
+        return {"events": events, "next_before": events[-1].id if more else None}
+
+
+# ---- recording, for the views ----------------------------------------------------------------
+
+
+def current_actor() -> audit.Actor:
+    """The request's API key, as the actor of what it changes."""
+    principal = auth.current_merchant()
+    return audit.Actor(principal.key_id, principal.role, request_id())
+
+
+def record(
+    action: str,
+    object_id: uuid.UUID,
+    *,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    merchant_id: uuid.UUID | None = None,
+    actor: audit.Actor | None = None,
+) -> None:
+    """Record `action` on an object in the request's session (commit it with the change).
+
+    `before` and `after` are the object as the API shows it: the event keeps the fields that
+    differ. The merchant and actor default to the request's API key.
+    """
+    audit.record(
+        db.session(),
+        merchant_id or auth.current_merchant().merchant_id,
+        actor or current_actor(),
+        action,
+        action.partition(".")[0],
+        object_id,
+        audit.diff(before, after),
+    )
+
+
+def snapshot(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an object as the API shows it, as it is now (the `before` of a change)."""
+    copied: dict[str, Any] = audit.jsonable(values)
+    return copied
+
+
+def lock(model: type[Base], object_id: uuid.UUID) -> None:
+    """Lock the merchant's row until the commit, so the `before` read next is exactly what
+    the change replaces (a missing row is left to the use case to refuse)."""
+    table: Any = model
+    db.session().execute(
+        select(table.id)
+        .where(table.id == object_id, table.merchant_id == auth.current_merchant().merchant_id)
+        .with_for_update()
+    )

@@ -1,0 +1,210 @@
+"""Check-in farming: strikes that raise the bar, and a merchant's staff kept from its own offers.
+
+A strike is a pattern in the recorded check-ins that farming leaves and honest use rarely does:
+
+- `device_shared`: the check-in's device was used by `device_users` or more distinct accounts
+  (this one included) over the last `window_days`: one phone farming many accounts;
+- `many_devices`: the user checked in from `user_devices` or more distinct devices (this one
+  included) over the last `window_days`: one account farmed from many phones, or a device id
+  made up afresh for each try;
+- `repeated_rejections`: the user had `rejections` or more rejected check-ins in the last
+  `rejection_hours` before this one: someone probing the verifier.
+
+Strikes are derived in SQL from the `checkins` table inside the check-in's transaction (no
+counter is kept by hand, so nothing can drift) and recorded on the check-in row. They expire by
+themselves when the pattern leaves the window. While a check-in is under any strike its visit
+unlocks offers only if it carried the venue's current presence code, which needs someone at the
+venue whatever the phone says; the check-in itself is still judged and recorded as usual (the
+contract's rejection codes do not change).
+
+A merchant's owner may register user accounts as staff (`merchant_staff_users`). A check-in by a
+staff account (`staff_user`), or from a device a staff account checked in from over the last
+`staff_device_days` (`staff_device`), never unlocks that merchant's offers; other merchants' offers
+are unaffected.
+
+Device ids are reported by the phone, so they can be left out or made up; a made-up id per try
+shows as `many_devices`, and leaving it out escapes the device strikes only (documented in
+docs/checkins.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.errors import ConflictError, NotFoundError
+from core.models import MerchantStaffUser, User
+
+DEVICE_SHARED: Final = "device_shared"
+MANY_DEVICES: Final = "many_devices"
+REPEATED_REJECTIONS: Final = "repeated_rejections"
+# Every strike code, in the order a check-in lists them.
+STRIKE_CODES: Final = (DEVICE_SHARED, MANY_DEVICES, REPEATED_REJECTIONS)
+
+STAFF_USER: Final = "staff_user"
+STAFF_DEVICE: Final = "staff_device"
+STAFF_EXCLUSIONS: Final = (STAFF_USER, STAFF_DEVICE)
+
+# A family may share a tablet and a person may own a phone and a tablet; a third account on one
+# device, or a third device for one account, within a week is what farming looks like.
+DEVICE_USERS: Final = 3
+USER_DEVICES: Final = 3
+WINDOW_DAYS: Final = 7
+# Five rejections in a day is more than a bad GPS fix retried a few times.
+REJECTIONS: Final = 5
+REJECTION_HOURS: Final = 24
+# How long a device a staff member used stays linked to the merchant's staff.
+STAFF_DEVICE_DAYS: Final = 30
+
+
+@dataclass(frozen=True)
+class AbuseThresholds:
+    """The limits of the strikes; the defaults are the module's constants."""
+
+    device_users: int = DEVICE_USERS
+    user_devices: int = USER_DEVICES
+    window_days: int = WINDOW_DAYS
+    rejections: int = REJECTIONS
+    rejection_hours: int = REJECTION_HOURS
+    staff_device_days: int = STAFF_DEVICE_DAYS
+
+
+DEFAULT_ABUSE_THRESHOLDS = AbuseThresholds()
+
+
+@dataclass(frozen=True)
+class AbuseFacts:
+    """Counts the check-in transaction gathers in SQL before it records the check-in."""
+
+    device_users: int  # distinct users of this device in the window, this one included (1 if none)
+    user_devices: int  # distinct devices of this user in the window, this one included
+    recent_rejections: int  # the user's rejected check-ins in the rejection window, before this
+    staff_user: bool  # the user is registered as staff of the venue's merchant
+    staff_device: bool  # a staff account of the venue's merchant used this device lately
+
+
+@dataclass(frozen=True)
+class Strike:
+    """A stable code for programs and a detail with the numbers for people."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the abuse rules make of one check-in."""
+
+    strikes: tuple[Strike, ...]
+    staff_exclusion: Strike | None
+
+    @property
+    def presence_code_required(self) -> bool:
+        """Whether offers unlock only with the venue's presence code."""
+        return bool(self.strikes)
+
+
+def assess(facts: AbuseFacts, thresholds: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS) -> Assessment:
+    """The strikes and staff exclusion of a check-in, from counts that SQL gathered."""
+    strikes: list[Strike] = []
+    if facts.device_users >= thresholds.device_users:
+        strikes.append(
+            Strike(
+                DEVICE_SHARED,
+                f"this device was used by {facts.device_users} accounts in the last "
+                f"{thresholds.window_days} days; from {thresholds.device_users}, offers unlock "
+                "only with the presence code shown at the venue",
+            )
+        )
+    if facts.user_devices >= thresholds.user_devices:
+        strikes.append(
+            Strike(
+                MANY_DEVICES,
+                f"this account was used on {facts.user_devices} devices in the last "
+                f"{thresholds.window_days} days; from {thresholds.user_devices}, offers unlock "
+                "only with the presence code shown at the venue",
+            )
+        )
+    if facts.recent_rejections >= thresholds.rejections:
+        strikes.append(
+            Strike(
+                REPEATED_REJECTIONS,
+                f"this account had {facts.recent_rejections} rejected check-ins in the last "
+                f"{thresholds.rejection_hours} h; from {thresholds.rejections}, offers unlock only "
+                "with the presence code shown at the venue",
+            )
+        )
+    exclusion = None
+    if facts.staff_user:
+        exclusion = Strike(
+            STAFF_USER, "this account is registered as staff of the venue's merchant"
+        )
+    elif facts.staff_device:
+        exclusion = Strike(
+            STAFF_DEVICE,
+            "a staff account of the venue's merchant checked in from this device in the last "
+            f"{thresholds.staff_device_days} days",
+        )
+    return Assessment(tuple(strikes), exclusion)
+
+
+# ---- a merchant's staff accounts -----------------------------------------------------------
+
+
+class AlreadyStaffError(ConflictError):
+    code = "already_staff"
+    title = "Already registered as staff"
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    handle: str
+    created_at: datetime
+
+
+def add_staff_user(session: Session, merchant_id: uuid.UUID, handle: str) -> StaffUser:
+    """Register the account with `handle` as the merchant's staff. The caller commits."""
+    user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
+    if user is None:
+        raise NotFoundError(f"no user with the handle {handle!r}")
+    row = session.execute(
+        insert(MerchantStaffUser)
+        .values(id=uuid.uuid4(), merchant_id=merchant_id, user_id=user.id)
+        .on_conflict_do_nothing()
+        .returning(MerchantStaffUser.id, MerchantStaffUser.created_at)
+    ).one_or_none()
+    if row is None:
+        raise AlreadyStaffError(f"{user.handle!r} is already registered as staff")
+    return StaffUser(row.id, user.id, user.handle, row.created_at)
+
+
+def list_staff_users(session: Session, merchant_id: uuid.UUID) -> list[StaffUser]:
+    """The merchant's staff accounts, oldest first."""
+    rows = session.execute(
+        select(MerchantStaffUser, User.handle)
+        .join(User, User.id == MerchantStaffUser.user_id)
+        .where(MerchantStaffUser.merchant_id == merchant_id)
+        .order_by(MerchantStaffUser.created_at, MerchantStaffUser.id)
+    ).all()
+    return [StaffUser(e.id, e.user_id, handle, e.created_at) for e, handle in rows]
+
+
+def remove_staff_user(session: Session, merchant_id: uuid.UUID, entry_id: uuid.UUID) -> StaffUser:
+    """Unregister a staff account (its past check-ins keep their record). The caller commits."""
+    row = session.execute(
+        delete(MerchantStaffUser)
+        .where(MerchantStaffUser.id == entry_id, MerchantStaffUser.merchant_id == merchant_id)
+        .returning(MerchantStaffUser.id, MerchantStaffUser.user_id, MerchantStaffUser.created_at)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("no such staff user")
+    handle = session.scalar(select(User.handle).where(User.id == row.user_id)) or ""
+    return StaffUser(row.id, row.user_id, handle, row.created_at)

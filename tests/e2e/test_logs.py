@@ -1,0 +1,228 @@
+"""No secret reaches the logs: a full run of the real server, then a grep of everything it printed.
+
+A gunicorn of its own (two workers, `LOG_LEVEL=DEBUG` so that the most is logged, metrics on)
+serves a whole story: merchant sign-up, keys created, rotated and revoked, venues and offers,
+presence codes, users signing up and in with passwords (and failing to), check-ins that unlock
+codes (one retried with its idempotency key), redemptions in every typed form of a code, refused
+codes, forged and revoked credentials, a metrics scrape, the audit trail, a dashboard sign-in.
+Then its whole stdout and stderr must hold none of the secrets, in any form they were sent or
+stored in: keys, tokens and their parts, passwords, codes (as shown, compact, lower case, QR
+payload), presence codes, the metrics token, the database password, the stored SHA-256 and
+Argon2 hashes and the dashboard's session cookie. Revoked and rotated-out keys fail at once on
+every worker along the way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import create_engine, make_url, text
+
+from core.uow import sqlalchemy_url
+from mobile_stub.client import ApiError, Client, HttpTransport
+from tests.factories import offer_body, venue_body
+from tests.servers import start_gunicorn
+
+pytestmark = pytest.mark.e2e
+
+LON, LAT = 22.2666, 60.4518  # Turku, away from the other end-to-end tests
+PLACE = {"type": "Point", "coordinates": [LON, LAT]}
+METRICS_TOKEN = secrets.token_hex(24)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _refused(call: Any, status: int) -> None:
+    with pytest.raises(ApiError) as err:
+        call()
+    assert err.value.status == status, err.value
+
+
+def _forms(code: str) -> list[str]:
+    compact = code.replace("-", "")
+    return [code, compact, code.lower(), compact.lower(), f"CHECKIN-OFFERS:{code}"]
+
+
+def _key_parts(token: str) -> list[str]:
+    """A bearer credential, its secret part and its lookup (`<prefix>_<lookup>_<secret>`)."""
+    _prefix, lookup, secret = token.split("_", 2)
+    return [token, secret, lookup]
+
+
+def _story(base: str) -> tuple[list[str], list[str]]:
+    """Drive the service; answer (secrets sent or stored, presence codes)."""
+    transport = HttpTransport(base)
+    api = Client(transport)
+    sent: list[str] = []
+    presence_codes: list[str] = []
+    tag = secrets.token_hex(4)
+
+    owner = api.with_token(api.create_merchant("Log Cafe", f"logs-{tag}@example.com")["api_key"])
+    staff_created = owner.create_key("staff", "till")
+    analyst_created = owner.create_key("analyst")
+    rotated = owner.rotate_key(staff_created["id"])
+    staff = owner.with_token(rotated["api_key"])
+    _refused(lambda: owner.with_token(staff_created["api_key"]).me(), 401)  # rotated out
+    owner.revoke_key(analyst_created["id"])
+    for _ in range(4):  # whichever worker answers: revoked at once
+        _refused(lambda: owner.with_token(analyst_created["api_key"]).me(), 401)
+    sent += [owner.token or "", staff_created["api_key"], rotated["api_key"]]
+    sent += [analyst_created["api_key"]]
+
+    venue = owner.create_venue(venue_body(name="Log venue", location=PLACE))
+    owner.update_venue(venue["id"], {"name": "Log venue 2"})
+    guarded = owner.create_offer(offer_body([venue["id"]], requires_presence_code=True))
+    plain = owner.create_offer(offer_body([venue["id"]], title="Plain"))
+    owner.activate_offer(guarded["id"])
+    owner.activate_offer(plain["id"])
+    presence = staff.presence_code(venue["id"])["code"]
+    presence_codes.append(presence)
+
+    passwords = [f"pw-{secrets.token_hex(6)}", f"pw-{secrets.token_hex(6)}"]
+    sent += passwords
+    phone = api.with_token(api.create_user(f"logs_{tag}", passwords[0])["token"])
+    phone = api.with_token(api.login(f"LOGS_{tag}", passwords[0]))
+    _refused(lambda: api.login(f"logs_{tag}", passwords[1]), 401)  # a wrong password
+    _refused(lambda: api.login(f"nobody_{tag}", passwords[1]), 401)
+    sent += [phone.token or ""]
+    observed_at = _now()
+
+    def tap() -> dict[str, Any]:
+        return dict(
+            phone.check_in(
+                venue["id"],
+                LAT,
+                LON,
+                10,
+                observed_at,
+                presence_code=presence,
+                idempotency_key=f"tap-{tag}",
+            )
+        )
+
+    checkin, replay = tap(), tap()
+    codes = [u["code"] for u in checkin["unlocks"]]
+    assert len(codes) == 2 and [u["code"] for u in replay["unlocks"]] == codes
+    for entry in phone.wallet():
+        sent.append(entry["qr_payload"])
+
+    staff.redeem(codes[0].lower().replace("-", " "), venue["id"])
+    _refused(lambda: staff.redeem(codes[0], venue["id"]), 409)
+    owner.redeem(codes[1].replace("-", ""), idempotency_key=f"till-{tag}")
+    owner.redeem(codes[1].replace("-", ""), idempotency_key=f"till-{tag}")  # replayed
+    _refused(lambda: staff.redeem("7K3Q-XM9T-2RK"), 404)
+    for code in codes:
+        sent += _forms(code)
+
+    forged = [
+        (phone.token or "")[:-4] + "AAAA",
+        (owner.token or "")[:-4] + "AAAA",
+        "cok_000000000000_" + secrets.token_urlsafe(32),
+        "not-a-token-" + secrets.token_hex(8),
+    ]
+    for token in forged:
+        for path in ("/v1/merchants/me", "/v1/me/unlocks"):
+            answer = requests.get(base + path, headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 401
+    sent += forged
+
+    scrape = requests.get(base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scrape.status_code == 200
+    assert requests.get(base + "/metrics", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert owner.audit_trail()["events"]
+
+    # The dashboard: its sign-in form takes a key; its cookie holds it, sealed.
+    browser = requests.Session()
+    form = browser.get(base + "/dashboard/sign-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None
+    signed_in = browser.post(
+        base + "/dashboard/sign-in",
+        data={"api_key": owner.token, "csrf_token": csrf.group(1)},
+        allow_redirects=False,
+    )
+    assert signed_in.status_code == 302
+    assert browser.get(base + "/dashboard/api/merchants/me").status_code == 200
+    sent += [c.value for c in browser.cookies if c.value] + [csrf.group(1)]
+    browser.close()
+    transport.close()
+    return sent, presence_codes
+
+
+def _stored_hashes(database_url: str, lookups: list[str]) -> list[str]:
+    """How the stored SHA-256 and Argon2 hashes could look in a log line."""
+    engine = create_engine(sqlalchemy_url(database_url))
+    found: list[str] = []
+    with engine.connect() as conn:
+        for (digest,) in conn.execute(
+            text(
+                "SELECT secret_hash FROM api_keys WHERE lookup = ANY(:l)"
+                " UNION ALL SELECT secret_hash FROM user_tokens WHERE lookup = ANY(:l)"
+            ),
+            {"l": lookups},
+        ):
+            raw = bytes(digest)
+            found += [raw.hex(), base64.b64encode(raw).decode(), "\\x" + raw.hex()]
+        found += list(
+            conn.scalars(text("SELECT password_hash FROM users WHERE handle LIKE 'logs_%'"))
+        )
+    engine.dispose()
+    return found
+
+
+def test_a_full_run_logs_no_secret(live_database_url: str, tmp_path: Path) -> None:
+    server = start_gunicorn(
+        live_database_url,
+        tmp_path / "gunicorn.log",
+        env={"LOG_LEVEL": "DEBUG", "METRICS_TOKEN": METRICS_TOKEN},
+        workers=2,
+    )
+    try:
+        sent, presence_codes = _story(server.base)
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    requests_logged = [entry for entry in lines if entry.get("event") == "request"]
+    assert len(requests_logged) > 40
+    assert {401, 404, 409}.issubset({entry["status"] for entry in requests_logged})
+
+    lookups = [
+        part
+        for token in sent
+        if token.startswith(("cok_", "cou_"))
+        for part in [token.split("_", 2)[1]]
+    ]
+    password = make_url(sqlalchemy_url(live_database_url)).password
+    forbidden = [*sent, METRICS_TOKEN, *_stored_hashes(live_database_url, lookups)]
+    forbidden += [
+        part for token in sent if token.startswith(("cok_", "cou_")) for part in _key_parts(token)
+    ]
+    if password:
+        forbidden.append(password)
+    forbidden = sorted({s for s in forbidden if len(s) >= 8})
+    assert len(forbidden) > 40
+    for secret in forbidden:
+        assert secret not in log, f"a secret is in the log: {secret[:4]}..."
+        assert secret.lower() not in log.lower(), f"a secret is in the log: {secret[:4]}..."
+
+    # Presence codes are six digits: look for them outside the clock and duration fields.
+    for entry in lines:
+        rest = json.dumps({k: v for k, v in entry.items() if k not in ("time", "duration_ms")})
+        for code in presence_codes:
+            assert not re.search(rf"(?<!\d){code}(?!\d)", rest), entry
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            for code in presence_codes:
+                assert not re.search(rf"(?<!\d){code}(?!\d)", line), line
