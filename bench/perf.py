@@ -83,6 +83,7 @@ class Server:
             ]
         else:
             raise ValueError(kind)
+        OUT.mkdir(parents=True, exist_ok=True)
         self.log_path = OUT / f"server-{kind}.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
