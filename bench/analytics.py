@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from api import create_app
-from api.cli import alembic_config
+from bench.dataset import create_database
 from core.uow import sqlalchemy_url
 
 GENERATE = """
@@ -108,18 +108,7 @@ JOIN bu ON bu.n = g.un JOIN bv ON bv.n = g.vn JOIN offer_venues ov ON ov.venue_i
 
 
 def build(server_url: str, name: str, checkins: int, users: int) -> str:
-    server = make_url(sqlalchemy_url(server_url))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = server.set(database=name).render_as_string(hide_password=False)
-    config = alembic_config(url)
-    config.attributes["skip_logging"] = True
-    from alembic import command
-
-    command.upgrade(config, "head")
+    url = create_database(server_url, name)
     engine = create_engine(url)
     started = time.perf_counter()
     with engine.begin() as conn:
