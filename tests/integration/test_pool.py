@@ -1,0 +1,60 @@
+"""The connection pool survives dead connections without a ping on every checkout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from core import uow
+
+
+def _kill(engine: Engine, pid: int) -> None:
+    """Terminate a backend and wait until it is gone."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        for _ in range(500):
+            alive = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one()
+            if not alive:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} did not exit")
+
+
+@pytest.fixture
+def pool_engine(database_url: str):
+    engine = uow.make_engine(database_url, pool_size=1, max_overflow=0)
+    yield engine
+    engine.dispose()
+
+
+def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_when_dead(
+    pool_engine: Engine, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pool_engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    _kill(engine, pid)
+    monkeypatch.setattr(uow, "PING_AFTER_IDLE_S", 0.0)  # as if it had sat idle for a while
+    with pool_engine.connect() as conn:
+        new_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    assert new_pid != pid
+
+
+def test_a_connection_back_a_moment_ago_is_not_pinged(
+    pool_engine: Engine, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uow, "PING_AFTER_IDLE_S", 60.0)  # however slow this machine is
+    with pool_engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    _kill(engine, pid)
+    # Under load connections come back within milliseconds: no ping, so the dead one fails
+    # its statement, and the pool is invalidated so the next checkout opens a fresh one.
+    with pytest.raises(DBAPIError) as raised, pool_engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert raised.value.connection_invalidated
+    with pool_engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
