@@ -100,7 +100,7 @@ class Checkins(MethodView):
 
         response = idempotency.run(session, f"user:{user.user_id}", data, work)
         for result in recorded:  # committed: log the verdict and count it
-            observability.checkin_recorded(session, user.user_id, data["venue_id"], result)
+            observability.checkin_recorded(user.user_id, data["venue_id"], result)
         return response
 
 

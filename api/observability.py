@@ -19,19 +19,14 @@ import logging.config
 import re
 import time
 import uuid
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, has_request_context, request
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from api import metrics
 from core.errors import DomainError
 
 if TYPE_CHECKING:  # gunicorn's master imports this module for logging: keep it light
-    from sqlalchemy.orm import Session
-
     from core.accounts import MerchantPrincipal
     from offers.checkins import CheckinResult
     from offers.redemptions import RedemptionResult
@@ -175,9 +170,7 @@ def _principal() -> dict[str, str]:
 # ---- domain outcomes -------------------------------------------------------------------------
 
 
-def checkin_recorded(
-    session: Session, user_id: uuid.UUID, venue_id: uuid.UUID, result: CheckinResult
-) -> None:
+def checkin_recorded(user_id: uuid.UUID, venue_id: uuid.UUID, result: CheckinResult) -> None:
     """Log and count a check-in's verdict and what it unlocked. Call after the commit."""
     reasons = [reason.code for reason in result.verdict.reasons]
     checkin_log.info(
@@ -198,7 +191,7 @@ def checkin_recorded(
     recorder = metrics.current()
     if recorder is None:
         return
-    kinds = _offer_kinds(session, [u.offer_id for u in result.unlocks] + list(result.held_out))
+    kinds = result.offer_kinds
     recorder.observe_checkin(
         result.status,
         reasons,
@@ -208,7 +201,6 @@ def checkin_recorded(
 
 
 def redemption_recorded(
-    session: Session,
     principal: MerchantPrincipal,
     venue_id: uuid.UUID | None,
     outcome: RedemptionResult | DomainError,
@@ -233,26 +225,5 @@ def redemption_recorded(
     recorder = metrics.current()
     if recorder is None:
         return
-    kind = None
-    if not isinstance(outcome, DomainError):
-        kind = _offer_kinds(session, [outcome.offer_id]).get(outcome.offer_id, "unknown")
+    kind = None if isinstance(outcome, DomainError) else outcome.offer_kind
     recorder.observe_redemption(fields["outcome"], kind)
-
-
-_OFFER_KINDS = text(
-    "SELECT id, rule->>'kind' AS kind FROM offers WHERE id = ANY(CAST(:ids AS uuid[]))"
-)
-
-
-def _offer_kinds(session: Session, offer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The rule kind of each offer, in one query. Only run when metrics are on, after the
-    use case's commit: the domain results carry offer ids, not kinds."""
-    if not offer_ids:
-        return {}
-    try:
-        rows = session.execute(_OFFER_KINDS, {"ids": sorted({str(i) for i in offer_ids})}).all()
-    except SQLAlchemyError as exc:  # the use case has committed: never fail its answer for this
-        session.rollback()
-        _log.warning("offer kinds unavailable for metrics: %s", type(exc).__name__)
-        return {}
-    return {uuid.UUID(str(row.id)): str(row.kind) for row in rows}

@@ -71,5 +71,5 @@ class Redemptions(MethodView):
 
         response = idempotency.run(session, f"key:{principal.key_id}", data, work)
         for outcome in outcomes:  # committed: log the outcome and count it
-            observability.redemption_recorded(session, principal, data["venue_id"], outcome)
+            observability.redemption_recorded(principal, data["venue_id"], outcome)
         return response

@@ -83,6 +83,8 @@ class CheckinResult:
     assessment: Assessment = field(default_factory=lambda: Assessment((), None))
     unlocks: list[IssuedUnlock] = field(default_factory=list)
     held_out: list[uuid.UUID] = field(default_factory=list)
+    # The rule kind of every offer considered (metrics count unlocks by kind).
+    offer_kinds: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 _VENUE_AND_HISTORY = text(
@@ -367,6 +369,7 @@ def _unlock(
         _CANDIDATES, {"venue_id": str(venue_id), "user_id": str(user_id)}
     ).all()
     for offer in candidates:
+        result.offer_kinds[offer.id] = str(offer.rule["kind"])
         terms = OfferTerms(
             id=offer.id,
             rule=rule_from_json(offer.rule),

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, DomainError, NotFoundError, ValidationError
-from core.models import Offer, RedemptionAttempt, Unlock, Venue
+from core.models import Unlock
 from offers import codes
 
 
@@ -52,20 +52,56 @@ class RedemptionResult:
     redeemed_at: datetime
     offer_title: str
     user_id: uuid.UUID
+    offer_kind: str
 
 
+# Everything the decision needs, in one round trip: the code's unlock (if any), its offer's
+# title and kind, whether the till's venue is this merchant's and one of the offer's venues.
+_LOOKUP = text(
+    """
+    SELECT till.venue_id AS till_venue, u.id, u.offer_id, u.user_id, u.merchant_id,
+           u.expires_at, u.redeemed_at, u.expires_at <= now() AS expired,
+           o.title, o.rule->>'kind' AS kind,
+           EXISTS (SELECT 1 FROM offer_venues ov
+                   WHERE ov.offer_id = u.offer_id AND ov.venue_id = :venue_id) AS at_venue
+    FROM (SELECT (SELECT id FROM venues WHERE id = :venue_id AND merchant_id = :merchant_id)
+                 AS venue_id) till
+    LEFT JOIN unlocks u ON u.code = :code
+    LEFT JOIN offers o ON o.id = u.offer_id
+    """
+)
+
+# The redemption itself: the conditional UPDATE decides (of any number of concurrent attempts
+# exactly one passes `redeemed_at IS NULL`), and the redemption and its attempt are written by
+# the same statement. When the UPDATE loses the race, only the attempt is written.
 _REDEEM = text(
     """
     WITH won AS (
         UPDATE unlocks SET redeemed_at = now()
         WHERE id = :unlock_id AND redeemed_at IS NULL AND expires_at > now()
         RETURNING id, offer_id, redeemed_at
+    ), redemption AS (
+        INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, api_key_id,
+                                 redeemed_at)
+        SELECT :id, won.id, won.offer_id, :merchant_id, :venue_id, :api_key_id, won.redeemed_at
+        FROM won
+        RETURNING redeemed_at
+    ), attempt AS (
+        INSERT INTO redemption_attempts (id, merchant_id, api_key_id, unlock_id, venue_id,
+                                         code_hint, outcome)
+        SELECT :attempt_id, :merchant_id, :api_key_id, :unlock_id, :venue_id, :code_hint,
+               CASE WHEN EXISTS (SELECT 1 FROM won) THEN 'redeemed' ELSE 'already_redeemed' END
     )
-    INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, api_key_id,
-                             redeemed_at)
-    SELECT :id, won.id, won.offer_id, :merchant_id, :venue_id, :api_key_id, won.redeemed_at
-    FROM won
-    RETURNING redeemed_at
+    SELECT (SELECT redeemed_at FROM redemption) AS redeemed_at,
+           (SELECT redeemed_at FROM unlocks WHERE id = :unlock_id) AS earlier
+    """
+)
+
+_ATTEMPT = text(
+    """
+    INSERT INTO redemption_attempts (id, merchant_id, api_key_id, unlock_id, venue_id,
+                                     code_hint, outcome)
+    VALUES (:id, :merchant_id, :api_key_id, :unlock_id, :venue_id, :code_hint, :outcome)
     """
 )
 
@@ -79,82 +115,78 @@ def redeem(
 ) -> RedemptionResult:
     """Redeem a code for this merchant. Refusals, in the contract's order: unknown or another
     merchant's code (404), a venue not among the offer's (422), already redeemed (409), expired
-    (410). The attempt is recorded either way; the caller commits in both cases."""
+    (410). The attempt is recorded either way; the caller commits in both cases.
+
+    Two statements whatever the outcome: one lookup, then the redemption with its attempt (or
+    the refused attempt alone)."""
     code = codes.normalize(raw_code)
-    unlock = session.scalar(select(Unlock).where(Unlock.code == code)) if code is not None else None
+    row = session.execute(
+        _LOOKUP,
+        {
+            "code": code,
+            "venue_id": str(venue_id) if venue_id is not None else None,
+            "merchant_id": str(merchant_id),
+        },
+    ).one()
     # The attempt records the till's venue only when it is one of this merchant's venues.
-    till_venue = (
-        session.scalar(
-            select(Venue.id).where(Venue.id == venue_id, Venue.merchant_id == merchant_id)
-        )
-        if venue_id is not None
-        else None
-    )
+    params = {
+        "merchant_id": str(merchant_id),
+        "api_key_id": str(api_key_id),
+        "unlock_id": str(row.id) if row.id is not None else None,
+        "venue_id": str(row.till_venue) if row.till_venue is not None else None,
+        "code_hint": (code or "")[:4],
+    }
 
-    def attempt(outcome: str) -> None:
-        session.add(
-            RedemptionAttempt(
-                merchant_id=merchant_id,
-                api_key_id=api_key_id,
-                unlock_id=unlock.id if unlock is not None else None,
-                venue_id=till_venue,
-                code_hint=(code or "")[:4],
-                outcome=outcome,
-            )
-        )
-        session.flush()
+    def refuse(outcome: str, error: RecordedError) -> RecordedError:
+        session.execute(_ATTEMPT, {**params, "id": str(uuid.uuid4()), "outcome": outcome})
+        return error
 
-    if unlock is None:
-        attempt("unknown")
-        raise CodeNotFoundError("no such code")
-    if unlock.merchant_id != merchant_id:
-        attempt("other_merchant")
-        raise CodeNotFoundError("no such code")
-    if venue_id is not None:
-        at_venue = session.scalar(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM offer_venues"
-                " WHERE offer_id = :offer_id AND venue_id = :venue_id)"
-            ),
-            {"offer_id": str(unlock.offer_id), "venue_id": str(venue_id)},
-        )
-        if not at_venue:
-            attempt("wrong_venue")
-            raise WrongVenueError(
+    if row.id is None:
+        raise refuse("unknown", CodeNotFoundError("no such code"))
+    if row.merchant_id != merchant_id:
+        raise refuse("other_merchant", CodeNotFoundError("no such code"))
+    if venue_id is not None and not row.at_venue:
+        raise refuse(
+            "wrong_venue",
+            WrongVenueError(
                 "this code is for an offer that is not valid at this venue",
                 errors={"venue_id": ["not one of the offer's venues"]},
-            )
+            ),
+        )
+    if row.redeemed_at is not None:
+        raise refuse("already_redeemed", _already(row.redeemed_at))
+    if row.expired:
+        raise refuse("expired", ExpiredError(f"this code expired at {row.expires_at.isoformat()}"))
     redemption_id = uuid.uuid4()
-    redeemed_at = session.scalar(
+    done = session.execute(
         _REDEEM,
         {
-            "unlock_id": str(unlock.id),
+            **params,
             "id": str(redemption_id),
-            "merchant_id": str(merchant_id),
-            "venue_id": str(venue_id) if venue_id else None,
-            "api_key_id": str(api_key_id),
+            "attempt_id": str(uuid.uuid4()),
         },
-    )
-    if redeemed_at is None:
-        session.refresh(unlock)
-        if unlock.redeemed_at is not None:
-            attempt("already_redeemed")
-            raise AlreadyRedeemedError(
-                f"this code was already redeemed at {unlock.redeemed_at.isoformat()}"
-            )
-        attempt("expired")
-        raise ExpiredError(f"this code expired at {unlock.expires_at.isoformat()}")
-    attempt("redeemed")
-    title = session.scalar(select(Offer.title).where(Offer.id == unlock.offer_id)) or ""
+    ).one()
+    if done.redeemed_at is None:  # another till redeemed it after the lookup
+        # Read again if that till committed while this statement waited on the row.
+        earlier = done.earlier or session.scalar(
+            select(Unlock.redeemed_at).where(Unlock.id == row.id)
+        )
+        raise _already(earlier)
     return RedemptionResult(
         redemption_id,
-        unlock.id,
-        unlock.offer_id,
+        row.id,
+        row.offer_id,
         venue_id,
-        redeemed_at,
-        title,
-        unlock.user_id,
+        done.redeemed_at,
+        row.title or "",
+        row.user_id,
+        row.kind,
     )
+
+
+def _already(redeemed_at: datetime | None) -> AlreadyRedeemedError:
+    at = f" at {redeemed_at.isoformat()}" if redeemed_at is not None else ""
+    return AlreadyRedeemedError(f"this code was already redeemed{at}")
 
 
 @dataclass(frozen=True)

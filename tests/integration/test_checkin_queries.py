@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from api import db
-from mobile_stub.client import Client
+from mobile_stub.client import ApiError, Client
 from tests.factories import offer_body, venue_body
 
 
@@ -86,3 +86,28 @@ def test_every_checkin_query_uses_an_index(
             cursor.execute("EXPLAIN " + sql, params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "Seq Scan" not in plan, f"{sql}\n{plan}"
+
+
+def test_a_redemption_takes_the_same_few_statements_whatever_its_outcome(
+    api: Client, owner: Client, statements: list[tuple[str, Any]]
+) -> None:
+    venue = _venue_with_offers(owner, 1)
+    user = api.with_token(api.create_user(f"u{secrets.token_hex(4)}", "pass-word-1")["token"])
+    code = _check_in(user, venue)["unlocks"][0]["code"]
+    written = []
+    for _ in range(2):  # redeemed, then refused as already redeemed
+        statements.clear()
+        try:
+            owner.redeem(code, venue["id"])
+        except ApiError as refusal:
+            assert refusal.code == "already_redeemed"
+        sent = [
+            " ".join(s.split()[:5])
+            for s, _ in statements
+            if not s.startswith(("SAVEPOINT", "RELEASE")) and "rate_limit_counters" not in s
+        ]
+        written.append(sent)
+    # the key, one lookup, the redemption with its attempt (or the attempt alone), the audit
+    # event of a redemption
+    assert len(written[0]) <= 4, written
+    assert len(written[1]) <= 3, written
