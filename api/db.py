@@ -16,12 +16,19 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["engine"] = engine
     app.extensions["sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["autocommit_sessionmaker"] = sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
     app.teardown_appcontext(_close_session)
 
 
-def session() -> Session:
+def session(*, autocommit: bool = False) -> Session:
+    """The request's session. With `autocommit` (asked for before anything else in the request
+    uses the database) each statement is its own transaction: no BEGIN, COMMIT or ROLLBACK
+    round trips, for reads and for writes that stand alone."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["sessionmaker"]()
+        factory = "autocommit_sessionmaker" if autocommit else "sessionmaker"
+        g.db_session = current_app.extensions[factory]()
     s: Session = g.db_session
     return s
 

@@ -44,7 +44,7 @@ from limits.storage import Storage
 from sqlalchemy import Connection, CursorResult, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from api import auth, db
+from api import auth
 from api.observability import request_id
 from core.accounts import KEY_PREFIX, TOKEN_PREFIX
 from core.secrets import split_token
@@ -262,7 +262,9 @@ class PostgresStorage(Storage):
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        bind = db.session().get_bind()
+        # The test suite binds the app's sessions to one connection; use it (without opening
+        # the request's session, which a view may want in autocommit mode).
+        bind = current_app.extensions["sessionmaker"].kw.get("bind")
         if isinstance(bind, Connection):
             yield bind
             return

@@ -136,7 +136,8 @@ class Nearby(MethodView):
 
         No auth needed; with a user token, the offers listed are recorded as impressions.
         """
-        session = db.session()
+        # Each statement stands alone: the listing, the token, the impressions it records.
+        session = db.session(autocommit=True)
         found = venues.nearby(session, args["lat"], args["lon"], args["radius_m"], args["limit"])
         for venue in found:
             for offer in venue.offers:

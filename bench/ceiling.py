@@ -13,9 +13,11 @@ values that must differ per transaction into pgbench variables:
   transaction redeems a fresh code, as the service's load does.
 
 Each operation gets several captured scripts (different venues, points, offers), chosen at
-random by pgbench, wrapped in `BEGIN; ... COMMIT;` when the service wrote anything. What is
-*not* in the ceiling: the service's own work between statements (Python, JSON, HTTP) and the
-connection pool's liveness ping. That is the point: the ratio is how much of the database's
+random by pgbench, wrapped in `BEGIN; ... COMMIT;` when the service sent them in a transaction
+(a read-only request's ROLLBACK costs what a COMMIT does; statements the service sends in
+autocommit mode run alone, as they do there). What is *not* in the ceiling: the service's own
+work between statements (Python, JSON, HTTP) and the connection pool's occasional liveness ping
+of an idle connection. That is the point: the ratio is how much of the database's
 capacity the service turns into answers.
 """
 
@@ -38,7 +40,6 @@ from bench.dataset import TAIL_BASE, Plan
 
 _OUR_UUID = re.compile(r"000000(\d\d)-0000-4000-8000-(\d{12})")
 _ANY_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|WITH)|pg_advisory_xact_lock", re.I | re.M)
 
 
 @dataclass
@@ -46,16 +47,19 @@ class Captured:
     op: str
     statements: list[str]
     status: int
+    transactional: bool  # sent inside BEGIN ... COMMIT (psycopg2 not in autocommit mode)
 
 
 def capture(app: Any, calls: list[tuple[str, Callable[[Any], Any]]]) -> list[Captured]:
     """Run each call (op name, function of a Flask test client) and record its statements."""
     engine = app.extensions["engine"]
     seen: list[str] = []
+    in_transaction: list[bool] = []
 
     def record(conn: Any, cursor: Any, statement: Any, params: Any, ctx: Any, many: Any) -> None:
         query = cursor.query
         seen.append(query.decode() if isinstance(query, bytes) else str(query))
+        in_transaction.append(not cursor.connection.autocommit)
 
     event.listen(engine, "after_cursor_execute", record)
     client = app.test_client()
@@ -63,8 +67,9 @@ def capture(app: Any, calls: list[tuple[str, Callable[[Any], Any]]]) -> list[Cap
     try:
         for op, call in calls:
             seen.clear()
+            in_transaction.clear()
             response = call(client)
-            out.append(Captured(op, list(seen), response.status_code))
+            out.append(Captured(op, list(seen), response.status_code, any(in_transaction)))
     finally:
         event.remove(engine, "after_cursor_execute", record)
     return out
@@ -112,7 +117,6 @@ def template(
             sql = sql.replace(idempotency_key, "k:c")
         sql = re.sub(r"--[^\n]*", "", sql)  # comments would swallow the rest once on one line
         lines.append(" ".join(sql.split()) + ";")
-    writes = any(_WRITES.search(s) for s in captured.statements)
     head = ["\\set n :n + 1", "\\set c :base + :client_id * 10000000 + :n"]
     if user is not None:
         head.append("\\set u 100000000000 + random(0, :users - 1)")
@@ -122,7 +126,7 @@ def template(
             "\\set code_tail 100000000000 + :jj",
             "\\set unlock_tail 100000000000 + :pgfirst + :jj",
         ]
-    body = ["BEGIN;", *lines, "COMMIT;"] if writes else lines
+    body = ["BEGIN;", *lines, "COMMIT;"] if captured.transactional else lines
     return "\n".join(head + body) + "\n"
 
 

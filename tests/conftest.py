@@ -81,7 +81,7 @@ def app(database_url: str, engine: Engine) -> Iterator[Flask]:
     outer = connection.begin()
     app = create_app({"DATABASE_URL": database_url, "TESTING": True})
     app.extensions["engine"].dispose()
-    app.extensions["sessionmaker"] = sessionmaker(
+    app.extensions["sessionmaker"] = app.extensions["autocommit_sessionmaker"] = sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )
     yield app
