@@ -50,7 +50,18 @@ else:
     _created_metrics_dir = tempfile.mkdtemp(prefix="checkin-offers-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _created_metrics_dir
 
+from gunicorn.glogging import Logger  # noqa: E402
+
 from api.observability import log_config  # noqa: E402  (after PROMETHEUS_MULTIPROC_DIR is set)
+
+
+class AppLogsRequests(Logger):
+    """gunicorn's logger without its access line: the app logs every request itself. (With a
+    `logconfig_dict` gunicorn would format an access line per request only to drop it.)"""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
 
 bind = f"{_server['HOST']}:{_server['PORT']}"
 worker_class = "gthread"
@@ -59,6 +70,7 @@ threads = _server["THREADS"]
 graceful_timeout = _server["GRACEFUL_TIMEOUT"]
 timeout = _server["WORKER_TIMEOUT"]
 accesslog = None
+logger_class = AppLogsRequests
 loglevel = _settings["LOG_LEVEL"].lower()
 logconfig_dict = log_config(_settings["LOG_LEVEL"])
 
