@@ -344,13 +344,18 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", 8000, _integer, _at_least(1), "Port gunicorn listens on."),
     Setting(
         "WEB_CONCURRENCY",
+        4,
+        _integer,
+        _at_least(1),
+        "gunicorn worker processes (about two per core: measured best in docs/performance.md).",
+    ),
+    Setting(
+        "THREADS",
         2,
         _integer,
         _at_least(1),
-        "gunicorn worker processes (about one per core).",
-    ),
-    Setting(
-        "THREADS", 8, _integer, _at_least(1), "Threads per worker: requests in flight per worker."
+        "Threads per worker: requests in flight per worker. Python runs one thread of a worker"
+        " at a time, so more threads mostly wait for each other (docs/performance.md).",
     ),
     Setting(
         "GRACEFUL_TIMEOUT",

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
 
+from api.config import SERVER_SETTINGS
 from bench import ceiling, dataset, loadgen
 from core.uow import sqlalchemy_url
 
@@ -504,8 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    defaults = {s.name: s.default for s in SERVER_SETTINGS}  # what `make run` uses
+    parser.add_argument("--workers", type=int, default=defaults["WEB_CONCURRENCY"])
+    parser.add_argument("--threads", type=int, default=defaults["THREADS"])
     parser.add_argument("--pool-size", type=int, default=0, help="DB_POOL_SIZE (0: default)")
     parser.add_argument("--servers", default="gthread", help="gthread,sync,granian")
     parser.add_argument("--scaling", action="store_true", help="nearby on every co_bench_* db")

@@ -1,5 +1,5 @@
 """Caps, single-use codes and idempotent retries hold under real parallel HTTP requests against
-a real gunicorn process (2 workers x 8 threads), each request on its own connection."""
+a real gunicorn process (4 workers x 2 threads), each request on its own connection."""
 
 from __future__ import annotations
 
