@@ -50,7 +50,7 @@ def _link(name: str, path: str, method: str, parameter: str) -> dict[str, Any]:
 
 @blp.route("/merchants")
 class Merchants(MethodView):
-    @blp.arguments(MerchantCreateSchema)
+    @blp.arguments(MerchantCreateSchema())
     @blp.response(201, MerchantCreatedSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign up a merchant; answers an owner API key, shown only this once."""
@@ -97,7 +97,7 @@ class Keys(MethodView):
         return {"keys": list(keys)}
 
     @auth.merchant("owner")
-    @blp.arguments(KeyCreateSchema)
+    @blp.arguments(KeyCreateSchema())
     @blp.response(201, KeyCreatedSchema)
     @blp.doc(
         responses={
@@ -179,7 +179,7 @@ class StaffUsers(MethodView):
         }
 
     @auth.merchant("owner")
-    @blp.arguments(StaffUserCreateSchema)
+    @blp.arguments(StaffUserCreateSchema())
     @blp.response(201, StaffUserSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
@@ -222,7 +222,7 @@ class StaffUser(MethodView):
 
 @blp.route("/users")
 class Users(MethodView):
-    @blp.arguments(UserCreateSchema)
+    @blp.arguments(UserCreateSchema())
     @blp.response(201, UserCreatedSchema)
     @blp.alt_response(409, response="CONFLICT")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +235,7 @@ class Users(MethodView):
 
 @blp.route("/users/token")
 class UserToken(MethodView):
-    @blp.arguments(LoginSchema)
+    @blp.arguments(LoginSchema())
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:

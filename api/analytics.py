@@ -39,7 +39,7 @@ READERS = ("owner", "analyst")
 @blp.route("/offers/<uuid:offer_id>/funnel")
 class Funnel(MethodView):
     @auth.merchant(*READERS)
-    @blp.arguments(PeriodArgsSchema, location="query")
+    @blp.arguments(PeriodArgsSchema(), location="query")
     @blp.response(200, FunnelSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict[str, Any], offer_id: uuid.UUID) -> dict[str, Any]:
@@ -54,7 +54,7 @@ class Funnel(MethodView):
 @blp.route("/redemptions")
 class Redemptions(MethodView):
     @auth.merchant(*READERS)
-    @blp.arguments(RedemptionsArgsSchema, location="query")
+    @blp.arguments(RedemptionsArgsSchema(), location="query")
     @blp.response(200, RedemptionsReportSchema)
     @blp.alt_response(
         200,
@@ -104,7 +104,7 @@ def _csv(group_by: str, rows: list[dict[str, Any]]) -> Response:
 @blp.route("/offers/<uuid:offer_id>/lift")
 class Lift(MethodView):
     @auth.merchant(*READERS)
-    @blp.arguments(LiftArgsSchema, location="query")
+    @blp.arguments(LiftArgsSchema(), location="query")
     @blp.response(200, LiftSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict[str, Any], offer_id: uuid.UUID) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Lift(MethodView):
 @blp.route("/leaks")
 class Leaks(MethodView):
     @auth.merchant(*READERS)
-    @blp.arguments(LeakArgsSchema, location="query")
+    @blp.arguments(LeakArgsSchema(), location="query")
     @blp.response(200, LeakReportSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class AuditListSchema(ma.Schema):
 @blp.route("/merchants/me/audit")
 class AuditTrail(MethodView):
     @auth.merchant("owner")
-    @blp.arguments(AuditArgsSchema, location="query")
+    @blp.arguments(AuditArgsSchema(), location="query")
     @blp.response(200, AuditListSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def present(result: CheckinResult) -> dict[str, Any]:
 @blp.route("/checkins")
 class Checkins(MethodView):
     @auth.user
-    @blp.arguments(CheckinCreateSchema)
+    @blp.arguments(CheckinCreateSchema())
     @blp.response(201, CheckinSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(**IDEMPOTENCY_DOC)
@@ -110,7 +110,7 @@ class Checkins(MethodView):
 @blp.route("/me/unlocks")
 class Wallet(MethodView):
     @auth.user
-    @blp.arguments(WalletArgsSchema, location="query")
+    @blp.arguments(WalletArgsSchema(), location="query")
     @blp.response(200, WalletSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The user's unlocks, newest first, each `active`, `redeemed` or `expired`."""

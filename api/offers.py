@@ -40,7 +40,7 @@ def present_one(offer: Offer) -> dict[str, Any]:
 @blp.route("")
 class Offers(MethodView):
     @auth.merchant("owner")
-    @blp.arguments(OfferListArgsSchema, location="query")
+    @blp.arguments(OfferListArgsSchema(), location="query")
     @blp.response(200, OfferListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The merchant's offers, optionally of one status."""
@@ -52,7 +52,7 @@ class Offers(MethodView):
         return {"offers": [present(offer, venue_ids[offer.id]) for offer in found]}
 
     @auth.merchant("owner")
-    @blp.arguments(OfferCreateSchema)
+    @blp.arguments(OfferCreateSchema())
     @blp.response(201, OfferSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ _REDEMPTION = RedemptionSchema()  # one instance: building a schema costs more t
 @blp.route("/redemptions")
 class Redemptions(MethodView):
     @auth.merchant("owner", "staff")
-    @blp.arguments(RedemptionCreateSchema)
+    @blp.arguments(RedemptionCreateSchema())
     @blp.response(201, RedemptionSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")

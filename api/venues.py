@@ -54,7 +54,7 @@ class Venues(MethodView):
         return {"venues": [present(venue) for venue in found]}
 
     @auth.merchant("owner")
-    @blp.arguments(VenueCreateSchema)
+    @blp.arguments(VenueCreateSchema())
     @blp.response(201, VenueSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Register a venue with a polygon geofence or a circle (`radius_m`) around its location.
@@ -128,7 +128,7 @@ class PresenceCode(MethodView):
 
 @blp.route("/nearby")
 class Nearby(MethodView):
-    @blp.arguments(NearbyArgsSchema, location="query")
+    @blp.arguments(NearbyArgsSchema(), location="query")
     @blp.response(200, NearbySchema)
     @blp.doc(security=[{}, {"userToken": []}])
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
