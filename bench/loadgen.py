@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ MIX = {
     "analytics": 0.05,
 }
 HOT_LAT, HOT_LON = 60.1699, 24.9384  # the hot venue (bench.dataset)
+CURSORS = ("spread", "checkin_hot", "redemption")  # pools walked once: users, hot users, codes
 
 
 @dataclass
@@ -84,18 +86,20 @@ def pools(plan: Plan, codes: list[tuple[str, str, int]]) -> Pools:
 class Requests:
     """Builds one request of an op; per-worker cursors keep users and codes unique per run."""
 
-    def __init__(self, pools: Pools, worker: int, workers: int, offset: int, seed: int):
+    def __init__(
+        self, pools: Pools, worker: int, workers: int, starts: Mapping[str, int], seed: int
+    ):
         self.p = pools
         self.plan = pools.plan
-        self.rng = np.random.default_rng([seed, worker, offset])
-        self.worker, self.workers, self.offset = worker, workers, offset
+        self.rng = np.random.default_rng([seed, worker, *sorted(starts.values())])
+        self.worker, self.workers, self.starts = worker, workers, starts
         self.n: dict[str, int] = {}
         self.tokens: dict[int, str] = {}
 
     def _next(self, name: str, size: int) -> int:
         i = self.n.get(name, 0)
         self.n[name] = i + 1
-        return (self.offset + i * self.workers + self.worker) % max(size, 1)
+        return (self.starts.get(name, 0) + i * self.workers + self.worker) % max(size, 1)
 
     def _user_token(self, user: int) -> str:
         token = self.tokens.get(user)
@@ -169,12 +173,12 @@ def _worker(
     rate: float | None,
     worker: int,
     workers: int,
-    offset: int,
+    starts: Mapping[str, int],
     seed: int,
     start_at: float,
     queue: Any,
 ) -> None:
-    requests = Requests(pools, worker, workers, offset, seed)
+    requests = Requests(pools, worker, workers, starts, seed)
     ops = list(mix)
     weights = np.array([mix[o] for o in ops], dtype=float)
     weights /= weights.sum()
@@ -232,11 +236,12 @@ def run(
     seconds: float,
     workers: int,
     rate: float | None = None,
-    offset: int = 0,
+    starts: Mapping[str, int] | None = None,
     seed: int = 1,
-) -> tuple[dict[str, OpStats], float, int]:
-    """Drive the service; per-op stats, total throughput, and how far the user/code cursors
-    moved (pass it as the next run's `offset` so no user or code repeats)."""
+) -> tuple[dict[str, OpStats], float, dict[str, int]]:
+    """Drive the service; per-op stats, total throughput, and where each pool's cursor ended
+    (pass it as the next run's `starts` so no user or code is used twice)."""
+    starts = dict(starts or {})
     host, _, port = base_url.removeprefix("http://").partition(":")
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
@@ -253,7 +258,7 @@ def run(
                 rate / workers if rate else None,
                 w,
                 workers,
-                offset,
+                starts,
                 seed,
                 start_at,
                 queue,
@@ -267,9 +272,10 @@ def run(
     for proc in procs:
         proc.join()
     by_op: dict[str, list[tuple[float, int, str]]] = {}
-    moved = 0
+    used: dict[str, int] = {}
     for _, ops, records, cursors in results:
-        moved = max(moved, max(cursors.values(), default=0))
+        for name, n in cursors.items():
+            used[name] = max(used.get(name, 0), n)
         for op_index, _, latency, status, outcome in records:
             by_op.setdefault(ops[op_index], []).append((latency, status, outcome))
     stats = {}
@@ -289,4 +295,5 @@ def run(
             outcomes=outcomes,
         )
         total += len(rows)
-    return stats, total / seconds, offset + (moved + 1) * workers
+    ends = {name: starts.get(name, 0) + n * workers for name, n in used.items()}
+    return stats, total / seconds, {**starts, **ends}
