@@ -193,14 +193,29 @@ def exists(server_url: str, name: str) -> bool:
 
 
 def live_codes(engine: Any, meta: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """The service's pool of codes to redeem, every one live again (a reused database keeps
+    what earlier runs redeemed)."""
     first, count = meta["live_first"], meta["live_count"]
+    ids = [dataset.ident(dataset.UNLOCK, i) for i in range(first, first + count)]
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM redemptions WHERE unlock_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": ids},
+        )
+        conn.execute(
+            text(
+                "UPDATE unlocks SET redeemed_at = NULL WHERE id = ANY(CAST(:ids AS uuid[]))"
+                " AND redeemed_at IS NOT NULL"
+            ),
+            {"ids": ids},
+        )
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT code, venue_id::text, merchant_id::text FROM unlocks"
                 " WHERE id = ANY(CAST(:ids AS uuid[])) AND redeemed_at IS NULL ORDER BY id"
             ),
-            {"ids": [dataset.ident(dataset.UNLOCK, i) for i in range(first, first + count)]},
+            {"ids": ids},
         ).all()
     return [(r[0], r[1], dataset.index_of(r[2])) for r in rows]
 
