@@ -252,12 +252,14 @@ def capture_scripts(
     app = create_app({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "RATE_LIMIT_ENABLED": False})
     scripts: dict[str, list[str]] = {}
     try:
+        # Enough captures that pgbench, like the load, spreads over many venues, users,
+        # merchants and offers: a few scripts replayed would keep the ceiling's pages hot.
         for op, n in (
-            ("nearby", 8),
-            ("checkin", 8),
+            ("nearby", 32),
+            ("checkin", 32),
             ("checkin_hot", 1),
-            ("redemption", 4),
-            ("analytics", 4),
+            ("redemption", 8),
+            ("analytics", 16),
         ):
             requests = loadgen.Requests(
                 pools, worker=0, workers=1, starts=dict.fromkeys(loadgen.CURSORS, 10**6), seed=99
