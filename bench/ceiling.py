@@ -6,7 +6,9 @@ The statements are not written by hand. `capture` sends real requests through th
 simple query protocol, which is what `pgbench -M simple` does too). `template` then turns the
 values that must differ per transaction into pgbench variables:
 
-- the user (its UUID, its token's lookup) becomes `:u`, drawn at random from all users;
+- the user (its UUID, its token's lookup) becomes `:u`, drawn at random from the last quarter
+  of the users, which the load generator leaves alone (a pgbench check-in would make its user
+  too recent, or too far away, for the load's next one);
 - every UUID the app generated (check-in, unlock, redemption, attempt ids), the unlock code and
   the `Idempotency-Key` get a per-transaction unique tail `:c`;
 - a redemption's code and unlock id walk the pgbench pool of live codes (`'B...'`), so every
@@ -119,7 +121,7 @@ def template(
         lines.append(" ".join(sql.split()) + ";")
     head = ["\\set n :n + 1", "\\set c :base + :client_id * 10000000 + :n"]
     if user is not None:
-        head.append("\\set u 100000000000 + random(0, :users - 1)")
+        head.append("\\set u 100000000000 + random(:ufirst, :users - 1)")
     if unlock_tail is not None:
         head += [
             "\\set jj (:client_id * :share + :n) % :pool",

@@ -69,6 +69,11 @@ def idents(kind: int, index: np.ndarray) -> np.ndarray:
     return np.char.add(f"{kind:08d}-0000-4000-8000-", (index + TAIL_BASE).astype("U12"))
 
 
+def pgbench_first_user(users: int) -> int:
+    """The ceiling's pgbench transactions check users in from this index on; the load, never."""
+    return users * 3 // 4
+
+
 def index_of(uuid_text: str) -> int:
     return int(str(uuid_text)[-12:]) - TAIL_BASE
 

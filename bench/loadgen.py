@@ -71,10 +71,11 @@ def pools(plan: Plan, codes: list[tuple[str, str, int]]) -> Pools:
             np.sin(lat) * math.sin(hlat) + np.cos(lat) * math.cos(hlat) * np.cos(lon - hlon), -1, 1
         )
     )
+    km[dataset.pgbench_first_user(plan.users) :] = np.inf  # the ceiling's users
     hot = np.flatnonzero(km < 3000)
     if len(hot) < 64:  # tiny scales: the users nearest the hot venue
         hot = np.argsort(km)[:64]
-    spread = np.setdiff1d(np.arange(plan.users), hot)
+    spread = np.setdiff1d(np.arange(dataset.pgbench_first_user(plan.users)), hot)
     plain = np.sort(plan.plain_offer_venues)
     pos = np.clip(np.searchsorted(plain, home), 0, len(plain) - 1)
     left = plain[np.maximum(pos - 1, 0)]

@@ -232,13 +232,16 @@ def live_codes(engine: Any, meta: dict[str, Any]) -> list[tuple[str, str, int]]:
     return [(r[0], r[1], dataset.index_of(r[2])) for r in rows]
 
 
-def recent_users(engine: Any) -> np.ndarray:
+def recent_users(engine: Any, except_venue: str | None = None) -> np.ndarray:
+    """Users with a check-in in the last 3 days (at another venue than `except_venue`)."""
     with engine.connect() as conn:
         ids = conn.execute(
             text(
                 "SELECT DISTINCT user_id::text FROM checkins"
                 " WHERE created_at > now() - interval '3 days'"
-            )
+                " AND venue_id IS DISTINCT FROM CAST(:venue AS uuid)"
+            ),
+            {"venue": except_venue},
         ).scalars()
         return np.array(sorted(dataset.index_of(i) for i in ids), dtype=np.int64)
 
@@ -329,6 +332,7 @@ def run_ceilings(
         variables = {
             "base": ceiling.next_nonce(engine),
             "users": plan.users,
+            "ufirst": dataset.pgbench_first_user(plan.users),
             "pool": meta["pgbench_count"],
             "share": max(meta["pgbench_count"] // clients, 1),
             "pgfirst": meta["pgbench_first"],
@@ -635,9 +639,12 @@ def main(argv: list[str] | None = None) -> int:
     # runs on a reused database) may be refused for the cooldown, or for impossible travel
     # (20,000 km at 300 km/h takes 67 hours): the load leaves out everyone with a check-in in
     # the last 3 days, where the dataset's history ends, so its check-ins are what it says.
-    recent = recent_users(engine)
-    pools.spread_users = np.setdiff1d(pools.spread_users, recent)
-    pools.hot_users = np.setdiff1d(pools.hot_users, recent)
+    # The hot venue has no cooldown: its users only need no check-in elsewhere.
+    pools.spread_users = np.setdiff1d(pools.spread_users, recent_users(engine))
+    hot_venue = dataset.ident(dataset.VENUE, plan.hot_venue)
+    pools.hot_users = np.setdiff1d(pools.hot_users, recent_users(engine, hot_venue))
+    if not len(pools.spread_users) or not len(pools.hot_users):
+        sys.exit(f"every user of {name} checked in during the last 3 days: rebuild it")
     starts: dict[str, int] = {}
     servers = []
     for kind in args.servers.split(","):
