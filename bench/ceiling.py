@@ -221,19 +221,21 @@ def next_nonce(engine: Any) -> int:
     return 2 * TAIL_BASE + (nonce % 700) * 10**9
 
 
-def reset_pgbench_codes(engine: Any) -> None:
-    """Make the pgbench pool of codes live again (redeemed by an earlier ceiling run)."""
+def make_codes_live(engine: Any, first: int, count: int) -> None:
+    """Make a pool of generated unlocks (ids `first` to `first + count - 1`) redeemable again:
+    earlier runs on a reused database redeemed some."""
+    ids = [dataset.ident(dataset.UNLOCK, i) for i in range(first, first + count)]
     with engine.begin() as conn:
         conn.execute(
-            text(
-                "DELETE FROM redemptions WHERE unlock_id IN (SELECT id FROM unlocks"
-                " WHERE code LIKE 'B%' AND redeemed_at IS NOT NULL)"
-            )
+            text("DELETE FROM redemptions WHERE unlock_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": ids},
         )
         conn.execute(
             text(
-                "UPDATE unlocks SET redeemed_at = NULL WHERE code LIKE 'B%' AND redeemed_at IS NOT NULL"
-            )
+                "UPDATE unlocks SET redeemed_at = NULL WHERE id = ANY(CAST(:ids AS uuid[]))"
+                " AND redeemed_at IS NOT NULL"
+            ),
+            {"ids": ids},
         )
 
 

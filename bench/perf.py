@@ -208,19 +208,8 @@ def live_codes(engine: Any, meta: dict[str, Any]) -> list[tuple[str, str, int]]:
     """The service's pool of codes to redeem, every one live again (a reused database keeps
     what earlier runs redeemed)."""
     first, count = meta["live_first"], meta["live_count"]
+    ceiling.make_codes_live(engine, first, count)
     ids = [dataset.ident(dataset.UNLOCK, i) for i in range(first, first + count)]
-    with engine.begin() as conn:
-        conn.execute(
-            text("DELETE FROM redemptions WHERE unlock_id = ANY(CAST(:ids AS uuid[]))"),
-            {"ids": ids},
-        )
-        conn.execute(
-            text(
-                "UPDATE unlocks SET redeemed_at = NULL WHERE id = ANY(CAST(:ids AS uuid[]))"
-                " AND redeemed_at IS NOT NULL"
-            ),
-            {"ids": ids},
-        )
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -328,7 +317,7 @@ def run_ceilings(
     out = {}
     for op, op_scripts in scripts.items():
         if op == "redemption":
-            ceiling.reset_pgbench_codes(engine)
+            ceiling.make_codes_live(engine, meta["pgbench_first"], meta["pgbench_count"])
         variables = {
             "base": ceiling.next_nonce(engine),
             "users": plan.users,
