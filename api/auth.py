@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import g, request
+from sqlalchemy import Connection
 
 from api import db
 from core.accounts import (
@@ -85,9 +86,11 @@ def user(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def current_user_or_none() -> UserPrincipal | None:
+def current_user_or_none(conn: Connection | None = None) -> UserPrincipal | None:
+    """The user whose token the request carries, looked up on `conn` if given (a view in
+    autocommit), else on the request's session."""
     token = bearer()
-    return authenticate_user(db.session(), token) if token else None
+    return authenticate_user(conn or db.session(), token) if token else None
 
 
 def current_merchant() -> MerchantPrincipal:

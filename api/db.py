@@ -1,8 +1,10 @@
-"""One database session per request, closed (and rolled back unless committed) at teardown."""
+"""Per request, at most one database session (closed, and rolled back unless committed, at
+teardown) and one connection in autocommit (closed at teardown)."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, g
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.uow import make_engine
@@ -16,25 +18,51 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["engine"] = engine
     app.extensions["sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
-    app.extensions["autocommit_sessionmaker"] = sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    # A pool of its own, whose connections stay in autocommit: switching a pooled connection
+    # into autocommit and back on every request cost more than the query's own Python time
+    # (docs/performance.md). Few idle connections: it serves nearby, and one request at a time
+    # per thread uses one pool or the other.
+    most = app.config["DB_POOL_SIZE"] + app.config["DB_MAX_OVERFLOW"]
+    autocommit = make_engine(
+        app.config["DATABASE_URL"],
+        pool_size=min(2, most),
+        max_overflow=max(0, most - 2),
+        autocommit=True,
     )
-    app.teardown_appcontext(_close_session)
+    app.extensions["autocommit_engine"] = autocommit
+    app.extensions["autocommit_connect"] = autocommit.connect
+    app.teardown_appcontext(_close)
 
 
-def session(*, autocommit: bool = False) -> Session:
-    """The request's session. With `autocommit` (asked for before anything else in the request
-    uses the database) each statement is its own transaction: no BEGIN, COMMIT or ROLLBACK
-    round trips, for reads and for writes that stand alone."""
+def session() -> Session:
+    """The request's session: one transaction, committed only by an explicit `commit()`."""
     if "db_session" not in g:
-        factory = "autocommit_sessionmaker" if autocommit else "sessionmaker"
-        g.db_session = current_app.extensions[factory]()
+        g.db_session = current_app.extensions["sessionmaker"]()
     s: Session = g.db_session
     return s
 
 
-def _close_session(_exc: BaseException | None) -> None:
+def connection() -> Connection:
+    """The request's connection in autocommit: each statement is its own transaction (no BEGIN,
+    COMMIT or ROLLBACK round trips) and there is no ORM session to keep, for reads and for
+    writes that stand alone."""
+    if "db_connection" not in g:
+        g.db_connection = current_app.extensions["autocommit_connect"]()
+    c: Connection = g.db_connection
+    return c
+
+
+def _close(_exc: BaseException | None) -> None:
     s = g.pop("db_session", None)
     if s is not None:
         s.rollback()
         s.close()
+    c = g.pop("db_connection", None)
+    if c is not None:
+        c.close()
+
+
+def dispose(app: Flask) -> None:
+    """Close every pooled connection of the app's engines (scripts and tests, when done)."""
+    app.extensions["engine"].dispose()
+    app.extensions["autocommit_engine"].dispose()

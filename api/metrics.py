@@ -140,8 +140,8 @@ class Metrics:
             self.redemptions.labels(kind).inc()
 
     def watch_pool(self, engine: Engine, capacity: int) -> None:
-        """Follow the engine's pool through its events (each worker reports its own pool)."""
-        self.pool_max.set(capacity)
+        """Follow the engine's pool through its events (each worker reports its own pools)."""
+        self.pool_max.inc(capacity)
 
         def on_checkout(*_args: Any) -> None:
             self.pool_in_use.inc()
@@ -176,9 +176,9 @@ def init_app(app: Flask) -> None:
         app.extensions["metrics"] = None
         return
     recorder = Metrics(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
-    recorder.watch_pool(
-        app.extensions["engine"], app.config["DB_POOL_SIZE"] + app.config["DB_MAX_OVERFLOW"]
-    )
+    capacity = app.config["DB_POOL_SIZE"] + app.config["DB_MAX_OVERFLOW"]
+    recorder.watch_pool(app.extensions["engine"], capacity)
+    recorder.watch_pool(app.extensions["autocommit_engine"], capacity)
     app.extensions["metrics"] = recorder
 
 

@@ -137,14 +137,14 @@ class Nearby(MethodView):
         No auth needed; with a user token, the offers listed are recorded as impressions.
         """
         # Each statement stands alone: the listing, the token, the impressions it records.
-        session = db.session(autocommit=True)
-        found = venues.nearby(session, args["lat"], args["lon"], args["radius_m"], args["limit"])
+        conn = db.connection()
+        found = venues.nearby(conn, args["lat"], args["lon"], args["radius_m"], args["limit"])
         for venue in found:
             for offer in venue.offers:
                 offer["unlock"] = describe_rule(rule_from_json(offer["rule"]))
                 if offer["requires_presence_code"]:
                     offer["unlock"] += ", with the code shown at the venue"
-        user = auth.current_user_or_none()
+        user = auth.current_user_or_none(conn)
         impressions = (
             [
                 {"user_id": user.user_id, "venue_id": venue.id, "offer_id": offer["id"]}
@@ -155,6 +155,6 @@ class Nearby(MethodView):
             else []
         )
         if impressions:
-            session.execute(insert(Impression), impressions)
-            session.commit()
+            conn.execute(insert(Impression), impressions)
+            conn.commit()
         return {"venues": found}

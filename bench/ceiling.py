@@ -49,12 +49,13 @@ class Captured:
     op: str
     statements: list[str]
     status: int
+    body: bytes
     transactional: bool  # sent inside BEGIN ... COMMIT (psycopg2 not in autocommit mode)
 
 
 def capture(app: Any, calls: list[tuple[str, Callable[[Any], Any]]]) -> list[Captured]:
     """Run each call (op name, function of a Flask test client) and record its statements."""
-    engine = app.extensions["engine"]
+    engines = (app.extensions["engine"], app.extensions["autocommit_engine"])
     seen: list[str] = []
     in_transaction: list[bool] = []
 
@@ -63,7 +64,8 @@ def capture(app: Any, calls: list[tuple[str, Callable[[Any], Any]]]) -> list[Cap
         seen.append(query.decode() if isinstance(query, bytes) else str(query))
         in_transaction.append(not cursor.connection.autocommit)
 
-    event.listen(engine, "after_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", record)
     client = app.test_client()
     out = []
     try:
@@ -71,9 +73,14 @@ def capture(app: Any, calls: list[tuple[str, Callable[[Any], Any]]]) -> list[Cap
             seen.clear()
             in_transaction.clear()
             response = call(client)
-            out.append(Captured(op, list(seen), response.status_code, any(in_transaction)))
+            out.append(
+                Captured(
+                    op, list(seen), response.status_code, response.get_data(), any(in_transaction)
+                )
+            )
     finally:
-        event.remove(engine, "after_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", record)
     return out
 
 

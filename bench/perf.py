@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import create_engine, make_url, text
 
+from api import db
 from api.config import SERVER_SETTINGS
 from bench import ceiling, dataset, loadgen
 from core.uow import sqlalchemy_url
@@ -302,7 +303,7 @@ def capture_scripts(
                 )
             scripts[op] = out
     finally:
-        app.extensions["engine"].dispose()
+        db.dispose(app)
     return scripts
 
 
@@ -390,7 +391,7 @@ def capture_scripts_nearby(url: str, plan: dataset.Plan, pools: loadgen.Pools) -
             (captured,) = ceiling.capture(app, [("nearby", call)])
             out.append(ceiling.template(captured))
     finally:
-        app.extensions["engine"].dispose()
+        db.dispose(app)
     return out
 
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -167,7 +167,7 @@ def _issue_token(session: Session, user_id: uuid.UUID, ttl: timedelta) -> str:
     return secret.token
 
 
-def authenticate_user(session: Session, token: str) -> UserPrincipal | None:
+def authenticate_user(session: Session | Connection, token: str) -> UserPrincipal | None:
     parts = split_token(token, TOKEN_PREFIX)
     if parts is None:
         return None

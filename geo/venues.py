@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, Point
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
@@ -197,9 +197,9 @@ _NEARBY_SQL = text(
 
 
 def nearby(
-    session: Session, lat: float, lon: float, radius_m: float, limit: int
+    conn: Session | Connection, lat: float, lon: float, radius_m: float, limit: int
 ) -> list[NearbyVenue]:
-    rows = session.execute(
+    rows = conn.execute(
         _NEARBY_SQL, {"lat": lat, "lon": lon, "radius": radius_m, "limit": limit}
     ).all()
     return [

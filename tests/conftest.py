@@ -19,12 +19,12 @@ from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, make_url, text
-from sqlalchemy.orm import sessionmaker
 
 from api import create_app
 from api.cli import alembic_config
 from core.uow import make_engine, sqlalchemy_url
 from mobile_stub.client import Client, FlaskTransport, HttpTransport
+from tests.factories import bind_to_connection
 from tests.servers import start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +80,7 @@ def app(database_url: str, engine: Engine) -> Iterator[Flask]:
     connection = engine.connect()
     outer = connection.begin()
     app = create_app({"DATABASE_URL": database_url, "TESTING": True})
-    app.extensions["engine"].dispose()
-    app.extensions["sessionmaker"] = app.extensions["autocommit_sessionmaker"] = sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
+    bind_to_connection(app, connection)
     yield app
     outer.rollback()
     connection.close()

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app
+from api import create_app, db
 from mobile_stub.client import Client
 
 
@@ -191,7 +191,7 @@ def test_the_session_key_comes_from_secret_key_or_is_derived_alike_by_every_work
     chosen = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "s" * 40})
     assert chosen.config["SECRET_KEY"] == "s" * 40
     for app in (one, two, chosen):
-        app.extensions["engine"].dispose()
+        db.dispose(app)
 
 
 def test_pages_show_only_the_signed_in_merchants_objects(

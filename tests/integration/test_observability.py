@@ -19,13 +19,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import sessionmaker
 
 from api import create_app, db
 from api.cli import alembic_config
 from api.observability import log_config
 from mobile_stub.client import ApiError, Client, FlaskTransport
-from tests.factories import offer_body, venue_body
+from tests.factories import bind_to_connection, offer_body, venue_body
 from tests.servers import metric_value
 
 TOKEN = "test-metrics-token-" + "0" * 16
@@ -42,9 +41,7 @@ def make_app(database_url: str, engine: Engine) -> Iterator[Callable[..., Flask]
 
     def build(**overrides: Any) -> Flask:
         app = create_app({"DATABASE_URL": database_url, "TESTING": True, **overrides})
-        app.extensions["sessionmaker"] = sessionmaker(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
+        bind_to_connection(app, connection)
         built.append(app)
         return app
 
@@ -52,7 +49,7 @@ def make_app(database_url: str, engine: Engine) -> Iterator[Callable[..., Flask]
     outer.rollback()
     connection.close()
     for app in built:
-        app.extensions["engine"].dispose()
+        db.dispose(app)
 
 
 @pytest.fixture
@@ -391,16 +388,18 @@ def test_checkins_unlocks_and_redemptions_are_counted(metrics_app: Flask) -> Non
 
 def test_pool_use_is_a_gauge(metrics_app: Flask) -> None:
     client = metrics_app.test_client()
-    assert metric_value(scrape(client), "checkin_offers_db_pool_connections_max") == 15
+    # Both pools, transactions and autocommit, each DB_POOL_SIZE + DB_MAX_OVERFLOW at most.
+    assert metric_value(scrape(client), "checkin_offers_db_pool_connections_max") == 30
     engine = metrics_app.extensions["engine"]
-    with engine.connect(), engine.connect():
+    autocommit = metrics_app.extensions["autocommit_engine"]
+    with engine.connect(), engine.connect(), autocommit.connect():
         exposition = scrape(client)
-        assert metric_value(exposition, "checkin_offers_db_pool_connections_in_use") == 2
-        assert metric_value(exposition, "checkin_offers_db_pool_connections_open") == 2
+        assert metric_value(exposition, "checkin_offers_db_pool_connections_in_use") == 3
+        assert metric_value(exposition, "checkin_offers_db_pool_connections_open") == 3
     exposition = scrape(client)
     assert metric_value(exposition, "checkin_offers_db_pool_connections_in_use") == 0
-    assert metric_value(exposition, "checkin_offers_db_pool_connections_open") == 2
-    engine.dispose()
+    assert metric_value(exposition, "checkin_offers_db_pool_connections_open") == 3
+    db.dispose(metrics_app)
     assert metric_value(scrape(client), "checkin_offers_db_pool_connections_open") == 0
 
 
@@ -502,4 +501,4 @@ def test_readyz_and_healthz_when_the_database_is_down() -> None:
         assert response.status_code == 503
         assert response.mimetype == PROBLEM
         assert response.get_json()["code"] == "service_unavailable"
-    app.extensions["engine"].dispose()
+    db.dispose(app)

@@ -25,9 +25,9 @@ def _kill(engine: Engine, pid: int) -> None:
     raise AssertionError(f"backend {pid} did not exit")
 
 
-@pytest.fixture
-def pool_engine(database_url: str):
-    engine = uow.make_engine(database_url, pool_size=1, max_overflow=0)
+@pytest.fixture(params=[False, True], ids=["transactions", "autocommit"])
+def pool_engine(database_url: str, request: pytest.FixtureRequest):
+    engine = uow.make_engine(database_url, pool_size=1, max_overflow=0, autocommit=request.param)
     yield engine
     engine.dispose()
 

@@ -24,7 +24,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
 
 from api import create_app, db, docs
 from api.config import ConfigError, load
@@ -33,6 +32,7 @@ from core.accounts import authenticate_key
 from core.models import ApiKey, RateLimitCounter
 from core.secrets import secret_matches
 from mobile_stub.client import ApiError, Client, FlaskTransport
+from tests.factories import bind_to_connection
 
 URL = "postgresql://u:p@localhost:5432/db"
 NEARBY = "/v1/venues/nearby?lat=60.17&lon=24.94"
@@ -50,10 +50,7 @@ def make_app(database_url: str, engine: Engine) -> Iterator[AppFactory]:
         # Limits on whatever the environment says (a benchmark may have turned them off).
         settings = {"DATABASE_URL": database_url, "TESTING": True, "RATE_LIMIT_ENABLED": True}
         app = create_app({**settings, **overrides})
-        app.extensions["engine"].dispose()
-        app.extensions["sessionmaker"] = sessionmaker(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
+        bind_to_connection(app, connection)
         return app
 
     yield make
@@ -223,7 +220,7 @@ def test_postgres_counters_are_exact_under_concurrency(database_url: str) -> Non
             storage.clear(key)
             assert db.session().get(RateLimitCounter, key) is None
         app.extensions["ratelimit_engine"].dispose()
-        app.extensions["engine"].dispose()
+        db.dispose(app)
 
 
 def test_every_operation_but_the_probes_documents_429(client: Any) -> None:
