@@ -208,7 +208,9 @@ class Connection:
         self.sock.close()
 
 
-def _outcome(op: str, status: int, body: bytes) -> str:
+def outcome_of(op: str, status: int, body: bytes) -> str:
+    """How a request ended: a check-in's verdict (`unlocked`, `verified`, `rejected:<codes>`),
+    otherwise the status code."""
     if op.startswith("checkin") and status == 201:
         answer = json.loads(body)
         if answer["status"] != "verified":
@@ -255,7 +257,7 @@ def _worker(
         sent = time.perf_counter()
         try:
             status, data = conn.request(method, path, body, headers)
-            outcome = _outcome(ops[op_index], status, data)
+            outcome = outcome_of(ops[op_index], status, data)
         except (OSError, ValueError) as exc:  # ValueError: a response it cannot parse
             conn.close()
             conn = Connection(host, port)  # a fresh connection for the next request
