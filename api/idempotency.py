@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import PROBLEM_CONTENT_TYPE
 from core.errors import ValidationError
+from core.uow import execute
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -76,8 +77,8 @@ def run(
         json.dumps([request.method, request.path, body], sort_keys=True, default=str).encode()
     ).digest()
     params = {"principal": principal, "key": key}
-    if session.execute(_CLAIM, {**params, "hash": digest}).first() is None:
-        stored = session.execute(_LOOKUP, params).one()
+    if execute(session, _CLAIM, {**params, "hash": digest}).first() is None:
+        stored = execute(session, _LOOKUP, params).one()
         session.rollback()
         if bytes(stored.request_hash) != digest:
             raise IdempotencyKeyReusedError(
@@ -85,8 +86,10 @@ def run(
             )
         return _replay(stored.status_code, stored.response_body)
     response = work()
-    session.execute(
-        _STORE, {**params, "status": response.status_code, "body": response.get_data(as_text=True)}
+    execute(
+        session,
+        _STORE,
+        {**params, "status": response.status_code, "body": response.get_data(as_text=True)},
     )
     session.commit()
     return response

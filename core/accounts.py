@@ -19,6 +19,7 @@ from core.secrets import (
     secret_matches,
     split_token,
 )
+from core.uow import execute
 
 ROLES = ("owner", "staff", "analyst")
 KEY_PREFIX = "cok"
@@ -124,7 +125,7 @@ def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
     if parts is None:
         return None
     lookup, secret = parts
-    key = session.execute(_API_KEY, {"lookup": lookup}).first()
+    key = execute(session, _API_KEY, {"lookup": lookup}).first()
     ok = secret_matches(secret, key.secret_hash if key else None)
     if not ok or key is None or key.revoked_at is not None:
         return None
@@ -172,7 +173,7 @@ def authenticate_user(session: Session | Connection, token: str) -> UserPrincipa
     if parts is None:
         return None
     lookup, secret = parts
-    row = session.execute(_USER_TOKEN, {"lookup": lookup}).first()
+    row = execute(session, _USER_TOKEN, {"lookup": lookup}).first()
     ok = secret_matches(secret, row.secret_hash if row else None)
     if not ok or row is None or row.revoked_at is not None:
         return None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 # A pooled connection idle for longer than this is pinged before it is handed out.
@@ -64,6 +65,24 @@ def make_engine(
             raise exc.DisconnectionError() from error
 
     return engine
+
+
+def execute(
+    db: Session | Connection,
+    statement: Executable,
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+) -> CursorResult[Any]:
+    """Run a Core or text statement in the session's transaction, on its connection.
+
+    `Session.execute` takes every statement through the ORM's machinery (plugins, events, bind
+    lookup): measured here, about 0.2 ms of CPU per statement on top of 0.2 ms for the whole
+    statement on the connection. The hot paths (a check-in's ten statements, a redemption's
+    six) use this instead. Objects added to the session are flushed first, as
+    `Session.execute` would."""
+    if isinstance(db, Session):
+        db.flush()
+        db = db.connection()
+    return db.execute(statement, params)
 
 
 class UnitOfWork:

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
+from core.uow import execute
 from geo.verify import (
     DEFAULT_THRESHOLDS,
     Fix,
@@ -86,6 +87,9 @@ class CheckinResult:
     # The rule kind of every offer considered (metrics count unlocks by kind).
     offer_kinds: dict[uuid.UUID, str] = field(default_factory=dict)
 
+
+# One check-in per user at a time: its history, cooldown and caps are read, then written.
+_USER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
 
 _VENUE_AND_HISTORY = text(
     """
@@ -269,10 +273,9 @@ def check_in(
     abuse: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS,
 ) -> CheckinResult:
     """Record one check-in and everything it unlocks. The caller commits."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"user:{user_id}"}
-    )
-    row = session.execute(
+    execute(session, _USER_LOCK, {"k": f"user:{user_id}"})
+    row = execute(
+        session,
         _VENUE_AND_HISTORY,
         {
             "venue_id": str(data.venue_id),
@@ -324,7 +327,8 @@ def check_in(
     )
     checkin_id = uuid.uuid4()
     status = "verified" if verdict.verified else "rejected"
-    session.execute(
+    execute(
+        session,
         _INSERT_CHECKIN,
         {
             "id": str(checkin_id),
@@ -365,8 +369,8 @@ def _unlock(
 ) -> None:
     grants: list[_Grant] = []
     holdouts: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []  # checkin, offer, user
-    candidates = session.execute(
-        _CANDIDATES, {"venue_id": str(venue_id), "user_id": str(user_id)}
+    candidates = execute(
+        session, _CANDIDATES, {"venue_id": str(venue_id), "user_id": str(user_id)}
     ).all()
     for offer in candidates:
         result.offer_kinds[offer.id] = str(offer.rule["kind"])
@@ -451,7 +455,8 @@ def _unlock(
             holdouts.append((result.id, offer.id, user_id))
 
     if holdouts:
-        session.execute(
+        execute(
+            session,
             _INSERT_HOLDOUTS,
             {
                 "checkin_ids": [str(h[0]) for h in holdouts],
@@ -467,9 +472,9 @@ def _unlock(
         wanted[grant.offer_id] = wanted.get(grant.offer_id, 0) + 1
     claimed = {
         uuid.UUID(str(offer_id))
-        for offer_id in session.scalars(
-            _CLAIM, {"ids": [str(i) for i in wanted], "ns": list(wanted.values())}
-        )
+        for offer_id in execute(
+            session, _CLAIM, {"ids": [str(i) for i in wanted], "ns": list(wanted.values())}
+        ).scalars()
     }
     grants = [g for g in grants if g.offer_id in claimed]
     issued = _insert_unlocks(session, grants, venue_id, merchant_id)
@@ -490,7 +495,8 @@ def _insert_unlocks(
     while pending:
         ids = [uuid.uuid4() for _ in pending]
         drawn = [codes.new_code() for _ in pending]
-        rows = session.execute(
+        rows = execute(
+            session,
             _INSERT_UNLOCKS,
             {
                 "venue_id": str(venue_id),

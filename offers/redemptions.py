@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from core.models import Unlock
+from core.uow import execute
 from offers import codes
 
 
@@ -120,7 +121,8 @@ def redeem(
     Two statements whatever the outcome: one lookup, then the redemption with its attempt (or
     the refused attempt alone)."""
     code = codes.normalize(raw_code)
-    row = session.execute(
+    row = execute(
+        session,
         _LOOKUP,
         {
             "code": code,
@@ -138,7 +140,7 @@ def redeem(
     }
 
     def refuse(outcome: str, error: RecordedError) -> RecordedError:
-        session.execute(_ATTEMPT, {**params, "id": str(uuid.uuid4()), "outcome": outcome})
+        execute(session, _ATTEMPT, {**params, "id": str(uuid.uuid4()), "outcome": outcome})
         return error
 
     if row.id is None:
@@ -158,7 +160,8 @@ def redeem(
     if row.expired:
         raise refuse("expired", ExpiredError(f"this code expired at {row.expires_at.isoformat()}"))
     redemption_id = uuid.uuid4()
-    done = session.execute(
+    done = execute(
+        session,
         _REDEEM,
         {
             **params,
@@ -224,8 +227,8 @@ def wallet(
     session: Session, user_id: uuid.UUID, status: str | None = None, limit: int = 200
 ) -> list[WalletEntry]:
     """The user's unlocks, newest first, each `active`, `redeemed` or `expired`."""
-    rows = session.execute(
-        _WALLET, {"user_id": str(user_id), "status": status, "limit": limit}
+    rows = execute(
+        session, _WALLET, {"user_id": str(user_id), "status": status, "limit": limit}
     ).all()
     return [
         WalletEntry(
