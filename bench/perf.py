@@ -9,7 +9,8 @@
    as many clients as the load generator has connections (the ceiling), then drives the
    operation alone through the service (closed loop, the peak), one right after the other; then
    the realistic mix at its peak and at 70% of that peak (open loop: the p99 that users see),
-   and reads each worker's resident memory;
+   and reads each worker's resident memory; then serves bench/floor.py (a nearby that does no
+   work) the same way under the same load: the floor;
 4. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues);
 5. writes `bench/out/report.json` and `bench/out/report.md`, with every target met or not.
 """
@@ -55,7 +56,15 @@ def free_port() -> int:
 class Server:
     """The service under test. `gthread` is exactly `make run`'s command (scripts/run.sh)."""
 
-    def __init__(self, kind: str, url: str, workers: int, threads: int, env: dict[str, str]):
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        workers: int,
+        threads: int,
+        env: dict[str, str],
+        app: str = "api.wsgi:app",
+    ):
         self.kind = kind
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -65,7 +74,7 @@ class Server:
                 str(bin_dir / "gunicorn"),
                 "--config",
                 "python:api.gunicorn_conf",
-                "api.wsgi:app",
+                app,
             ]
             if kind == "sync":
                 cmd += ["--worker-class", "sync"]
@@ -83,7 +92,7 @@ class Server:
                 "--blocking-threads",
                 str(threads),
                 "--no-ws",
-                "api.wsgi:app",
+                app,
             ]
         else:
             raise ValueError(kind)
@@ -481,7 +490,28 @@ def bench_server(
         result["worker_rss_mb"] = server.worker_rss_mb()
     finally:
         server.stop()
+    result["floor"] = floor(kind, url, pools, args)
+    print(
+        f"  floor: an empty nearby under {kind}: {result['floor']['per_s']:.0f} req/s,"
+        f" {result['floor']['server_cpu_ms']:.2f} ms of server CPU per request",
+        flush=True,
+    )
     return result, starts
+
+
+def floor(kind: str, url: str, pools: loadgen.Pools, args: argparse.Namespace) -> dict[str, float]:
+    """The same server and load on bench/floor.py, whose nearby does no work: what the HTTP
+    server and Flask cost per request, the least the service can cost."""
+    server = Server(kind, url, args.workers, args.threads, {}, app="bench.floor:app")
+    try:
+        cpu = server.cpu_s()
+        stats, total, _ = loadgen.run(
+            pools, server.base, {"nearby": 1.0}, args.seconds, args.clients
+        )
+        count = max(stats["nearby"].count, 1)
+        return {"per_s": total, "server_cpu_ms": (server.cpu_s() - cpu) / count * 1000}
+    finally:
+        server.stop()
 
 
 def _overall_p99(stats: dict[str, loadgen.OpStats]) -> float:
@@ -500,7 +530,7 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         targets.append(
             {
                 "target": f"{op} at least {share:.0%} of its ceiling",
-                "figure": f"{alone['per_s']:.0f} / {alone['ceiling_tps']:.0f} = {ratio:.0%}",
+                "figure": f"{alone['per_s']:.0f} / {alone['ceiling_tps']:.0f} = {ratio:.1%}",
                 "met": ratio >= share,
             }
         )
@@ -581,6 +611,17 @@ def markdown(report: dict[str, Any]) -> str:
                 f" {st['p50_ms']:.1f} | {st['p99_ms']:.1f} |"
             )
         lines.append(row)
+    lines += [
+        "",
+        "The floor: the same server and load on bench/floor.py, whose nearby answers"
+        ' `{"venues": []}` without the database: '
+        + "; ".join(
+            f"{s['server']} {s['floor']['per_s']:.0f} req/s at"
+            f" {s['floor']['server_cpu_ms']:.2f} ms of server CPU per request"
+            for s in report["servers"]
+        )
+        + ".",
+    ]
     lines += [
         "",
         "CPU per request in those runs (milliseconds of CPU time, all processes of each side):",
