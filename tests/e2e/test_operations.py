@@ -110,8 +110,9 @@ def test_metrics_add_up_over_the_workers_after_real_traffic(
 ) -> None:
     wait_for(lambda: len(worker_pids(metrics_dir)) == 2, "both workers to report")
     before = scrape(server)
-    # Each worker's pool may open 5 + 10 connections: the gauge adds up over both.
-    assert metric_value(before, "checkin_offers_db_pool_connections_max") == 30
+    # Each worker's two pools (transactions, autocommit) may each open 5 + 10 connections: the
+    # gauge adds up over both workers.
+    assert metric_value(before, "checkin_offers_db_pool_connections_max") == 60
 
     for _ in range(20):  # a new connection each: any worker may answer
         assert requests.get(f"{server.base}/healthz", timeout=10).status_code == 200
@@ -158,7 +159,7 @@ def test_a_dead_workers_gauges_stop_counting(server: Server, metrics_dir: Path) 
         "the worker to be replaced",
     )
     exposition = scrape(server)
-    assert metric_value(exposition, "checkin_offers_db_pool_connections_max") == 30
+    assert metric_value(exposition, "checkin_offers_db_pool_connections_max") == 60
     # Counters keep what the dead worker counted.
     assert metric_value(exposition, "checkin_offers_http_requests_total", **healthz) >= served
 
