@@ -188,8 +188,11 @@ class Connection:
         head = self.buf[:end].lower()
         if b"\r\ntransfer-encoding:" in head:
             raise ConnectionError("chunked response")
+        length = 0
         at = head.find(b"\r\ncontent-length:")
-        length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
+        if at >= 0:
+            stop = head.find(b"\r\n", at + 2)
+            length = int(head[at + 17 : stop if stop >= 0 else len(head)])
         while len(self.buf) < end + 4 + length:
             self._recv()
         data, self.buf = self.buf[end + 4 : end + 4 + length], self.buf[end + 4 + length :]

@@ -509,7 +509,11 @@ def floor(kind: str, url: str, pools: loadgen.Pools, args: argparse.Namespace) -
             pools, server.base, {"nearby": 1.0}, args.seconds, args.clients
         )
         count = max(stats["nearby"].count, 1)
-        return {"per_s": total, "server_cpu_ms": (server.cpu_s() - cpu) / count * 1000}
+        return {
+            "per_s": total,
+            "server_cpu_ms": (server.cpu_s() - cpu) / count * 1000,
+            "errors": stats["nearby"].errors,
+        }
     finally:
         server.stop()
 

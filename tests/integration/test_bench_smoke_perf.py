@@ -50,5 +50,6 @@ def test_service_benchmark_smoke(tmp_path: Path) -> None:
     assert set(report["servers"][0]["mix_peak"]["ops"]) <= set(loadgen.OPS)
     assert report["servers"][0]["worker_rss_mb"]
     assert report["servers"][0]["floor"]["per_s"] > 0
+    assert report["servers"][0]["floor"]["errors"] == 0
     assert {t["target"].split()[0] for t in report["targets"]} >= {"checkin", "nearby", "p99"}
     assert "## Targets" in (tmp_path / "report.md").read_text()
