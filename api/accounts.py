@@ -54,20 +54,10 @@ class Merchants(MethodView):
     @blp.response(201, MerchantCreatedSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign up a merchant; answers an owner API key, shown only this once."""
-        session = db.session()
-        merchant, key, token = accounts.create_merchant(session, data["name"], data["email"])
         signup = Actor(None, None, request_id())  # no key acted yet
-        audit.record(
-            "merchant.create",
-            merchant.id,
-            after={"name": merchant.name, "email": merchant.email},
-            merchant_id=merchant.id,
-            actor=signup,
+        merchant, _key, token = accounts.create_merchant(
+            db.uow(), signup, data["name"], data["email"]
         )
-        audit.record(
-            "key.create", key.id, after=_key_fields(key), merchant_id=merchant.id, actor=signup
-        )
-        session.commit()
         return {"merchant": merchant, "api_key": token}
 
 
@@ -106,12 +96,13 @@ class Keys(MethodView):
     )
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a key with a role; its secret is shown only this once."""
-        session = db.session()
         key, token = accounts.create_api_key(
-            session, auth.current_merchant().merchant_id, data["role"], data["label"]
+            db.uow(),
+            audit.current_actor(),
+            auth.current_merchant().merchant_id,
+            data["role"],
+            data["label"],
         )
-        audit.record("key.create", key.id, after=_key_fields(key))
-        session.commit()
         return _key_created(key, token)
 
 
@@ -122,12 +113,9 @@ class Key(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, key_id: uuid.UUID) -> ApiKey:
         """Revoke a key; it stops working at once. Revoking it again changes nothing."""
-        session = db.session()
-        key, revoked = accounts.revoke_api_key(session, auth.current_merchant().merchant_id, key_id)
-        if revoked:
-            after = _key_fields(key)
-            audit.record("key.revoke", key.id, before={**after, "revoked_at": None}, after=after)
-        session.commit()
+        key, _revoked = accounts.revoke_api_key(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, key_id
+        )
         return key
 
 
@@ -141,20 +129,10 @@ class KeyRotation(MethodView):
         """Rotate a key: a new secret for the same key (id, role, label), shown only this once.
         The old secret fails at once, this request's own included if it rotates itself. A
         revoked key: 409 `key_revoked`."""
-        session = db.session()
-        key, token = accounts.rotate_api_key(session, auth.current_merchant().merchant_id, key_id)
-        audit.record("key.rotate", key.id)  # the secrets, old and new, are never recorded
-        session.commit()
+        key, token = accounts.rotate_api_key(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, key_id
+        )
         return _key_created(key, token)
-
-
-def _staff_fields(entry: abuse.StaffUser) -> dict[str, Any]:
-    return {"user_id": entry.user_id, "handle": entry.handle}
-
-
-def _key_fields(key: ApiKey) -> dict[str, Any]:
-    """What the audit trail shows of a key (never its secret)."""
-    return {"role": key.role, "label": key.label, "revoked_at": key.revoked_at}
 
 
 def _key_created(key: ApiKey, token: str) -> dict[str, Any]:
@@ -199,11 +177,9 @@ class StaffUsers(MethodView):
         """Register a user account as the merchant's staff: its check-ins (and check-ins from
         devices it used) never unlock the merchant's own offers. Unknown handle: 404; already
         registered: 409 `already_staff`."""
-        session = db.session()
-        entry = abuse.add_staff_user(session, auth.current_merchant().merchant_id, data["handle"])
-        audit.record("staff_user.create", entry.id, after=_staff_fields(entry))
-        session.commit()
-        return entry
+        return abuse.add_staff_user(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, data["handle"]
+        )
 
 
 @blp.route("/merchants/me/staff-users/<uuid:staff_user_id>")
@@ -213,11 +189,9 @@ class StaffUser(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, staff_user_id: uuid.UUID) -> abuse.StaffUser:
         """Unregister a staff account; its past check-ins keep their record."""
-        session = db.session()
-        entry = abuse.remove_staff_user(session, auth.current_merchant().merchant_id, staff_user_id)
-        audit.record("staff_user.delete", entry.id, before=_staff_fields(entry))
-        session.commit()
-        return entry
+        return abuse.remove_staff_user(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, staff_user_id
+        )
 
 
 @blp.route("/users")
@@ -227,9 +201,7 @@ class Users(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign up a mobile user; answers a token. A taken handle is 409 `handle_taken`."""
-        session = db.session()
-        user, token = accounts.create_user(session, data["handle"], data["password"], _token_ttl())
-        session.commit()
+        user, token = accounts.create_user(db.uow(), data["handle"], data["password"], _token_ttl())
         return {"user": user, "token": token}
 
 
@@ -240,7 +212,4 @@ class UserToken(MethodView):
     @blp.alt_response(401, response="UNAUTHORIZED")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign in: a new token for a handle and password."""
-        session = db.session()
-        token = accounts.login(session, data["handle"], data["password"], _token_ttl())
-        session.commit()
-        return {"token": token}
+        return {"token": accounts.login(db.uow(), data["handle"], data["password"], _token_ttl())}

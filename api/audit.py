@@ -9,7 +9,6 @@ line. `GET /v1/merchants/me/audit` (owner) lists the events newest first.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -117,37 +116,6 @@ def current_actor() -> audit.Actor:
     """The request's API key, as the actor of what it changes."""
     principal = auth.current_merchant()
     return audit.Actor(principal.key_id, principal.role, request_id())
-
-
-def record(
-    action: str,
-    object_id: uuid.UUID,
-    *,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    merchant_id: uuid.UUID | None = None,
-    actor: audit.Actor | None = None,
-) -> None:
-    """Record `action` on an object in the request's session (commit it with the change).
-
-    `before` and `after` are the object as the API shows it: the event keeps the fields that
-    differ. The merchant and actor default to the request's API key.
-    """
-    audit.record(
-        db.session(),
-        merchant_id or auth.current_merchant().merchant_id,
-        actor or current_actor(),
-        action,
-        action.partition(".")[0],
-        object_id,
-        audit.diff(before, after),
-    )
-
-
-def snapshot(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an object as the API shows it, as it is now (the `before` of a change)."""
-    copied: dict[str, Any] = audit.jsonable(values)
-    return copied
 
 
 def lock(model: type[Base], object_id: uuid.UUID) -> None:

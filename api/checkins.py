@@ -90,18 +90,18 @@ class Checkins(MethodView):
         and answered 201 with its reasons. `unlocks` lists the codes this visit earned;
         `verification` tells when the account or device is under a strike (offers then unlock
         only with the presence code shown at the venue) or is the merchant's own staff."""
-        session = db.session()
         user = auth.current_user()
+        uow = db.uow()
 
         recorded: list[CheckinResult] = []  # empty when an idempotent retry is replayed
 
         def work() -> Response:
-            result = check_in(session, user.user_id, CheckinInput(**data), thresholds())
+            result = check_in(uow, user.user_id, CheckinInput(**data), thresholds())
             recorded.append(result)
             body = _CHECKIN.dump(present(result))
             return Response(json.dumps(body), status=201, mimetype="application/json")
 
-        response = idempotency.run(session, f"user:{user.user_id}", data, work)
+        response = idempotency.run(uow, f"user:{user.user_id}", data, work)
         for result in recorded:  # committed: log the verdict and count it
             observability.checkin_recorded(user.user_id, data["venue_id"], result)
         return response

@@ -7,13 +7,15 @@
     end-offer OFFER_ID            end an active or paused offer, for good
     code-history CODE             everything about one unlock code and every attempt to redeem it
 
-Each command is one unit of work through the same domain functions as the HTTP API. Refusals
-print `Error: ...` and exit with status 1. Nothing prints a secret except the new key it was asked
-for.
+Each command calls the same use case as the HTTP API, which commits its own unit of work and
+records the change in the merchant's audit trail with the operator as its actor (role
+`operator`, request id `cli:<login name>`). Refusals print `Error: ...` and exit with status 1.
+Nothing prints a secret except the new key it was asked for.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import uuid
 from datetime import datetime
@@ -26,12 +28,13 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from api.schemas import MerchantCreateSchema
 from core import accounts
-from core.errors import DomainError
+from core.audit import Actor
+from core.errors import DomainError, NotFoundError
 from core.models import (
     ApiKey,
     Checkin,
@@ -65,6 +68,11 @@ def _unit_of_work() -> UnitOfWork:
     return UnitOfWork(current_app.extensions["sessionmaker"])
 
 
+def _operator() -> Actor:
+    """The person at the shell, as the audit trail's actor."""
+    return Actor.operator(getpass.getuser())
+
+
 def _when(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "-"
 
@@ -87,9 +95,9 @@ def create_merchant(name: str, email: str) -> None:
         data = MerchantCreateSchema().load({"name": name, "email": email})
     except ma.ValidationError as exc:
         raise click.ClickException(_messages(exc.messages)) from None
-    with _unit_of_work() as uow:
-        merchant, key, token = accounts.create_merchant(uow.session, data["name"], data["email"])
-        uow.commit()
+    merchant, key, token = accounts.create_merchant(
+        _unit_of_work(), _operator(), data["name"], data["email"]
+    )
     click.echo(f"merchant  {merchant.id}  {merchant.name} <{merchant.email}>")
     click.echo(f"key       {key.id}  owner")
     click.echo(f"api_key   {token}")
@@ -103,11 +111,10 @@ def create_merchant(name: str, email: str) -> None:
 @with_appcontext
 def create_key(merchant_id: uuid.UUID, role: str, label: str | None) -> None:
     """Create an API key with ROLE (owner, staff, analyst) for a merchant; printed this once."""
-    with _unit_of_work() as uow:
-        if uow.session.get(Merchant, merchant_id) is None:
-            raise click.ClickException(f"no merchant {merchant_id}")
-        key, token = accounts.create_api_key(uow.session, merchant_id, role, label)
-        uow.commit()
+    try:
+        key, token = accounts.create_api_key(_unit_of_work(), _operator(), merchant_id, role, label)
+    except NotFoundError:
+        raise click.ClickException(f"no merchant {merchant_id}") from None
     click.echo(f"key       {key.id}  {role}" + (f"  {label}" if label else ""))
     click.echo(f"api_key   {token}")
     click.echo("The key is shown only this once: hand it over now.", err=True)
@@ -119,20 +126,14 @@ def create_key(merchant_id: uuid.UUID, role: str, label: str | None) -> None:
 def revoke_key(key_id: uuid.UUID) -> None:
     """Revoke an API key: it stops working at once. Revoking it again changes nothing."""
     with _unit_of_work() as uow:
-        revoked = uow.session.scalar(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=func.now())
-            .returning(ApiKey.revoked_at)
-        )
-        if revoked is None:
-            key = uow.session.get(ApiKey, key_id)
-            if key is None:
-                raise click.ClickException(f"no key {key_id}")
-            click.echo(f"key {key_id} was already revoked at {_when(key.revoked_at)}")
-            return
-        uow.commit()
-    click.echo(f"key {key_id} revoked at {_when(revoked)}")
+        merchant_id = uow.session.scalar(select(ApiKey.merchant_id).where(ApiKey.id == key_id))
+    if merchant_id is None:
+        raise click.ClickException(f"no key {key_id}")
+    key, revoked = accounts.revoke_api_key(_unit_of_work(), _operator(), merchant_id, key_id)
+    if not revoked:
+        click.echo(f"key {key_id} was already revoked at {_when(key.revoked_at)}")
+        return
+    click.echo(f"key {key_id} revoked at {_when(key.revoked_at)}")
 
 
 @click.command("end-offer")
@@ -143,14 +144,13 @@ def end_offer(offer_id: uuid.UUID) -> None:
     can still be redeemed until they expire)."""
     with _unit_of_work() as uow:
         merchant_id = uow.session.scalar(select(Offer.merchant_id).where(Offer.id == offer_id))
-        if merchant_id is None:
-            raise click.ClickException(f"no offer {offer_id}")
-        try:
-            offer = catalog.transition(uow.session, merchant_id, offer_id, "end")
-        except DomainError as exc:
-            raise click.ClickException(exc.detail) from None
-        uow.commit()
-    click.echo(f"offer {offer.id} ({offer.title}) is {offer.status}")
+    if merchant_id is None:
+        raise click.ClickException(f"no offer {offer_id}")
+    try:
+        offer = catalog.transition(_unit_of_work(), _operator(), merchant_id, offer_id, "end")
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"offer {offer['id']} ({offer['title']}) is {offer['status']}")
 
 
 @click.command("code-history")

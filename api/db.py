@@ -1,5 +1,6 @@
 """Per request, at most one database session (closed, and rolled back unless committed, at
-teardown) and one connection in autocommit (closed at teardown)."""
+teardown) and one connection in autocommit (closed at teardown). Use cases get the session
+wrapped in a unit of work (`uow()`); only they commit."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.uow import make_engine
+from core.uow import UnitOfWork, make_engine
 
 
 def init_app(app: Flask) -> None:
@@ -40,6 +41,17 @@ def session() -> Session:
         g.db_session = current_app.extensions["sessionmaker"]()
     s: Session = g.db_session
     return s
+
+
+def uow() -> UnitOfWork:
+    """A unit of work on the request's session, for the use cases a view calls: they commit
+    it; whatever they leave uncommitted is rolled back when they return."""
+    return UnitOfWork(session, owns_session=False)
+
+
+def unit_of_work() -> UnitOfWork:
+    """A unit of work on a session of its own (CLI commands and other work outside a request)."""
+    return UnitOfWork(current_app.extensions["sessionmaker"])
 
 
 def connection() -> Connection:

@@ -1,52 +1,24 @@
-"""`Idempotency-Key` for check-ins and redemptions.
+"""`Idempotency-Key` over HTTP for check-ins and redemptions (`core/idempotency.py` does the work).
 
-The first request with a key inserts a row (caller, key, hash of the request) in the same
-transaction as its work, and stores its response there before committing. A retry's INSERT
-conflicts on the primary key: it waits for the first transaction to finish, then replays the
-stored response. So parallel retries change nothing and all get the first answer (same ids, same
-status). The same key with a different request is 422 `idempotency_key_reused`.
+The key comes from the header and is scoped to the caller; the request is identified by its
+method, path and body. Views pass the use case and how to render its answer; this module turns
+the answer, first or replayed, into a response.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response, request
-from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from api.errors import PROBLEM_CONTENT_TYPE
+from core import idempotency
 from core.errors import ValidationError
-from core.uow import execute
+from core.uow import UnitOfWork
 
 HEADER = "Idempotency-Key"
-MAX_KEY_LENGTH = 255
-
-
-class IdempotencyKeyReusedError(ValidationError):
-    code = "idempotency_key_reused"
-    title = "Idempotency key reused"
-
-
-_CLAIM = text(
-    """
-    INSERT INTO idempotency_records (principal, key, request_hash, created_at)
-    VALUES (:principal, :key, :hash, now())
-    ON CONFLICT (principal, key) DO NOTHING
-    RETURNING key
-    """
-)
-_LOOKUP = text(
-    "SELECT request_hash, status_code, response_body FROM idempotency_records"
-    " WHERE principal = :principal AND key = :key"
-)
-_STORE = text(
-    "UPDATE idempotency_records SET status_code = :status, response_body = CAST(:body AS jsonb)"
-    " WHERE principal = :principal AND key = :key"
-)
+MAX_KEY_LENGTH = idempotency.MAX_KEY_LENGTH
 
 
 def header_key() -> str | None:
@@ -62,41 +34,26 @@ def header_key() -> str | None:
 
 
 def run(
-    session: Session,
+    uow: UnitOfWork,
     principal: str,
     body: dict[str, Any],
     work: Callable[[], Response],
 ) -> Response:
-    """Run `work` (which must not commit) once per key; commit; answer or replay."""
-    key = header_key()
-    if key is None:
+    """Run `work` (a view's call of a use case, rendered) once per key; answer or replay."""
+
+    def answer() -> idempotency.Answer:
         response = work()
-        session.commit()
-        return response
-    digest = hashlib.sha256(
-        json.dumps([request.method, request.path, body], sort_keys=True, default=str).encode()
-    ).digest()
-    params = {"principal": principal, "key": key}
-    if execute(session, _CLAIM, {**params, "hash": digest}).first() is None:
-        stored = execute(session, _LOOKUP, params).one()
-        session.rollback()
-        if bytes(stored.request_hash) != digest:
-            raise IdempotencyKeyReusedError(
-                f"this {HEADER} was already used with a different request"
-            )
-        return _replay(stored.status_code, stored.response_body)
-    response = work()
-    execute(
-        session,
-        _STORE,
-        {**params, "status": response.status_code, "body": response.get_data(as_text=True)},
+        return idempotency.Answer(response.status_code, response.get_data(as_text=True))
+
+    result = idempotency.run_once(
+        uow,
+        principal,
+        header_key(),
+        idempotency.request_hash(request.method, request.path, body),
+        answer,
     )
-    session.commit()
-    return response
-
-
-def _replay(status: int, body: Any) -> Response:
-    mimetype = PROBLEM_CONTENT_TYPE if status >= 400 else "application/json"
-    response = Response(json.dumps(body), status=status, mimetype=mimetype)
-    response.headers["Idempotent-Replayed"] = "true"
+    mimetype = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
+    response = Response(result.body, status=result.status, mimetype=mimetype)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response

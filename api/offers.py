@@ -1,4 +1,4 @@
-"""Offers: configure them and move them through their lifecycle."""
+"""Offers: configure them and move them through their lifecycle (use cases in `offers.catalog`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from api.schemas import (
     OfferPatchSchema,
     OfferSchema,
 )
-from core.models import Offer
 from offers import catalog
 
 blp = Blueprint(
@@ -25,16 +24,6 @@ blp = Blueprint(
     url_prefix="/v1/offers",
     description="Offers: rules, schedules, caps, and the lifecycle draft -> active <-> paused -> ended",
 )
-
-
-def present(offer: Offer, venue_ids: list[uuid.UUID]) -> dict[str, Any]:
-    out = {name: getattr(offer, name) for name in OfferSchema().fields if name != "venue_ids"}
-    out["venue_ids"] = venue_ids
-    return out
-
-
-def present_one(offer: Offer) -> dict[str, Any]:
-    return present(offer, catalog.venue_ids_of(db.session(), [offer.id])[offer.id])
 
 
 @blp.route("")
@@ -49,20 +38,17 @@ class Offers(MethodView):
             session, auth.current_merchant().merchant_id, args.get("status")
         )
         venue_ids = catalog.venue_ids_of(session, [offer.id for offer in found])
-        return {"offers": [present(offer, venue_ids[offer.id]) for offer in found]}
+        return {"offers": [catalog.offer_view(offer, venue_ids[offer.id]) for offer in found]}
 
     @auth.merchant("owner")
     @blp.arguments(OfferCreateSchema())
     @blp.response(201, OfferSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+    def post(self, data: dict[str, Any]) -> catalog.OfferView:
         """Create an offer (in `draft`) at some of the merchant's venues."""
-        session = db.session()
-        offer = catalog.create_offer(session, auth.current_merchant().merchant_id, data)
-        body = present_one(offer)
-        audit.record("offer.create", offer.id, after=body)
-        session.commit()
-        return body
+        return catalog.create_offer(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, data
+        )
 
 
 @blp.route("/<uuid:offer_id>")
@@ -70,10 +56,11 @@ class OfferItem(MethodView):
     @auth.merchant("owner")
     @blp.response(200, OfferSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, offer_id: uuid.UUID) -> dict[str, Any]:
+    def get(self, offer_id: uuid.UUID) -> catalog.OfferView:
         """One offer."""
-        return present_one(
-            catalog.get_offer(db.session(), auth.current_merchant().merchant_id, offer_id)
+        session = db.session()
+        return catalog.show_offer(
+            session, catalog.get_offer(session, auth.current_merchant().merchant_id, offer_id)
         )
 
     @auth.merchant("owner")
@@ -81,17 +68,11 @@ class OfferItem(MethodView):
     @blp.response(200, OfferSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
-    def patch(self, data: dict[str, Any], offer_id: uuid.UUID) -> dict[str, Any]:
+    def patch(self, data: dict[str, Any], offer_id: uuid.UUID) -> catalog.OfferView:
         """Change some fields (not the status). An ended offer cannot change: 409."""
-        session = db.session()
-        merchant_id = auth.current_merchant().merchant_id
-        audit.lock(Offer, offer_id)
-        before = audit.snapshot(present_one(catalog.get_offer(session, merchant_id, offer_id)))
-        offer = catalog.update_offer(session, merchant_id, offer_id, data)
-        body = present_one(offer)
-        audit.record("offer.update", offer.id, before=before, after=body)
-        session.commit()
-        return body
+        return catalog.update_offer(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, offer_id, data
+        )
 
 
 def _transition_view(action: str, doc: str) -> None:
@@ -102,20 +83,14 @@ def _transition_view(action: str, doc: str) -> None:
         @blp.alt_response(404, response="NOT_FOUND")
         @blp.alt_response(409, response="CONFLICT")
         @blp.doc(summary=doc)
-        def post(self, offer_id: uuid.UUID) -> dict[str, Any]:
-            session = db.session()
-            merchant_id = auth.current_merchant().merchant_id
-            audit.lock(Offer, offer_id)
-            before = catalog.get_offer(session, merchant_id, offer_id).status
-            offer = catalog.transition(session, merchant_id, offer_id, action)
-            audit.record(
-                f"offer.{action}",
-                offer.id,
-                before={"status": before},
-                after={"status": offer.status},
+        def post(self, offer_id: uuid.UUID) -> catalog.OfferView:
+            return catalog.transition(
+                db.uow(),
+                audit.current_actor(),
+                auth.current_merchant().merchant_id,
+                offer_id,
+                action,
             )
-            session.commit()
-            return present_one(offer)
 
 
 _transition_view("activate", "Activate a draft or paused offer. Any other status: 409.")

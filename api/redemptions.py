@@ -31,17 +31,17 @@ class Redemptions(MethodView):
         """Redeem a code. Refusals, first match wins: unknown or another merchant's code 404
         `not_found`; a venue_id not among the offer's venues 422 `wrong_venue`; already
         redeemed 409 `already_redeemed`; expired 410 `expired`. Every attempt is recorded."""
-        session = db.session()
         principal = auth.current_merchant()
+        uow = db.uow()
 
         outcomes: list[RedemptionResult | RecordedError] = []  # empty when replayed
 
         def work() -> Response:
             try:
                 result = redeem(
-                    session,
+                    uow,
+                    audit.current_actor(),
                     principal.merchant_id,
-                    principal.key_id,
                     data["code"],
                     data["venue_id"],
                 )
@@ -49,15 +49,6 @@ class Redemptions(MethodView):
                 outcomes.append(refusal)
                 return handle_domain_error(refusal)
             outcomes.append(result)
-            audit.record(  # the code itself is never recorded
-                "redemption.create",
-                result.id,
-                after={
-                    "unlock_id": result.unlock_id,
-                    "offer_id": result.offer_id,
-                    "venue_id": result.venue_id,
-                },
-            )
             body = _REDEMPTION.dump(
                 {
                     "id": result.id,
@@ -70,7 +61,7 @@ class Redemptions(MethodView):
             )
             return Response(json.dumps(body), status=201, mimetype="application/json")
 
-        response = idempotency.run(session, f"key:{principal.key_id}", data, work)
+        response = idempotency.run(uow, f"key:{principal.key_id}", data, work)
         for outcome in outcomes:  # committed: log the outcome and count it
             observability.redemption_recorded(principal, data["venue_id"], outcome)
         return response

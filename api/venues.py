@@ -20,28 +20,11 @@ from api.schemas import (
     VenuePatchSchema,
     VenueSchema,
 )
-from core.models import Impression, Venue
+from core.models import Impression
 from geo import venues
-from geo.geofence import to_geojson
 from offers.rules import describe_rule, rule_from_json
 
 blp = Blueprint("venues", __name__, url_prefix="/v1/venues", description="Venues and geofences")
-
-
-def present(venue: Venue) -> dict[str, Any]:
-    return {
-        "id": venue.id,
-        "name": venue.name,
-        "category": venue.category,
-        "timezone": venue.timezone,
-        "location": to_geojson(venues.venue_point(venue)),
-        "geofence": to_geojson(venues.venue_fence(venue)),
-        "radius_m": venue.radius_m,
-        "checkin_cooldown_minutes": venue.checkin_cooldown_minutes,
-        "max_accuracy_m": venue.max_accuracy_m,
-        "created_at": venue.created_at,
-        "updated_at": venue.updated_at,
-    }
 
 
 @blp.route("")
@@ -51,24 +34,22 @@ class Venues(MethodView):
     def get(self) -> dict[str, Any]:
         """The merchant's venues."""
         found = venues.list_venues(db.session(), auth.current_merchant().merchant_id)
-        return {"venues": [present(venue) for venue in found]}
+        return {"venues": [venues.venue_view(venue) for venue in found]}
 
     @auth.merchant("owner")
     @blp.arguments(VenueCreateSchema())
     @blp.response(201, VenueSchema)
-    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+    def post(self, data: dict[str, Any]) -> venues.VenueView:
         """Register a venue with a polygon geofence or a circle (`radius_m`) around its location.
 
         Invalid geometry is 422 `invalid_geometry`.
         """
-        session = db.session()
-        venue = venues.create_venue(
-            session, auth.current_merchant().merchant_id, venues.VenueInput(**data)
+        return venues.create_venue(
+            db.uow(),
+            audit.current_actor(),
+            auth.current_merchant().merchant_id,
+            venues.VenueInput(**data),
         )
-        body = present(venue)
-        audit.record("venue.create", venue.id, after=body)
-        session.commit()
-        return body
 
 
 @blp.route("/<uuid:venue_id>")
@@ -76,9 +57,9 @@ class VenueItem(MethodView):
     @auth.merchant("owner")
     @blp.response(200, VenueSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, venue_id: uuid.UUID) -> dict[str, Any]:
+    def get(self, venue_id: uuid.UUID) -> venues.VenueView:
         """One venue."""
-        return present(
+        return venues.venue_view(
             venues.get_venue(db.session(), auth.current_merchant().merchant_id, venue_id)
         )
 
@@ -86,30 +67,20 @@ class VenueItem(MethodView):
     @blp.arguments(VenuePatchSchema(partial=True))
     @blp.response(200, VenueSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def patch(self, data: dict[str, Any], venue_id: uuid.UUID) -> dict[str, Any]:
+    def patch(self, data: dict[str, Any], venue_id: uuid.UUID) -> venues.VenueView:
         """Change some fields; a new location moves a circular geofence with it."""
-        session = db.session()
-        merchant_id = auth.current_merchant().merchant_id
-        audit.lock(Venue, venue_id)
-        before = audit.snapshot(present(venues.get_venue(session, merchant_id, venue_id)))
-        venue = venues.update_venue(session, merchant_id, venue_id, data)
-        body = present(venue)
-        audit.record("venue.update", venue.id, before=before, after=body)
-        session.commit()
-        return body
+        return venues.update_venue(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, venue_id, data
+        )
 
     @auth.merchant("owner")
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, venue_id: uuid.UUID) -> None:
         """Remove a venue from every listing; its history stays for analytics."""
-        session = db.session()
-        merchant_id = auth.current_merchant().merchant_id
-        audit.lock(Venue, venue_id)
-        before = audit.snapshot(present(venues.get_venue(session, merchant_id, venue_id)))
-        venues.delete_venue(session, merchant_id, venue_id)
-        audit.record("venue.delete", venue_id, before=before)
-        session.commit()
+        venues.delete_venue(
+            db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, venue_id
+        )
 
 
 @blp.route("/<uuid:venue_id>/presence-code")

@@ -164,12 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         ).scalar()
         total = conn.execute(text("SELECT count(*) FROM checkins")).scalar()
     with app.app_context():
+        from api import db
         from core.accounts import create_api_key
+        from core.audit import Actor
 
-        session = app.extensions["sessionmaker"]()
-        _, key = create_api_key(session, merchant, "analyst", f"bench {secrets.token_hex(2)}")
-        session.commit()
-        session.close()
+        _, key = create_api_key(
+            db.unit_of_work(),
+            Actor.operator("bench"),
+            merchant,
+            "analyst",
+            f"bench {secrets.token_hex(2)}",
+        )
     client = app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
 

@@ -1,15 +1,22 @@
-"""Accounts: merchants with role-carrying API keys, mobile users with passwords and tokens."""
+"""Accounts: merchants with role-carrying API keys, mobile users with passwords and tokens.
+
+The use cases (`create_merchant`, `create_api_key`, `revoke_api_key`, `rotate_api_key`,
+`create_user`, `login`) take a unit of work, change, record merchant-side changes in the audit
+trail and commit. Secrets are answered once and never recorded.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import ConflictError, HandleTakenError, NotFoundError, UnauthorizedError
 from core.models import ApiKey, Merchant, User, UserToken
 from core.secrets import (
@@ -19,7 +26,7 @@ from core.secrets import (
     secret_matches,
     split_token,
 )
-from core.uow import execute
+from core.uow import UnitOfWork, execute
 
 ROLES = ("owner", "staff", "analyst")
 KEY_PREFIX = "cok"
@@ -40,17 +47,47 @@ class UserPrincipal:
     token_id: uuid.UUID
 
 
-def create_merchant(session: Session, name: str, email: str) -> tuple[Merchant, ApiKey, str]:
-    """A merchant and its first owner key (the only time the key's secret is shown)."""
-    merchant = Merchant(name=name, email=email)
-    session.add(merchant)
-    session.flush()
-    key, token = create_api_key(session, merchant.id, "owner", "owner key created at sign-up")
-    return merchant, key, token
+def key_view(key: ApiKey) -> dict[str, Any]:
+    """What the audit trail shows of a key (never its secret)."""
+    return {"role": key.role, "label": key.label, "revoked_at": key.revoked_at}
+
+
+def create_merchant(
+    uow: UnitOfWork, actor: audit.Actor, name: str, email: str
+) -> tuple[Merchant, ApiKey, str]:
+    """A merchant and its first owner key (the only time the key's secret is shown). `actor`
+    is nobody for a sign-up over HTTP, the operator at the command line."""
+    with uow:
+        merchant = Merchant(name=name, email=email)
+        uow.session.add(merchant)
+        uow.session.flush()
+        audit.record(
+            uow.session,
+            merchant.id,
+            actor,
+            "merchant.create",
+            merchant.id,
+            audit.diff(None, {"name": name, "email": email}),
+        )
+        key, token = _new_key(uow, actor, merchant.id, "owner", "owner key created at sign-up")
+        uow.commit()
+        return merchant, key, token
 
 
 def create_api_key(
-    session: Session, merchant_id: uuid.UUID, role: str, label: str | None
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, role: str, label: str | None
+) -> tuple[ApiKey, str]:
+    """Another key for a merchant, with a role; its secret is answered this once."""
+    with uow:
+        if uow.session.get(Merchant, merchant_id) is None:
+            raise NotFoundError("no such merchant")
+        key, token = _new_key(uow, actor, merchant_id, role, label)
+        uow.commit()
+        return key, token
+
+
+def _new_key(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, role: str, label: str | None
 ) -> tuple[ApiKey, str]:
     secret = new_secret(KEY_PREFIX)
     key = ApiKey(
@@ -60,8 +97,11 @@ def create_api_key(
         lookup=secret.lookup,
         secret_hash=secret.secret_hash,
     )
-    session.add(key)
-    session.flush()
+    uow.session.add(key)
+    uow.session.flush()
+    audit.record(
+        uow.session, merchant_id, actor, "key.create", key.id, audit.diff(None, key_view(key))
+    )
     return key, secret.token
 
 
@@ -82,31 +122,41 @@ def _lock_key(session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID) -> Ap
 
 
 def revoke_api_key(
-    session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, key_id: uuid.UUID
 ) -> tuple[ApiKey, bool]:
     """Revoke a key: it fails from the commit on (every request looks the key up; nothing caches
     it). Revoking it again changes nothing; the flag says whether this call revoked it."""
-    key = _lock_key(session, merchant_id, key_id)
-    if key.revoked_at is not None:
-        return key, False
-    key.revoked_at = datetime.now(UTC)
-    session.flush()
-    return key, True
+    with uow:
+        key = _lock_key(uow.session, merchant_id, key_id)
+        if key.revoked_at is not None:
+            return key, False
+        before = key_view(key)
+        key.revoked_at = datetime.now(UTC)
+        uow.session.flush()
+        audit.record(
+            uow.session, merchant_id, actor, "key.revoke", key.id, audit.diff(before, key_view(key))
+        )
+        uow.commit()
+        return key, True
 
 
 def rotate_api_key(
-    session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, key_id: uuid.UUID
 ) -> tuple[ApiKey, str]:
     """A new secret for the same key (id, role, label); the old secret fails from the commit on.
     A revoked key stays revoked: 409 `key_revoked`."""
-    key = _lock_key(session, merchant_id, key_id)
-    if key.revoked_at is not None:
-        raise KeyRevokedError("this key is revoked; create a new one instead")
-    secret = new_secret(KEY_PREFIX)
-    key.lookup = secret.lookup
-    key.secret_hash = secret.secret_hash
-    session.flush()
-    return key, secret.token
+    with uow:
+        key = _lock_key(uow.session, merchant_id, key_id)
+        if key.revoked_at is not None:
+            raise KeyRevokedError("this key is revoked; create a new one instead")
+        secret = new_secret(KEY_PREFIX)
+        key.lookup = secret.lookup
+        key.secret_hash = secret.secret_hash
+        uow.session.flush()
+        # The secrets, old and new, are never recorded: the event says only that it happened.
+        audit.record(uow.session, merchant_id, actor, "key.rotate", key.id)
+        uow.commit()
+        return key, secret.token
 
 
 # Every authenticated request runs one of these: plain SQL for the columns needed (an ORM
@@ -133,25 +183,34 @@ def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
 
 
 def create_user(
-    session: Session, handle: str, password: str, ttl: timedelta = TOKEN_TTL
+    uow: UnitOfWork, handle: str, password: str, ttl: timedelta = TOKEN_TTL
 ) -> tuple[User, str]:
-    taken = session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
-    if taken is not None:
-        raise HandleTakenError(f"the handle {handle!r} is taken")
-    user = User(handle=handle, password_hash=hash_password(password))
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError as exc:  # a concurrent sign-up took it between the check and the insert
-        raise HandleTakenError(f"the handle {handle!r} is taken") from exc
-    return user, _issue_token(session, user.id, ttl)
+    """A mobile user and a first token. A taken handle (case-insensitively) is 409."""
+    password_hash = hash_password(password)  # slow on purpose: before the transaction starts
+    with uow:
+        taken = uow.session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
+        if taken is not None:
+            raise HandleTakenError(f"the handle {handle!r} is taken")
+        user = User(handle=handle, password_hash=password_hash)
+        uow.session.add(user)
+        try:
+            uow.session.flush()
+        except IntegrityError as exc:  # a concurrent sign-up took it between check and insert
+            raise HandleTakenError(f"the handle {handle!r} is taken") from exc
+        token = _issue_token(uow.session, user.id, ttl)
+        uow.commit()
+        return user, token
 
 
-def login(session: Session, handle: str, password: str, ttl: timedelta = TOKEN_TTL) -> str:
-    user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
-    if not password_matches(password, user.password_hash if user else None) or user is None:
-        raise UnauthorizedError("wrong handle or password")
-    return _issue_token(session, user.id, ttl)
+def login(uow: UnitOfWork, handle: str, password: str, ttl: timedelta = TOKEN_TTL) -> str:
+    """A new token for a handle and its password; anything wrong is the same 401."""
+    with uow:
+        user = uow.session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
+        if not password_matches(password, user.password_hash if user else None) or user is None:
+            raise UnauthorizedError("wrong handle or password")
+        token = _issue_token(uow.session, user.id, ttl)
+        uow.commit()
+        return token
 
 
 def _issue_token(session: Session, user_id: uuid.UUID, ttl: timedelta) -> str:

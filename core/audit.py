@@ -7,7 +7,8 @@ for a deleted one. Secrets never go in (`record` drops any field named like one,
 caller passes): no key, token, code, password, hash or presence secret.
 
 Actions (`ACTIONS`) are `<object type>.<verb>`; the actor is the API key that acted (its id and
-role), or none for what a merchant's sign-up creates.
+role), an operator at the command line (role `operator`, request id `cli:<user>`), or none for
+what a merchant's sign-up creates.
 """
 
 from __future__ import annotations
@@ -68,11 +69,17 @@ UNTRACKED_FIELDS = frozenset({"id", "created_at", "updated_at"})
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acted: an API key (id and role), or nobody for a sign-up; the request it came in."""
+    """Who acted: an API key (its id and role), an operator at the command line (role
+    `operator`), or nobody for what a sign-up creates; and the request it came in."""
 
     key_id: uuid.UUID | None
     role: str | None
     request_id: str | None = None
+
+    @classmethod
+    def operator(cls, who: str) -> Actor:
+        """A person running an admin command (`flask ... revoke-key`): `who` names them."""
+        return cls(None, "operator", f"cli:{who}")
 
 
 def jsonable(value: Any) -> Any:
@@ -112,12 +119,12 @@ def record(
     merchant_id: uuid.UUID,
     actor: Actor,
     action: str,
-    object_type: str,
     object_id: uuid.UUID,
     changes: Mapping[str, list[Any]] | None = None,
 ) -> None:
     """Insert an event in the action's transaction: it commits (or not) with the action. One
-    plain INSERT: an ORM object would cost a unit-of-work flush (docs/performance.md)."""
+    plain INSERT: an ORM object would cost a unit-of-work flush (docs/performance.md). The
+    object's type is the action's first part (`offer` of `offer.activate`)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     execute(
@@ -129,7 +136,7 @@ def record(
             "actor_key_id": actor.key_id,
             "actor_role": actor.role,
             "action": action,
-            "object_type": object_type,
+            "object_type": action.partition(".")[0],
             "object_id": object_id,
             "changes": {
                 k: jsonable(v) for k, v in (changes or {}).items() if k not in SECRET_FIELDS

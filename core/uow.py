@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Engine, Executable, create_engine, event, exc
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 # A pooled connection idle for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_S = 1.0
@@ -86,12 +87,28 @@ def execute(
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker[Session]):
+    """One use case, one transaction (docs/architecture.md).
+
+    A use case opens the unit (`with uow:`), does its locking, change and audit record through
+    `uow.session`, and calls `commit()`; leaving the block without it rolls everything back.
+
+    Blocks nest: an inner `with uow:` joins the outer one's transaction. Inside `held()` a use
+    case's `commit()` only flushes, and the caller that holds the unit commits once for all:
+    that is how an idempotency record and the answer it stores commit with the change they
+    describe (`core/idempotency.py`).
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], *, owns_session: bool = True):
         self._factory = session_factory
+        self._owns_session = owns_session  # False: the request's session, closed at teardown
+        self._depth = 0
+        self._held = 0
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._factory()
+        if self._depth == 0:
+            self.session = self._factory()
+        self._depth += 1
         return self
 
     def __exit__(
@@ -100,8 +117,30 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        # What a use case answers outlives its unit: detached as loaded, never expired by the
+        # rollback below (which has nothing to undo after a commit).
+        self.session.expunge_all()
         self.session.rollback()
-        self.session.close()
+        if self._owns_session:
+            self.session.close()
 
     def commit(self) -> None:
+        """Persist the unit's changes; under `held()`, leave that to the holder."""
+        if self._held:
+            self.session.flush()
+            return
         self.session.commit()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Use cases run in this block commit with the holder's own `commit()`, afterwards."""
+        if self._depth == 0:
+            raise RuntimeError("hold a unit of work inside its `with` block")
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1

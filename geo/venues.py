@@ -1,6 +1,9 @@
 """Venue use cases and the spatial queries over venues.
 
-Every query is scoped to its merchant: another tenant's venue is simply not found.
+Every query is scoped to its merchant: another tenant's venue is simply not found. The use cases
+(`create_venue`, `update_venue`, `delete_venue`) take a unit of work and an actor, lock what they
+change, record it in the audit trail and commit; they answer the venue as the API shows it
+(`venue_view`), which is also what the audit trail compares.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from shapely.geometry import MultiPolygon, Point
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import NotFoundError, ValidationError
 from core.models import Venue
+from core.uow import UnitOfWork
 from geo import presence
 from geo.geofence import DEFAULT_RADIUS_M, geofence_for, parse_point, to_geojson
 
@@ -53,33 +58,66 @@ def check_timezone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def create_venue(session: Session, merchant_id: uuid.UUID, data: VenueInput) -> Venue:
+VenueView = dict[str, Any]
+
+
+def venue_view(venue: Venue) -> VenueView:
+    """The venue as the API shows it."""
+    return {
+        "id": venue.id,
+        "name": venue.name,
+        "category": venue.category,
+        "timezone": venue.timezone,
+        "location": to_geojson(venue_point(venue)),
+        "geofence": to_geojson(venue_fence(venue)),
+        "radius_m": venue.radius_m,
+        "checkin_cooldown_minutes": venue.checkin_cooldown_minutes,
+        "max_accuracy_m": venue.max_accuracy_m,
+        "created_at": venue.created_at,
+        "updated_at": venue.updated_at,
+    }
+
+
+def create_venue(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, data: VenueInput
+) -> VenueView:
+    """Register a venue with a polygon fence or a circle around its location."""
     check_timezone(data.timezone)
     location = parse_point(data.location)
     fence = geofence_for(location, data.geofence, data.radius_m)
-    venue = Venue(
-        merchant_id=merchant_id,
-        name=data.name,
-        category=data.category,
-        timezone=data.timezone,
-        location=_geography(location),
-        geofence=from_shape(fence, srid=4326),
-        radius_m=None if data.geofence is not None else (data.radius_m or DEFAULT_RADIUS_M),
-        checkin_cooldown_minutes=data.checkin_cooldown_minutes,
-        max_accuracy_m=data.max_accuracy_m,
-        presence_secret=presence.new_secret(),
-    )
-    session.add(venue)
-    session.flush()
-    return venue
-
-
-def get_venue(session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID) -> Venue:
-    venue = session.scalar(
-        select(Venue).where(
-            Venue.id == venue_id, Venue.merchant_id == merchant_id, Venue.deleted_at.is_(None)
+    with uow:
+        venue = Venue(
+            merchant_id=merchant_id,
+            name=data.name,
+            category=data.category,
+            timezone=data.timezone,
+            location=_geography(location),
+            geofence=from_shape(fence, srid=4326),
+            radius_m=None if data.geofence is not None else (data.radius_m or DEFAULT_RADIUS_M),
+            checkin_cooldown_minutes=data.checkin_cooldown_minutes,
+            max_accuracy_m=data.max_accuracy_m,
+            presence_secret=presence.new_secret(),
         )
+        uow.session.add(venue)
+        uow.session.flush()
+        view = venue_view(venue)
+        audit.record(
+            uow.session, merchant_id, actor, "venue.create", venue.id, audit.diff(None, view)
+        )
+        uow.commit()
+        return view
+
+
+def get_venue(
+    session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID, *, lock: bool = False
+) -> Venue:
+    """The merchant's live venue; with `lock`, its row is locked until the commit."""
+    query = select(Venue).where(
+        Venue.id == venue_id, Venue.merchant_id == merchant_id, Venue.deleted_at.is_(None)
     )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    venue = session.scalar(query)
     if venue is None:
         raise NotFoundError("no such venue")
     return venue
@@ -104,37 +142,58 @@ def list_venues(session: Session, merchant_id: uuid.UUID) -> list[Venue]:
 
 
 def update_venue(
-    session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID, changes: dict[str, Any]
-) -> Venue:
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    venue_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> VenueView:
     """Apply a partial update. A new location moves a circular fence with it."""
-    venue = get_venue(session, merchant_id, venue_id)
     if "timezone" in changes:
         check_timezone(changes["timezone"])
-    for field in ("name", "category", "timezone", "checkin_cooldown_minutes", "max_accuracy_m"):
-        if field in changes:
-            setattr(venue, field, changes[field])
-    if changes.keys() & {"location", "geofence", "radius_m"}:
-        location = parse_point(changes["location"]) if "location" in changes else venue_point(venue)
-        if changes.keys() & {"geofence", "radius_m"}:
-            geofence, radius = changes.get("geofence"), changes.get("radius_m")
-        elif venue.radius_m is not None:
-            geofence, radius = None, venue.radius_m
-        else:
-            geofence, radius = to_geojson(venue_fence(venue)), None
-        fence = geofence_for(location, geofence, radius)
-        venue.location = _geography(location)
-        venue.geofence = from_shape(fence, srid=4326)
-        venue.radius_m = None if geofence is not None else (radius or DEFAULT_RADIUS_M)
-    venue.updated_at = datetime.now(UTC)
-    session.flush()
-    return venue
+    with uow:
+        venue = get_venue(uow.session, merchant_id, venue_id, lock=True)
+        before = audit.jsonable(venue_view(venue))
+        for field in ("name", "category", "timezone", "checkin_cooldown_minutes", "max_accuracy_m"):
+            if field in changes:
+                setattr(venue, field, changes[field])
+        if changes.keys() & {"location", "geofence", "radius_m"}:
+            location = (
+                parse_point(changes["location"]) if "location" in changes else venue_point(venue)
+            )
+            if changes.keys() & {"geofence", "radius_m"}:
+                geofence, radius = changes.get("geofence"), changes.get("radius_m")
+            elif venue.radius_m is not None:
+                geofence, radius = None, venue.radius_m
+            else:
+                geofence, radius = to_geojson(venue_fence(venue)), None
+            fence = geofence_for(location, geofence, radius)
+            venue.location = _geography(location)
+            venue.geofence = from_shape(fence, srid=4326)
+            venue.radius_m = None if geofence is not None else (radius or DEFAULT_RADIUS_M)
+        venue.updated_at = datetime.now(UTC)
+        uow.session.flush()
+        view = venue_view(venue)
+        audit.record(
+            uow.session, merchant_id, actor, "venue.update", venue.id, audit.diff(before, view)
+        )
+        uow.commit()
+        return view
 
 
-def delete_venue(session: Session, merchant_id: uuid.UUID, venue_id: uuid.UUID) -> None:
+def delete_venue(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, venue_id: uuid.UUID
+) -> None:
     """Soft delete: the venue disappears from every listing, its history stays for analytics."""
-    venue = get_venue(session, merchant_id, venue_id)
-    venue.deleted_at = datetime.now(UTC)
-    session.flush()
+    with uow:
+        venue = get_venue(uow.session, merchant_id, venue_id, lock=True)
+        before = venue_view(venue)
+        venue.deleted_at = datetime.now(UTC)
+        uow.session.flush()
+        audit.record(
+            uow.session, merchant_id, actor, "venue.delete", venue_id, audit.diff(before, None)
+        )
+        uow.commit()
 
 
 def presence_code(

@@ -32,14 +32,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import ConflictError, NotFoundError
 from core.models import MerchantStaffUser, User
+from core.uow import UnitOfWork
 
 DEVICE_SHARED: Final = "device_shared"
 MANY_DEVICES: Final = "many_devices"
@@ -170,20 +172,38 @@ class StaffUser:
     created_at: datetime
 
 
-def add_staff_user(session: Session, merchant_id: uuid.UUID, handle: str) -> StaffUser:
-    """Register the account with `handle` as the merchant's staff. The caller commits."""
-    user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
-    if user is None:
-        raise NotFoundError(f"no user with the handle {handle!r}")
-    row = session.execute(
-        insert(MerchantStaffUser)
-        .values(id=uuid.uuid4(), merchant_id=merchant_id, user_id=user.id)
-        .on_conflict_do_nothing()
-        .returning(MerchantStaffUser.id, MerchantStaffUser.created_at)
-    ).one_or_none()
-    if row is None:
-        raise AlreadyStaffError(f"{user.handle!r} is already registered as staff")
-    return StaffUser(row.id, user.id, user.handle, row.created_at)
+def _staff_view(entry: StaffUser) -> dict[str, Any]:
+    return {"user_id": entry.user_id, "handle": entry.handle}
+
+
+def add_staff_user(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, handle: str
+) -> StaffUser:
+    """Register the account with `handle` as the merchant's staff."""
+    with uow:
+        session = uow.session
+        user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
+        if user is None:
+            raise NotFoundError(f"no user with the handle {handle!r}")
+        row = session.execute(
+            insert(MerchantStaffUser)
+            .values(id=uuid.uuid4(), merchant_id=merchant_id, user_id=user.id)
+            .on_conflict_do_nothing()
+            .returning(MerchantStaffUser.id, MerchantStaffUser.created_at)
+        ).one_or_none()
+        if row is None:
+            raise AlreadyStaffError(f"{user.handle!r} is already registered as staff")
+        entry = StaffUser(row.id, user.id, user.handle, row.created_at)
+        audit.record(
+            session,
+            merchant_id,
+            actor,
+            "staff_user.create",
+            entry.id,
+            audit.diff(None, _staff_view(entry)),
+        )
+        uow.commit()
+        return entry
 
 
 def list_staff_users(session: Session, merchant_id: uuid.UUID) -> list[StaffUser]:
@@ -197,14 +217,30 @@ def list_staff_users(session: Session, merchant_id: uuid.UUID) -> list[StaffUser
     return [StaffUser(e.id, e.user_id, handle, e.created_at) for e, handle in rows]
 
 
-def remove_staff_user(session: Session, merchant_id: uuid.UUID, entry_id: uuid.UUID) -> StaffUser:
-    """Unregister a staff account (its past check-ins keep their record). The caller commits."""
-    row = session.execute(
-        delete(MerchantStaffUser)
-        .where(MerchantStaffUser.id == entry_id, MerchantStaffUser.merchant_id == merchant_id)
-        .returning(MerchantStaffUser.id, MerchantStaffUser.user_id, MerchantStaffUser.created_at)
-    ).one_or_none()
-    if row is None:
-        raise NotFoundError("no such staff user")
-    handle = session.scalar(select(User.handle).where(User.id == row.user_id)) or ""
-    return StaffUser(row.id, row.user_id, handle, row.created_at)
+def remove_staff_user(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, entry_id: uuid.UUID
+) -> StaffUser:
+    """Unregister a staff account (its past check-ins keep their record)."""
+    with uow:
+        session = uow.session
+        row = session.execute(
+            delete(MerchantStaffUser)
+            .where(MerchantStaffUser.id == entry_id, MerchantStaffUser.merchant_id == merchant_id)
+            .returning(
+                MerchantStaffUser.id, MerchantStaffUser.user_id, MerchantStaffUser.created_at
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("no such staff user")
+        handle = session.scalar(select(User.handle).where(User.id == row.user_id)) or ""
+        entry = StaffUser(row.id, row.user_id, handle, row.created_at)
+        audit.record(
+            session,
+            merchant_id,
+            actor,
+            "staff_user.delete",
+            entry.id,
+            audit.diff(_staff_view(entry), None),
+        )
+        uow.commit()
+        return entry

@@ -1,4 +1,9 @@
-"""The merchant's offers: create, change, and move through `draft -> active <-> paused -> ended`."""
+"""The merchant's offers: create, change, and move through `draft -> active <-> paused -> ended`.
+
+The use cases (`create_offer`, `update_offer`, `transition`) each take a unit of work and an
+actor, lock what they change, record the change in the audit trail and commit. They answer the
+offer as the API shows it (`offer_view`), which is also what the audit trail compares.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import IllegalTransitionError, NotFoundError, ValidationError
 from core.models import Offer, OfferStatusChange, OfferVenue, Venue
+from core.uow import UnitOfWork
+
+STATUSES = ("draft", "active", "paused", "ended")
 
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -32,18 +41,38 @@ DEFAULTS: dict[str, Any] = {
     "holdout_pct": 0,
 }
 FIELDS = ("title", "rule", *DEFAULTS)
+# What the API shows of an offer, besides its venue ids (and so what the audit trail compares).
+SHOWN = ("id", "status", *FIELDS, "unlocked_count", "created_at", "updated_at")
+
+OfferView = dict[str, Any]
 
 
-def create_offer(session: Session, merchant_id: uuid.UUID, data: dict[str, Any]) -> Offer:
+def offer_view(offer: Offer, venue_ids: list[uuid.UUID]) -> OfferView:
+    """The offer as the API shows it."""
+    return {**{name: getattr(offer, name) for name in SHOWN}, "venue_ids": venue_ids}
+
+
+def show_offer(session: Session, offer: Offer) -> OfferView:
+    return offer_view(offer, venue_ids_of(session, [offer.id])[offer.id])
+
+
+def create_offer(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, data: dict[str, Any]
+) -> OfferView:
     """A new offer in `draft`, at venues that must all be the merchant's own."""
-    values = {**DEFAULTS, **{k: v for k, v in data.items() if k in FIELDS}}
-    _check_period(values["starts_at"], values["ends_at"])
-    offer = Offer(merchant_id=merchant_id, status="draft", unlocked_count=0, **values)
-    session.add(offer)
-    session.flush()
-    session.add(OfferStatusChange(offer_id=offer.id, status="draft"))
-    _set_venues(session, merchant_id, offer.id, data["venue_ids"])
-    return offer
+    with uow:
+        session = uow.session
+        values = {**DEFAULTS, **{k: v for k, v in data.items() if k in FIELDS}}
+        _check_period(values["starts_at"], values["ends_at"])
+        offer = Offer(merchant_id=merchant_id, status="draft", unlocked_count=0, **values)
+        session.add(offer)
+        session.flush()
+        session.add(OfferStatusChange(offer_id=offer.id, status="draft"))
+        _set_venues(session, merchant_id, offer.id, data["venue_ids"])
+        view = show_offer(session, offer)
+        audit.record(session, merchant_id, actor, "offer.create", offer.id, audit.diff(None, view))
+        uow.commit()
+        return view
 
 
 def get_offer(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID) -> Offer:
@@ -76,58 +105,84 @@ def venue_ids_of(session: Session, offer_ids: list[uuid.UUID]) -> dict[uuid.UUID
 
 
 def update_offer(
-    session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, changes: dict[str, Any]
-) -> Offer:
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    offer_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> OfferView:
     """Change any field but the status. An ended offer is final."""
-    offer = session.scalar(
-        select(Offer)
-        .where(Offer.id == offer_id, Offer.merchant_id == merchant_id)
-        .with_for_update()
-    )
-    if offer is None:
-        raise NotFoundError("no such offer")
-    if offer.status == "ended":
-        raise IllegalTransitionError("an ended offer cannot be changed")
-    _check_period(changes.get("starts_at", offer.starts_at), changes.get("ends_at", offer.ends_at))
-    cap = changes.get("total_cap", offer.total_cap)
-    if cap is not None and cap < offer.unlocked_count:
-        raise ValidationError(
-            f"total_cap cannot go below the {offer.unlocked_count} unlocks already issued",
-            errors={"total_cap": [f"must be at least {offer.unlocked_count}"]},
+    with uow:
+        session = uow.session
+        offer = session.scalar(
+            select(Offer)
+            .where(Offer.id == offer_id, Offer.merchant_id == merchant_id)
+            .with_for_update()
         )
-    for field in FIELDS:
-        if field in changes:
-            setattr(offer, field, changes[field])
-    if "venue_ids" in changes:
-        _set_venues(session, merchant_id, offer.id, changes["venue_ids"])
-    offer.updated_at = datetime.now(UTC)
-    session.flush()
-    return offer
+        if offer is None:
+            raise NotFoundError("no such offer")
+        if offer.status == "ended":
+            raise IllegalTransitionError("an ended offer cannot be changed")
+        before = audit.jsonable(show_offer(session, offer))
+        _check_period(
+            changes.get("starts_at", offer.starts_at), changes.get("ends_at", offer.ends_at)
+        )
+        cap = changes.get("total_cap", offer.total_cap)
+        if cap is not None and cap < offer.unlocked_count:
+            raise ValidationError(
+                f"total_cap cannot go below the {offer.unlocked_count} unlocks already issued",
+                errors={"total_cap": [f"must be at least {offer.unlocked_count}"]},
+            )
+        for field in FIELDS:
+            if field in changes:
+                setattr(offer, field, changes[field])
+        if "venue_ids" in changes:
+            _set_venues(session, merchant_id, offer.id, changes["venue_ids"])
+        offer.updated_at = datetime.now(UTC)
+        session.flush()
+        view = show_offer(session, offer)
+        audit.record(
+            session, merchant_id, actor, "offer.update", offer.id, audit.diff(before, view)
+        )
+        uow.commit()
+        return view
 
 
-def transition(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, action: str) -> Offer:
-    """One conditional UPDATE, so two concurrent moves cannot both succeed from the same state."""
+def transition(
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    offer_id: uuid.UUID,
+    action: str,
+) -> OfferView:
+    """Move an offer (`activate`, `pause`, `end`). The offer's row is locked first, so of two
+    concurrent moves from the same state exactly one succeeds and the other sees its result."""
     sources, target = TRANSITIONS[action]
-    moved = session.scalar(
-        update(Offer)
-        .where(
-            Offer.id == offer_id,
-            Offer.merchant_id == merchant_id,
-            Offer.status.in_(sources),
+    with uow:
+        session = uow.session
+        offer = session.scalar(
+            select(Offer)
+            .where(Offer.id == offer_id, Offer.merchant_id == merchant_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)  # as committed by the lock's last holder
         )
-        .values(status=target, updated_at=datetime.now(UTC))
-        .returning(Offer.id)
-    )
-    offer = get_offer(session, merchant_id, offer_id)
-    session.refresh(offer)
-    if moved is not None:
+        if offer is None:
+            raise NotFoundError("no such offer")
+        before = offer.status
+        if before not in sources:
+            raise IllegalTransitionError(
+                f"cannot {action} an offer that is {before} (allowed from: {', '.join(sources)})"
+            )
+        offer.status = target
+        offer.updated_at = datetime.now(UTC)
         session.add(OfferStatusChange(offer_id=offer.id, status=target))
         session.flush()
-    if moved is None:
-        raise IllegalTransitionError(
-            f"cannot {action} an offer that is {offer.status} (allowed from: {', '.join(sources)})"
+        view = show_offer(session, offer)
+        audit.record(
+            session, merchant_id, actor, f"offer.{action}", offer.id, {"status": [before, target]}
         )
-    return offer
+        uow.commit()
+        return view
 
 
 def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
-from core.uow import execute
+from core.uow import UnitOfWork, execute
 from geo.verify import (
     DEFAULT_THRESHOLDS,
     Fix,
@@ -266,13 +266,26 @@ class _Grant:
 
 
 def check_in(
-    session: Session,
+    uow: UnitOfWork,
     user_id: uuid.UUID,
     data: CheckinInput,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     abuse: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS,
 ) -> CheckinResult:
-    """Record one check-in and everything it unlocks. The caller commits."""
+    """Record one check-in and everything it unlocks, in one transaction: all of it or none."""
+    with uow:
+        result = _check_in(uow.session, user_id, data, thresholds, abuse)
+        uow.commit()
+        return result
+
+
+def _check_in(
+    session: Session,
+    user_id: uuid.UUID,
+    data: CheckinInput,
+    thresholds: Thresholds,
+    abuse: AbuseThresholds,
+) -> CheckinResult:
     execute(session, _USER_LOCK, {"k": f"user:{user_id}"})
     row = execute(
         session,

@@ -14,14 +14,15 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from core.models import Unlock
-from core.uow import execute
+from core.uow import UnitOfWork, execute
 from offers import codes
 
 
 class RecordedError(DomainError):
-    """A refusal whose attempt record must be committed along with the answer."""
+    """A refusal whose attempt record was committed before it was raised."""
 
 
 class CodeNotFoundError(RecordedError, NotFoundError):
@@ -108,18 +109,49 @@ _ATTEMPT = text(
 
 
 def redeem(
-    session: Session,
+    uow: UnitOfWork,
+    actor: audit.Actor,
     merchant_id: uuid.UUID,
-    api_key_id: uuid.UUID,
     raw_code: str,
     venue_id: uuid.UUID | None,
 ) -> RedemptionResult:
-    """Redeem a code for this merchant. Refusals, in the contract's order: unknown or another
-    merchant's code (404), a venue not among the offer's (422), already redeemed (409), expired
-    (410). The attempt is recorded either way; the caller commits in both cases.
+    """Redeem a code for this merchant at the till of `actor` (an API key). Refusals, in the
+    contract's order: unknown or another merchant's code (404), a venue not among the offer's
+    (422), already redeemed (409), expired (410). The attempt is recorded and committed either
+    way: a refusal commits its attempt, then raises.
 
     Two statements whatever the outcome: one lookup, then the redemption with its attempt (or
-    the refused attempt alone)."""
+    the refused attempt alone), and the audit record of a redemption."""
+    with uow:
+        result = _redeem(uow, actor, merchant_id, raw_code, venue_id)
+        audit.record(  # the code itself is never recorded
+            uow.session,
+            merchant_id,
+            actor,
+            "redemption.create",
+            result.id,
+            audit.diff(
+                None,
+                {
+                    "unlock_id": result.unlock_id,
+                    "offer_id": result.offer_id,
+                    "venue_id": result.venue_id,
+                },
+            ),
+        )
+        uow.commit()
+        return result
+
+
+def _redeem(
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    raw_code: str,
+    venue_id: uuid.UUID | None,
+) -> RedemptionResult:
+    session = uow.session
+    api_key_id = actor.key_id
     code = codes.normalize(raw_code)
     row = execute(
         session,
@@ -141,6 +173,7 @@ def redeem(
 
     def refuse(outcome: str, error: RecordedError) -> RecordedError:
         execute(session, _ATTEMPT, {**params, "id": str(uuid.uuid4()), "outcome": outcome})
+        uow.commit()  # the refused attempt is kept: it is what leak detection reads
         return error
 
     if row.id is None:
@@ -174,6 +207,7 @@ def redeem(
         earlier = done.earlier or session.scalar(
             select(Unlock.redeemed_at).where(Unlock.id == row.id)
         )
+        uow.commit()  # the attempt, recorded as `already_redeemed` by the statement
         raise _already(earlier)
     return RedemptionResult(
         redemption_id,
