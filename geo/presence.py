@@ -21,14 +21,14 @@ def new_secret() -> bytes:
 
 
 def code_at(secret: bytes, when: datetime) -> str:
-    return _totp(secret, _step(when))
+    return hotp(secret, _step(when))
 
 
 def current_code(secret: bytes, now: datetime) -> tuple[str, datetime]:
     """The code shown now and the instant it stops being the current one."""
     step = _step(now)
     valid_until = datetime.fromtimestamp((step + 1) * STEP_SECONDS, UTC)
-    return _totp(secret, step), valid_until
+    return hotp(secret, step), valid_until
 
 
 def accepts(secret: bytes, code: str, now: datetime) -> bool:
@@ -37,7 +37,7 @@ def accepts(secret: bytes, code: str, now: datetime) -> bool:
     candidate = code.strip()
     if not candidate.isascii():  # compare_digest takes ASCII strings only
         return False
-    matches = [hmac.compare_digest(_totp(secret, s), candidate) for s in (step, step - 1)]
+    matches = [hmac.compare_digest(hotp(secret, s), candidate) for s in (step, step - 1)]
     return any(matches)
 
 
@@ -45,8 +45,9 @@ def _step(when: datetime) -> int:
     return int(when.timestamp()) // STEP_SECONDS
 
 
-def _totp(secret: bytes, step: int) -> str:
-    digest = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
+def hotp(secret: bytes, counter: int, digits: int = DIGITS) -> str:
+    """HOTP (RFC 4226) with HMAC-SHA1; TOTP (RFC 6238) is HOTP of the time step."""
+    digest = hmac.new(secret, struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(value % 10**DIGITS).zfill(DIGITS)
+    return str(value % 10**digits).zfill(digits)
