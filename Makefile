@@ -19,6 +19,11 @@ run: venv
 test: venv
 	@scripts/test.sh $(ARGS)
 
+# The timing side-channel micro-benchmarks (tests/integration/test_timing.py), on a quiet machine.
+.PHONY: test-timing
+test-timing: venv
+	@scripts/test.sh -m timing $(ARGS)
+
 # The dashboard's front-end assets: npm packages pinned by dashboard/package-lock.json, copied into
 # api/dashboard/static (scripts/dashboard.sh, docs/dashboard.md). The browser tests also need its
 # node_modules (axe-core), so `make test` insists on npm.

@@ -28,6 +28,25 @@ from tests.factories import bind_to_connection
 from tests.servers import start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
+TIERS = ROOT / "tests"
+LIVE_FIXTURES = {"live_server", "live_api", "live_database_url"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tiers say what they are: every test under `e2e/` carries the `e2e` marker and no
+    test elsewhere does, nor starts the live server. A misfiled test stops the run."""
+    misfiled = []
+    for item in items:
+        tier = item.path.relative_to(TIERS).parts[0]
+        e2e = item.get_closest_marker("e2e") is not None
+        live = bool(LIVE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if (tier == "e2e") != e2e or (live and tier != "e2e"):
+            misfiled.append(item.nodeid)
+    if misfiled:
+        raise pytest.UsageError(
+            "tests in the wrong tier (e2e/ tests carry pytest.mark.e2e; only they use a live "
+            "server): " + ", ".join(misfiled)
+        )
 
 
 def _server_url() -> str:

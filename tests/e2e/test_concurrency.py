@@ -11,8 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import pytest
+
 from mobile_stub.client import ApiError, Client, HttpTransport
 from tests.factories import offer_body, venue_body
+
+pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api as playwright_sync  # a dev dependency: never skipped
 from sqlalchemy import create_engine, text
 
 from core.uow import sqlalchemy_url
@@ -46,8 +47,6 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 HELSINKI = (60.1699, 24.9384)  # lat, lon: the map's default centre
 LOAD_BUDGET_MS = 1000
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 # ---- the browser and the merchants ---------------------------------------------------------

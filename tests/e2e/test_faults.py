@@ -31,6 +31,9 @@ from sqlalchemy import create_engine, text
 from api.cli import alembic_config
 from mobile_stub.client import Client, HttpTransport
 from tests.factories import offer_body, venue_body
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -271,9 +274,10 @@ def test_database_restart_mid_burst_loses_and_duplicates_nothing(
     health_during_outage: list[int] = []
 
     def chaos() -> None:
-        time.sleep(4)
-        cluster.stop()  # the database goes away ...
-        time.sleep(0.5)
+        # The database goes away once the burst is under way ...
+        wait_for(lambda: len(out.checkins) >= 10, "the burst to get going", timeout=60)
+        cluster.stop()
+        time.sleep(0.5)  # the outage lasts a while (a duration, not a wait for an event)
         try:
             health_during_outage.append(requests.get(f"{server}/healthz", timeout=5).status_code)
         except requests.RequestException:

@@ -14,7 +14,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,19 +27,12 @@ from core.uow import sqlalchemy_url
 from mobile_stub.client import ApiError, Client, HttpTransport
 from tests.factories import offer_body, venue_body
 from tests.servers import Server, metric_value, start_gunicorn
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = secrets.token_hex(24)
 LON, LAT = 24.9384, 60.1699  # tests.factories.HELSINKI
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +164,7 @@ def test_the_server_prints_json_lines_one_per_request_and_no_secrets(server: Ser
         f"{server.base}/readyz", headers={"X-Request-ID": request_id}, timeout=10
     )
     assert response.headers["X-Request-ID"] == request_id
-    time.sleep(0.2)  # let the worker flush its line
+    wait_for(lambda: request_id in server.log(), "the request's log line")
     lines = [line for line in server.log().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is JSON
     assert all({"time", "level", "logger", "event", "pid"} <= r.keys() for r in records)
@@ -231,7 +224,7 @@ def test_sigterm_lets_the_request_in_flight_finish(live_database_url: str, tmp_p
         server.proc.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         wait_for(lambda: "Handling signal: term" in server.log(), "gunicorn to handle SIGTERM")
-        time.sleep(0.5)
+        time.sleep(0.5)  # a while in which it must not quit (a non-event: nothing to poll for)
         assert server.proc.poll() is None, "the server quit with a request in flight"
         blocker.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), lock)
         blocker.close()

@@ -7,8 +7,8 @@ limiter counting per worker would let up to twice as many through. Client addres
 `X-Forwarded-For` (`TRUSTED_PROXIES=1`), a fresh one per scenario, so the scenarios do not share
 the per-IP budget.
 
-Redis: a `redis-server` of this test's own on a free port (skipped when the binary is missing;
-`make test` installs it). When it dies, the service keeps answering, counting in each worker's
+Redis: a `redis-server` of this test's own on a free port (the test fails when the binary
+is missing; `make test` installs it). When it dies, the service keeps answering, counting in each worker's
 memory, instead of failing.
 """
 
@@ -163,7 +163,7 @@ class Redis:
     def __init__(self, directory: Path):
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed (make test installs it)")
+            pytest.fail("redis-server is missing: `make test` installs Debian's redis-server")
         self.port = free_port()
         self.proc = subprocess.Popen(
             [

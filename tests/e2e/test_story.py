@@ -9,6 +9,8 @@ import pytest
 from mobile_stub.client import ApiError, Client
 from tests.factories import venue_body
 
+pytestmark = pytest.mark.e2e
+
 
 def test_walk_in_check_in_redeem(live_api: Client) -> None:
     # A merchant sets up a venue with a drawn geofence and an offer.
