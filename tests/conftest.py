@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, make_url, text
 
-from api import create_app
+from api import create_app, db
 from api.cli import alembic_config
 from core.uow import make_engine, sqlalchemy_url
 from mobile_stub.client import Client, FlaskTransport, HttpTransport
@@ -132,6 +132,47 @@ def other_owner(api: Client) -> Client:
 def mobile(api: Client) -> Client:
     """A signed-up mobile user's client."""
     return api.with_token(api.create_user(f"user_{secrets.token_hex(4)}", "correct horse")["token"])
+
+
+# ---- committed data, for what production reads on another connection ------------------------
+
+
+@pytest.fixture(scope="session")
+def committed_database_url() -> Iterator[str]:
+    name = f"co_committed_{secrets.token_hex(4)}"
+    url = _create_database(name)
+    yield url
+    _drop_database(name)
+
+
+@pytest.fixture
+def committed_app(committed_database_url: str) -> Iterator[Flask]:
+    """The app exactly as production wires it (its pool, and nearby's autocommit connection),
+    on a database of its own where changes really commit; every table is emptied afterwards."""
+    app = create_app({"DATABASE_URL": committed_database_url, "TESTING": True})
+    yield app
+    with app.extensions["engine"].begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables"
+                " WHERE schemaname = 'public'"
+                " AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+            )
+        ).scalar_one()
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    db.dispose(app)
+
+
+@pytest.fixture
+def committed_api(committed_app: Flask) -> Client:
+    return Client(FlaskTransport(committed_app.test_client()))
+
+
+@pytest.fixture
+def committed_owner(committed_api: Client) -> Client:
+    return committed_api.with_token(
+        committed_api.create_merchant("Committed Cafe", "owner@example.com")["api_key"]
+    )
 
 
 # ---- a real server process ------------------------------------------------------------------

@@ -192,9 +192,14 @@ def test_delete_hides_the_venue(owner: Client) -> None:
     assert owner.nearby(60.1699, 24.9384) == []
 
 
+# Nearby runs on its own autocommit connection in production: these tests go through it, on
+# committed data (the `committed_*` fixtures), not through the test's rolled-back session.
+
+
 def test_nearby_orders_by_distance_and_respects_radius_and_limit(
-    api: Client, owner: Client
+    committed_api: Client, committed_owner: Client
 ) -> None:
+    api, owner = committed_api, committed_owner
     # Venues 0, 100, 200, ... 900 m east of the query point along the parallel.
     names = []
     for i in range(10):
@@ -211,7 +216,10 @@ def test_nearby_orders_by_distance_and_respects_radius_and_limit(
     assert [v["name"] for v in api.nearby(60.1699, 24.9384, radius_m=5_000, limit=3)] == names[:3]
 
 
-def test_nearby_lists_only_live_offers_and_never_codes(api: Client, owner: Client) -> None:
+def test_nearby_lists_only_live_offers_and_never_codes(
+    committed_api: Client, committed_owner: Client
+) -> None:
+    api, owner = committed_api, committed_owner
     venue = owner.create_venue(venue_body())
     live = owner.create_offer(
         {
@@ -263,21 +271,26 @@ def test_nearby_validates_its_query(api: Client, params: dict[str, Any]) -> None
     assert err.value.status == 422
 
 
-def test_nearby_is_one_knn_query_on_the_spatial_index(owner: Client, app: Any) -> None:
-    owner.create_venue(venue_body())
+def test_nearby_is_one_knn_query_on_the_spatial_index(
+    committed_owner: Client, committed_app: Any
+) -> None:
+    committed_owner.create_venue(venue_body())
     from api import db
     from geo.venues import _NEARBY_SQL
 
-    with app.app_context():
-        session = db.session()
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(
-            row[0]
-            for row in session.execute(
-                text("EXPLAIN " + str(_NEARBY_SQL)),
-                {"lat": 60.17, "lon": 24.94, "radius": 1000, "limit": 20},
+    with committed_app.test_request_context():
+        conn = db.connection()  # nearby's own autocommit connection
+        conn.execute(text("SET enable_seqscan = off"))
+        try:
+            plan = "\n".join(
+                row[0]
+                for row in conn.execute(
+                    text("EXPLAIN " + str(_NEARBY_SQL)),
+                    {"lat": 60.17, "lon": 24.94, "radius": 1000, "limit": 20},
+                )
             )
-        )
+        finally:
+            conn.execute(text("RESET enable_seqscan"))
     assert "ix_venues_location_live" in plan
 
 
