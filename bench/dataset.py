@@ -43,6 +43,9 @@ import numpy as np
 from sqlalchemy import create_engine, make_url, text
 
 from core.uow import sqlalchemy_url
+from geo.venues import DEFAULT_COOLDOWN_MINUTES, DEFAULT_MAX_ACCURACY_M
+from offers import catalog, codes
+from offers.rules import RULE_KINDS
 
 SCALES = {"2k": 2_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 TAIL_BASE = 10**11  # ids end in 12 decimal digits: TAIL_BASE + index (see `ident`)
@@ -50,11 +53,11 @@ TAIL_BASE = 10**11  # ids end in 12 decimal digits: TAIL_BASE + index (see `iden
 # kinds of ids
 MERCHANT, VENUE, OFFER, USER, TOKEN, CHECKIN, UNLOCK, KEY, REDEMPTION, ATTEMPT = range(1, 11)
 
-RULE_KINDS = ("every_checkin", "first_visit", "nth_visit", "top_visitor", "group")
-RULE_WEIGHTS = (0.40, 0.20, 0.20, 0.10, 0.10)
+RULE_WEIGHTS = dict(
+    every_checkin=0.40, first_visit=0.20, nth_visit=0.20, top_visitor=0.10, group=0.10
+)
+assert tuple(RULE_WEIGHTS) == RULE_KINDS, "a weight for every rule kind, in the rules' order"
 CATEGORIES = ("cafe", "restaurant", "bar", "bakery", "shop", "gym", "cinema", "museum")
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CHECK_SYMBOLS = CROCKFORD + "*~$=U"
 LIVE_PREFIX_SERVICE = "S"  # not a code shape the service issues: pgbench pool codes are 'B...'
 PGBENCH_CODE_PREFIX = "B"
 
@@ -171,7 +174,7 @@ class Plan:
         n = self.offers
         first = np.arange(n) * 5
         count = np.minimum(rng.integers(1, 4, n), np.maximum(self.venues - first, 1))
-        kind = rng.choice(len(RULE_KINDS), size=n, p=RULE_WEIGHTS)
+        kind = rng.choice(len(RULE_KINDS), size=n, p=list(RULE_WEIGHTS.values()))
         capped = rng.random(n) < 0.10
         holdout = rng.random(n) < 0.10
         presence = rng.random(n) < 0.05
@@ -243,18 +246,18 @@ def _ts(base: datetime, seconds: np.ndarray) -> np.ndarray:
 
 def _codes(values: np.ndarray) -> list[str]:
     """Valid unlock codes (10 Crockford symbols and the mod-37 check symbol) from 50-bit ints."""
-    symbols = np.array(list(CROCKFORD))
+    symbols = np.array(list(codes.SYMBOLS))
     shifts = np.arange(45, -1, -5, dtype=np.uint64)
     groups = (values[:, None] >> shifts[None, :]) & np.uint64(31)
     data = symbols[groups.astype(np.int64)]
-    checks = np.array(list(CHECK_SYMBOLS))[(values % np.uint64(37)).astype(np.int64)]
+    checks = np.array(list(codes.CHECK_SYMBOLS))[(values % np.uint64(37)).astype(np.int64)]
     return ["".join(row) + check for row, check in zip(data, checks, strict=True)]
 
 
 def _code_values(rng: np.random.Generator, n: int) -> np.ndarray:
     """Distinct 50-bit values whose check symbol is one the service issues (not punctuation)."""
     values = np.unique(rng.integers(0, 2**50, int(n * 1.25) + 64, dtype=np.uint64))
-    values = values[np.isin(values % np.uint64(37), [*range(32), 36])]
+    values = values[np.isin(values % np.uint64(37), sorted(codes.ISSUED_CHECK_VALUES))]
     rng.shuffle(values)
     if len(values) < n:
         raise RuntimeError("not enough distinct codes; raise the oversampling")
@@ -427,7 +430,7 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                 else:
                     fences.append("\\N")
             merchant = np.where(idx < nv, idx // 10, nm)
-            cooldown = np.where(idx < nv, "60", "0")
+            cooldown = np.where(idx < nv, str(DEFAULT_COOLDOWN_MINUTES), "0")
             secrets_hex = [
                 "\\\\x" + hashlib.sha256(f"{plan.seed}:p:{i}".encode()).hexdigest()[:40]
                 for i in idx
@@ -476,10 +479,10 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                             ST_Buffer('SRID=4326;POINT(0 0)'::geometry, 1, 16),
                             radius_m / (111320 * cos(radians(lat))), radius_m / 110574),
                             lon, lat))),
-               radius_m, cooldown, 100, secret, %s, %s
+               radius_m, cooldown, %s, secret, %s, %s
         FROM stage_venues
         """,
-        (created, created),
+        (DEFAULT_MAX_ACCURACY_M, created, created),
     )
     counts["venues"] = cur.rowcount
     log(f"  venues: {cur.rowcount:,}")
@@ -520,7 +523,7 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                     windows,
                     cap,
                     "1000000" if hot else ("1" if kind == 1 else "1000"),
-                    "1440",
+                    str(catalog.DEFAULTS["code_ttl_minutes"]),
                     "false" if hot or not o["presence"][k] else "true",
                     "0" if hot or not o["holdout"][k] else "10",
                     "active",

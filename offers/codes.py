@@ -34,7 +34,7 @@ _DASHES = str.maketrans(dict.fromkeys("-\u2010\u2011\u2012\u2013\u2014\u2212"))
 _CONFUSABLES = str.maketrans({"I": "1", "L": "1", "O": "0"})
 # Check values whose symbol is punctuation (* ~ $ =) are never issued: they are awkward to read
 # aloud and to type on a till, and ~ and = are outside the QR alphanumeric character set.
-_ISSUED_CHECK_VALUES = frozenset(range(32)) | {CHECK_SYMBOLS.index("U")}
+ISSUED_CHECK_VALUES = frozenset(range(32)) | {CHECK_SYMBOLS.index("U")}
 
 
 def _value(data: str) -> int:
@@ -56,7 +56,7 @@ def new_code() -> str:
     """
     while True:
         value = secrets.randbits(5 * DATA_LENGTH)
-        if value % 37 in _ISSUED_CHECK_VALUES:
+        if value % 37 in ISSUED_CHECK_VALUES:
             break
     data = "".join(SYMBOLS[(value >> shift) & 31] for shift in range(5 * DATA_LENGTH - 5, -1, -5))
     return data + CHECK_SYMBOLS[value % 37]
