@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from api import config as config_module
-from api import db, errors
+from api import db, errors, jsonbody
 from api.auth import SECURITY_SCHEMES
 
 API_DESCRIPTION = """\
@@ -18,6 +18,15 @@ issues a unique single-use code, and every step is measured.
 Authentication is `Authorization: Bearer <secret>`: merchant API keys (roles owner, staff,
 analyst) or mobile user tokens. Every error is `application/problem+json` (RFC 9457) with a
 stable machine-readable `code`; validation errors (422) add `errors` by field.
+
+Request bodies are JSON (`Content-Type: application/json`); another media type is 415
+`unsupported_media_type`. A body that is not JSON (`NaN` and `Infinity` included) is 400
+`bad_request`; nesting deeper than 32 arrays and objects is 400 `json_too_deep`. Numbers are JSON
+numbers and booleans `true` or `false` (`"60.1"` or `1` is 422); integer literals have at most
+100 digits. Strings never hold lone surrogates. Text fields (marked `x-text`) refuse control
+characters and invisible formatting characters (bidirectional controls U+202A-U+202E,
+U+2066-U+2069, U+200E, U+200F, zero-width space, ...; not U+200C and U+200D); `multi-line` ones
+also take tab, line feed and carriage return.
 """
 
 
@@ -38,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         },
         JSON_SORT_KEYS=False,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = jsonbody.JSONProvider(app)  # bounded reading for request.get_json, keys in order
 
     db.init_app(app)
     from api import ratelimit

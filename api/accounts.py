@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api import audit, auth, db
+from api.jsonbody import Blueprint
 from api.observability import request_id
 from api.schemas import (
     KeyCreatedSchema,

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import auth, db
+from api.jsonbody import Blueprint
 from api.schemas import (
     FunnelSchema,
     LeakArgsSchema,

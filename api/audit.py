@@ -13,14 +13,14 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields as f
 from marshmallow import validate as v
 from sqlalchemy import select
 
 from api import auth, db
+from api.jsonbody import Blueprint
 from api.observability import request_id
-from api.schemas import UtcDateTime
+from api.schemas import QueryInteger, UtcDateTime
 from core import audit
 from core.models import Base
 
@@ -35,7 +35,7 @@ MAX_PAGE = 200
 
 
 class AuditArgsSchema(ma.Schema):
-    limit = f.Integer(load_default=50, validate=v.Range(1, MAX_PAGE))
+    limit = QueryInteger(load_default=50, validate=v.Range(1, MAX_PAGE))
     before = f.UUID(
         load_default=None,
         metadata={"description": "An event's id: list only the events recorded before it"},

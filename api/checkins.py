@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Response, current_app, json
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import auth, db, idempotency, observability
+from api.jsonbody import Blueprint
 from api.schemas import CheckinCreateSchema, CheckinSchema, WalletArgsSchema, WalletSchema
 from geo.verify import Thresholds
 from offers import codes

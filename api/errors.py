@@ -105,7 +105,8 @@ class ProblemApi(Api):
         if "messages" in data:  # webargs: {location: {field: [messages]}}
             errors = _flatten(data["messages"])
             if status == 400:
-                detail = "the request body is not valid JSON"
+                cause = getattr(error, "exc", None)  # the JSONDecodeError, with its position
+                detail = "the request body is not valid JSON" + (f": {cause}" if cause else "")
                 errors = None
             else:
                 detail = "the request is not valid: " + "; ".join(
@@ -126,7 +127,14 @@ class ProblemApi(Api):
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return problem(error.status, error.code, error.detail, title=error.title, errors=error.errors)
+    return problem(
+        error.status,
+        error.code,
+        error.detail,
+        title=error.title,
+        errors=error.errors,
+        headers=getattr(error, "headers", None),
+    )
 
 
 def database_unavailable(error: BaseException) -> bool:

@@ -16,11 +16,11 @@ import marshmallow as ma
 from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from api import db
 from api.cli import alembic_config
+from api.jsonbody import Blueprint
 from api.schemas import HealthSchema
 from core.errors import DomainError
 

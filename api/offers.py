@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import audit, auth, db
+from api.jsonbody import Blueprint
 from api.schemas import (
     OfferCreateSchema,
     OfferListArgsSchema,

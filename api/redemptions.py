@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Response, json
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api import audit, auth, db, idempotency, observability
 from api.checkins import IDEMPOTENCY_DOC
 from api.errors import handle_domain_error
+from api.jsonbody import Blueprint
 from api.schemas import RedemptionCreateSchema, RedemptionSchema
 from offers.redemptions import RecordedError, RedemptionResult, redeem
 

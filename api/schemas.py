@@ -6,6 +6,7 @@ by `geo.geofence`, so every geometry mistake answers the one code `invalid_geome
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from typing import Any
 
@@ -16,12 +17,6 @@ from marshmallow import validate as v
 from core.accounts import ROLES
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.rules import DAYS, RULE_KINDS
-
-
-def _bool(**kwargs: Any) -> f.Boolean:
-    """JSON true/false only (marshmallow also takes "yes", 1, ... by default)."""
-    return f.Boolean(truthy={True}, falsy={False}, **kwargs)
-
 
 POINT_DOC = {
     "type": "object",
@@ -51,14 +46,142 @@ POLYGON_DOC = {
 }
 
 
+# ---- field types: every request field is one of these -------------------------------------
+#
+# Text: what a person reads (names, titles, labels, categories, handles, codes, ids). Refused
+# everywhere: lone surrogates (no UTF-8 encoding, so PostgreSQL cannot store them) and every
+# control character (Cc: C0, DEL, C1). Also refused: invisible formatting characters (Cf:
+# bidirectional embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069, the marks
+# U+200E, U+200F and U+061C, zero-width space U+200B, soft hyphen, word joiner, BOM, tag
+# characters, ...) except the zero-width non-joiner and joiner (U+200C, U+200D), which Persian,
+# Indic scripts and emoji sequences need; and the line and paragraph separators (U+2028, U+2029).
+# Multi-line text (an offer's description and terms) may also hold tab, line feed and carriage
+# return. Passwords are only hashed, never shown: they refuse just what cannot be stored (lone
+# surrogates and NUL), so no existing password stops working. docs/reliability.md ("Bad input").
+
+_REFUSED_FORMAT = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+_SEPARATORS = "\u2028\u2029"
+_SURROGATES = "\ud800-\udfff"
+SINGLE_LINE_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_REFUSED_FORMAT}{_SEPARATORS}{_SURROGATES}]")
+MULTI_LINE_REFUSED = re.compile(
+    f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_REFUSED_FORMAT}{_SEPARATORS}{_SURROGATES}]"
+)
+SECRET_REFUSED = re.compile(f"[\x00{_SURROGATES}]")
+
+
+def refusal(found: str) -> str:
+    """Why a character is refused, naming it by code point (it may not show)."""
+    point = ord(found)
+    if 0xD800 <= point <= 0xDFFF:
+        return f"must be valid Unicode: U+{point:04X} is a lone surrogate, not a character"
+    if point == 0:
+        return "must not contain NUL characters (U+0000)"
+    return (
+        f"must not contain control, invisible formatting or bidirectional control characters "
+        f"(found U+{point:04X})"
+    )
+
+
 class Text(f.String):
-    """A string PostgreSQL can store: text columns refuse NUL characters."""
+    """Text a person reads, on one line unless `multiline` (see the rules above). The OpenAPI
+    document marks each such field `x-text: single-line` or `multi-line`."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any):
+        kind = "multi-line" if multiline else "single-line"
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "x-text": kind}
+        super().__init__(**kwargs)
+        self.refused = MULTI_LINE_REFUSED if multiline else SINGLE_LINE_REFUSED
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in result:
-            raise ma.ValidationError("must not contain NUL characters")
+        found = self.refused.search(result)
+        if found:
+            raise ma.ValidationError(refusal(found.group()))
         return result
+
+
+class Password(f.String):
+    """A secret that is hashed and never shown: only what cannot be stored is refused."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        found = SECRET_REFUSED.search(result)
+        if found:
+            raise ma.ValidationError(refusal(found.group()))
+        return result
+
+
+class EmailAddress(Text):
+    """An email address, with the rules of Text."""
+
+    default_error_messages = {"invalid": "Not a valid email address."}
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.validators.insert(0, v.Email(error=str(self.error_messages["invalid"])))
+
+
+class Number(f.Float):
+    """A JSON number: never a string ("60.1") or a boolean, never NaN or infinite."""
+
+    default_error_messages = {"invalid": "Not a valid number: send a JSON number, not a string."}
+
+    def _validated(self, value: Any) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Integer(f.Integer):
+    """A JSON integer: never a string ("5"), a boolean or a number with a fraction."""
+
+    default_error_messages = {
+        "invalid": "Not a valid integer: send a JSON integer, not a string or a fraction."
+    }
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(strict=True, **kwargs)
+
+
+class Boolean(f.Boolean):
+    """JSON true or false only: never 1, 0, "true" or "yes"."""
+
+    default_error_messages = {"invalid": "Not a valid boolean: send true or false."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        # Not `value in {True}`: 1 == True in Python, so sets take 1 for true.
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid", input=value)
+
+
+# Query strings are text, so their numbers are parsed, from plain ASCII decimals only: Python's
+# int() and float() also take "1_000", " 5 ", "+5", Arabic-Indic digits, "nan" and "1e999".
+_QUERY_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_QUERY_NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
+
+
+class QueryInteger(f.Integer):
+    """An integer in a query string: ASCII digits, an optional minus sign."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and not _QUERY_INTEGER.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class QueryNumber(f.Float):
+    """A number in a query string: ASCII decimal digits with an optional fraction and sign."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, str) and not _QUERY_NUMBER.fullmatch(value):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 class Instant(f.AwareDateTime):
@@ -100,7 +223,7 @@ class Geometry(f.Raw):
 
 class MerchantCreateSchema(ma.Schema):
     name = Text(required=True, validate=v.Length(1, 200))
-    email = f.Email(required=True, validate=[v.Length(3, 254), v.Regexp(r"^[^\x00]*$")])
+    email = EmailAddress(required=True, validate=v.Length(3, 254))
 
 
 class MerchantSchema(ma.Schema):
@@ -141,7 +264,7 @@ HANDLE = v.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3 to 32 letters, digits, '_'
 
 class UserCreateSchema(ma.Schema):
     handle = Text(required=True, validate=HANDLE)
-    password = Text(required=True, validate=v.Length(8, 256), load_only=True)
+    password = Password(required=True, validate=v.Length(8, 256), load_only=True)
 
 
 class UserSchema(ma.Schema):
@@ -156,7 +279,7 @@ class UserCreatedSchema(ma.Schema):
 
 class LoginSchema(ma.Schema):
     handle = Text(required=True, validate=v.Length(1, 64))
-    password = Text(required=True, validate=v.Length(1, 256), load_only=True)
+    password = Password(required=True, validate=v.Length(1, 256), load_only=True)
 
 
 class TokenSchema(ma.Schema):
@@ -193,13 +316,13 @@ class VenueCreateSchema(ma.Schema):
     )
     location = Geometry(required=True, metadata=POINT_DOC)
     geofence = Geometry(load_default=None, metadata=POLYGON_DOC)
-    radius_m = f.Float(
+    radius_m = Number(
         load_default=None,
         allow_none=True,
         metadata={"description": "Circle fence around location, 10 to 10,000 m (default 50)"},
     )
-    checkin_cooldown_minutes = f.Integer(load_default=60, validate=v.Range(0, 10_080), strict=True)
-    max_accuracy_m = f.Float(load_default=100.0, validate=v.Range(1, 5_000))
+    checkin_cooldown_minutes = Integer(load_default=60, validate=v.Range(0, 10_080))
+    max_accuracy_m = Number(load_default=100.0, validate=v.Range(1, 5_000))
 
 
 class VenuePatchSchema(VenueCreateSchema):
@@ -225,10 +348,10 @@ class VenueListSchema(ma.Schema):
 
 
 class NearbyArgsSchema(ma.Schema):
-    lat = f.Float(required=True, validate=v.Range(-90, 90))
-    lon = f.Float(required=True, validate=v.Range(-180, 180))
-    radius_m = f.Float(load_default=1_000.0, validate=v.Range(1, 50_000))
-    limit = f.Integer(load_default=20, validate=v.Range(1, 100))
+    lat = QueryNumber(required=True, validate=v.Range(-90, 90))
+    lon = QueryNumber(required=True, validate=v.Range(-180, 180))
+    radius_m = QueryNumber(load_default=1_000.0, validate=v.Range(1, 50_000))
+    limit = QueryInteger(load_default=20, validate=v.Range(1, 100))
 
 
 class NearbyOfferSchema(ma.Schema):
@@ -276,12 +399,12 @@ class RuleSchema(ma.Schema):
     """`kind` and the parameters of that kind; parameters of other kinds are refused."""
 
     kind = Text(required=True, validate=v.OneOf(RULE_KINDS))
-    visits = f.Integer(validate=v.Range(1, 1_000), strict=True)
-    within_days = f.Integer(allow_none=True, validate=v.Range(1, 3_650), strict=True)
-    repeat = _bool()
-    window_days = f.Integer(validate=v.Range(1, 365), strict=True)
-    min_people = f.Integer(validate=v.Range(2, 100), strict=True)
-    within_minutes = f.Integer(validate=v.Range(1, 1_440), strict=True)
+    visits = Integer(validate=v.Range(1, 1_000))
+    within_days = Integer(allow_none=True, validate=v.Range(1, 3_650))
+    repeat = Boolean()
+    window_days = Integer(validate=v.Range(1, 365))
+    min_people = Integer(validate=v.Range(2, 100))
+    within_minutes = Integer(validate=v.Range(1, 1_440))
 
     @ma.validates_schema
     def _params_of_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -322,17 +445,17 @@ class WindowSchema(ma.Schema):
 class OfferCreateSchema(ma.Schema):
     venue_ids = f.List(f.UUID(), required=True, validate=v.Length(1, 100))
     title = Text(required=True, validate=v.Length(1, 200))
-    description = Text(allow_none=True, validate=v.Length(0, 4_000))
-    terms = Text(allow_none=True, validate=v.Length(0, 4_000))
+    description = Text(multiline=True, allow_none=True, validate=v.Length(0, 4_000))
+    terms = Text(multiline=True, allow_none=True, validate=v.Length(0, 4_000))
     rule = f.Nested(RuleSchema, required=True)
     starts_at = Instant(allow_none=True)
     ends_at = Instant(allow_none=True)
     windows = f.List(f.Nested(WindowSchema), validate=v.Length(0, 50))
-    total_cap = f.Integer(allow_none=True, validate=v.Range(1, 100_000_000), strict=True)
-    per_user_cap = f.Integer(validate=v.Range(1, 1_000), strict=True)
-    code_ttl_minutes = f.Integer(validate=v.Range(1, 525_600), strict=True)
-    requires_presence_code = _bool()
-    holdout_pct = f.Float(validate=v.Range(0, 50))
+    total_cap = Integer(allow_none=True, validate=v.Range(1, 100_000_000))
+    per_user_cap = Integer(validate=v.Range(1, 1_000))
+    code_ttl_minutes = Integer(validate=v.Range(1, 525_600))
+    requires_presence_code = Boolean()
+    holdout_pct = Number(validate=v.Range(0, 50))
 
 
 class OfferPatchSchema(OfferCreateSchema):
@@ -378,15 +501,15 @@ class HealthSchema(ma.Schema):
 
 class CheckinCreateSchema(ma.Schema):
     venue_id = f.UUID(required=True)
-    lat = f.Float(required=True, validate=v.Range(-90, 90))
-    lon = f.Float(required=True, validate=v.Range(-180, 180))
-    accuracy_m = f.Float(
+    lat = Number(required=True, validate=v.Range(-90, 90))
+    lon = Number(required=True, validate=v.Range(-180, 180))
+    accuracy_m = Number(
         required=True,
         validate=v.Range(0, 100_000, min_inclusive=False),
         metadata={"description": "Radius of the fix's accuracy circle, metres"},
     )
     observed_at = Instant(required=True, metadata={"description": "When the phone took the fix"})
-    mock_location = _bool(load_default=False, metadata={"description": "The OS's mock flag"})
+    mock_location = Boolean(load_default=False, metadata={"description": "The OS's mock flag"})
     presence_code = Text(
         load_default=None,
         allow_none=True,
@@ -490,6 +613,9 @@ class WalletSchema(ma.Schema):
 
 class RedemptionCreateSchema(ma.Schema):
     code = Text(
+        # A barcode scanner typing into a till may end the code with Tab or Enter: whitespace,
+        # ignored like spaces (the code is matched on its 11 symbols only).
+        multiline=True,
         required=True,
         validate=v.Length(1, 64),
         metadata={"description": "Case-insensitive; spaces and dashes are ignored"},
@@ -575,7 +701,7 @@ class RedemptionsReportSchema(ma.Schema):
 
 
 class LiftArgsSchema(ma.Schema):
-    window_days = f.Integer(load_default=30, validate=v.Range(1, 365))
+    window_days = QueryInteger(load_default=30, validate=v.Range(1, 365))
 
 
 class LiftGroupSchema(ma.Schema):
@@ -598,8 +724,8 @@ class LiftSchema(ma.Schema):
 
 class LeakArgsSchema(PeriodArgsSchema):
     offer_id = f.UUID(load_default=None)
-    fast_seconds = f.Integer(load_default=10, validate=v.Range(1, 86_400))
-    far_m = f.Float(load_default=1_000.0, validate=v.Range(1, 20_000_000))
+    fast_seconds = QueryInteger(load_default=10, validate=v.Range(1, 86_400))
+    far_m = QueryNumber(load_default=1_000.0, validate=v.Range(1, 20_000_000))
 
 
 class SuspiciousSchema(ma.Schema):

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import insert
 
 from api import audit, auth, db
+from api.jsonbody import Blueprint
 from api.schemas import (
     NearbyArgsSchema,
     NearbySchema,
