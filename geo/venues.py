@@ -50,6 +50,7 @@ class VenueInput:
 
 
 def check_timezone(name: str) -> ZoneInfo:
+    """The zone of an IANA time zone name (`timezone_names`), or `ValidationError`."""
     if name not in _timezones():
         raise ValidationError(
             f"timezone {name!r} is not an IANA time zone name (e.g. 'Europe/Helsinki')",
@@ -286,6 +287,20 @@ def _geography(point: Point) -> Any:
     return from_shape(point, srid=4326)
 
 
+def timezone_names() -> list[str]:
+    """The IANA time zone names a venue may take, sorted (for pickers)."""
+    return sorted(_timezones())
+
+
 @cache
-def _timezones() -> set[str]:
-    return available_timezones()
+def _timezones() -> frozenset[str]:
+    """The IANA zone and link names zoneinfo can load here, without what is not a time zone of a
+    place: `localtime` (a copy of the server's own zone), `posixrules`, `Factory` (a zone whose
+    abbreviation says "local time is unknown") and anything else not spelled like an IANA name,
+    each part of which starts with an upper-case ASCII letter ("Europe/Helsinki", "Etc/GMT+2")."""
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name != "Factory"
+        and all(part[:1].isascii() and part[:1].isupper() for part in name.split("/"))
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -242,7 +241,7 @@ def home() -> Any:
 @blp.get("/venues")
 @page("owner")
 def venues() -> Any:
-    return _render("dashboard/venues.html", timezones=sorted(zoneinfo.available_timezones()))
+    return _render("dashboard/venues.html", timezones=geo_venues.timezone_names())
 
 
 @blp.get("/offers")
