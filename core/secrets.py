@@ -41,6 +41,10 @@ def new_secret(prefix: str) -> NewSecret:
 
 def split_token(token: str, prefix: str) -> tuple[str, str] | None:
     """The (lookup, secret) parts of a well-formed token of this kind, or None."""
+    # Printable ASCII only: a token is matched against text columns, which cannot hold a NUL
+    # (psycopg2 raises), and nothing we issue has anything else in it.
+    if not (token.isascii() and token.isprintable()):
+        return None
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != prefix or len(parts[1]) != 12 or not parts[2]:
         return None

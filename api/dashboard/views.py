@@ -32,6 +32,7 @@ from sqlalchemy import select, text
 from api import db
 from api.dashboard import session as dash_session
 from api.errors import problem
+from api.schemas import SINGLE_LINE_REFUSED
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.errors import NotFoundError
 from core.models import Merchant, Offer, Unlock, Venue
@@ -171,7 +172,9 @@ def json_call(*roles: str) -> Callable[[F], F]:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard: never an open redirect."""
+    """Only a path inside the dashboard: never an open redirect, and nothing a Location header
+    cannot hold (CR, LF and other control characters, which made a 500) or a person should not
+    be sent to unseen (bidirectional controls): the Text rules of api/schemas.py."""
     if target:
         parts = urlsplit(target)
         if (
@@ -179,6 +182,7 @@ def _safe_next(target: str | None) -> str:
             and not parts.netloc
             and parts.path.startswith("/dashboard/")
             and "\\" not in target
+            and not SINGLE_LINE_REFUSED.search(target)
         ):
             return target
     return url_for("dashboard.home")
