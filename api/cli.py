@@ -31,7 +31,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from api.schemas import MerchantCreateSchema
+from api.schemas import KeyCreateSchema, MerchantCreateSchema
 from core import accounts
 from core.audit import Actor
 from core.errors import DomainError, NotFoundError
@@ -91,10 +91,7 @@ def migrate() -> None:
 @with_appcontext
 def create_merchant(name: str, email: str) -> None:
     """Create a merchant and its owner key; the key is printed this once."""
-    try:
-        data = MerchantCreateSchema().load({"name": name, "email": email})
-    except ma.ValidationError as exc:
-        raise click.ClickException(_messages(exc.messages)) from None
+    data = _load(MerchantCreateSchema(), {"name": name, "email": email})
     merchant, key, token = accounts.create_merchant(
         _unit_of_work(), _operator(), data["name"], data["email"]
     )
@@ -111,8 +108,11 @@ def create_merchant(name: str, email: str) -> None:
 @with_appcontext
 def create_key(merchant_id: uuid.UUID, role: str, label: str | None) -> None:
     """Create an API key with ROLE (owner, staff, analyst) for a merchant; printed this once."""
+    data = _load(KeyCreateSchema(), {"role": role, "label": label})
     try:
-        key, token = accounts.create_api_key(_unit_of_work(), _operator(), merchant_id, role, label)
+        key, token = accounts.create_api_key(
+            _unit_of_work(), _operator(), merchant_id, data["role"], data["label"]
+        )
     except NotFoundError:
         raise click.ClickException(f"no merchant {merchant_id}") from None
     click.echo(f"key       {key.id}  {role}" + (f"  {label}" if label else ""))
@@ -280,6 +280,17 @@ def _print_history(h: dict[str, Any]) -> None:
             f"  {_when(a['at'])}  {a['outcome']:<16}  merchant {a['merchant_id']}  key {key}"
             f"  venue {venue}"
         )
+
+
+def _load(schema: ma.Schema, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments checked by the HTTP API's own schema, so a shell takes exactly what the API
+    takes (the text rules included: a name from a terminal may carry control characters, and
+    bytes that are not UTF-8 arrive as lone surrogates)."""
+    try:
+        data: dict[str, Any] = schema.load(arguments)
+    except ma.ValidationError as exc:
+        raise click.ClickException(_messages(exc.messages)) from None
+    return data
 
 
 def _messages(messages: Any) -> str:
