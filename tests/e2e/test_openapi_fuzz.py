@@ -446,13 +446,27 @@ def request_line_too_long(response: Any) -> bool:
 # Strings worth trying wherever a string goes, on top of what Hypothesis makes up (which finds
 # these only now and then): most generated cases get one of them in place of one of their string
 # values, in the body or the query (see `mutated`). Each is a valid JSON string (the date-times
-# also a valid `format: date-time`), and each has broken a layer under the API before.
+# also a valid `format: date-time`), and each has broken a layer under the API before or got
+# through where it should have been refused. Bodies that are not JSON, nested thousands deep or
+# with numbers of thousands of digits are not Schemathesis' to make: tests/integration/
+# test_bad_input.py sends those to every operation the document lists.
 TRICKY_STRINGS = [
     "nul\u0000byte",  # PostgreSQL text cannot hold U+0000
     "2030-01-01T00:00:00+16:00",  # a UTC offset Python takes and PostgreSQL refuses (max 15:59)
     "0001-01-01T00:00:00+05:00",  # year 0 in UTC
     "9999-12-31T23:59:59-05:00",  # year 10000 in UTC
+    "lone\ud800surrogate",  # PostgreSQL's UTF-8 cannot hold it (in bodies only: see `mutate`)
+    "Kahvila\u202eanilaK",  # a right-to-left override: refused in text (api/schemas.py)
+    "tab\there\x1b[31m",  # control characters, a terminal escape among them
 ]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _string_slots(value: Any) -> list[tuple[Any, Any]]:
@@ -510,10 +524,15 @@ def mutated(case: schemathesis.Case, world: World) -> st.SearchStrategy[schemath
     """The case made by a drawn role; most of the time with a tricky string in one of its string
     values (body or query), and about one time in four aimed at real objects (one time in three
     another tenant's)."""
-    slots = _string_slots(case.body) + _string_slots(case.query or {})
+    body_slots = _string_slots(case.body)
+    slots = body_slots + _string_slots(case.query or {})
 
     def mutate(drawn: tuple[str, bool, bool, bool, str, int]) -> schemathesis.Case:
         role, real, foreign, plant, tricky, where = drawn
+        # A query string is UTF-8 bytes: a lone surrogate cannot be sent there at all (the client
+        # would fail to encode it), while a JSON body escapes it as "\ud800".
+        if where >= len(body_slots) and not _encodable(tricky):
+            plant = False
         if slots and plant:
             container, key = slots[where]
             container[key] = tricky
