@@ -122,6 +122,7 @@ class EmailAddress(Text):
     default_error_messages = {"invalid": "Not a valid email address."}
 
     def __init__(self, **kwargs: Any):
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "format": "email"}  # as fields.Email
         super().__init__(**kwargs)
         self.validators.insert(0, v.Email(error=str(self.error_messages["invalid"])))
 
