@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from core import uow
+from tests.waiting import wait_for
 
 
 def _kill(engine: Engine, pid: int) -> None:
-    """Terminate a backend and wait until it is gone."""
+    """Terminate a backend and wait until it is gone (a loaded machine can take seconds).
+
+    A transaction sees pg_stat_activity as it was at its first look: each poll clears that
+    snapshot, or a backend still alive at the first poll would look alive for good."""
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        for _ in range(500):
-            alive = conn.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            ).scalar_one()
-            if not alive:
-                return
-            time.sleep(0.01)
-    raise AssertionError(f"backend {pid} did not exit")
+
+        def gone() -> bool:
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+            return conn.execute(alive, {"pid": pid}).scalar_one() == 0
+
+        wait_for(
+            gone,
+            f"backend {pid} to exit",
+            timeout=60,
+            every=0.01,
+        )
 
 
 @pytest.fixture(params=[False, True], ids=["transactions", "autocommit"])
