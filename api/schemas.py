@@ -15,6 +15,10 @@ from marshmallow import fields as f
 from marshmallow import validate as v
 
 from core.accounts import ROLES
+from geo import venues
+from geo.geofence import DEFAULT_RADIUS_M, MAX_RADIUS_M, MIN_RADIUS_M
+from geo.verify import REASON_CODES
+from offers import analytics, catalog, checkins
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.rules import DAYS, RULE_KINDS
 
@@ -313,17 +317,28 @@ class VenueCreateSchema(ma.Schema):
     name = Text(required=True, validate=v.Length(1, 200))
     category = Text(load_default=None, allow_none=True, validate=v.Length(0, 100))
     timezone = Text(
-        load_default="UTC", validate=v.Length(1, 64), metadata={"example": "Europe/Helsinki"}
+        load_default=venues.DEFAULT_TIMEZONE,
+        validate=v.Length(1, 64),
+        metadata={"example": "Europe/Helsinki"},
     )
     location = Geometry(required=True, metadata=POINT_DOC)
     geofence = Geometry(load_default=None, metadata=POLYGON_DOC)
     radius_m = Number(
         load_default=None,
         allow_none=True,
-        metadata={"description": "Circle fence around location, 10 to 10,000 m (default 50)"},
+        metadata={
+            "description": f"Circle fence around location, {MIN_RADIUS_M:,.0f} to "
+            f"{MAX_RADIUS_M:,.0f} m (default {DEFAULT_RADIUS_M:,.0f})"
+        },
     )
-    checkin_cooldown_minutes = Integer(load_default=60, validate=v.Range(0, 10_080))
-    max_accuracy_m = Number(load_default=100.0, validate=v.Range(1, 5_000))
+    checkin_cooldown_minutes = Integer(
+        load_default=venues.DEFAULT_COOLDOWN_MINUTES,
+        validate=v.Range(0, venues.MAX_COOLDOWN_MINUTES),
+    )
+    max_accuracy_m = Number(
+        load_default=venues.DEFAULT_MAX_ACCURACY_M,
+        validate=v.Range(venues.MIN_ACCURACY_LIMIT_M, venues.MAX_ACCURACY_LIMIT_M),
+    )
 
 
 class VenuePatchSchema(VenueCreateSchema):
@@ -351,8 +366,13 @@ class VenueListSchema(ma.Schema):
 class NearbyArgsSchema(ma.Schema):
     lat = QueryNumber(required=True, validate=v.Range(-90, 90))
     lon = QueryNumber(required=True, validate=v.Range(-180, 180))
-    radius_m = QueryNumber(load_default=1_000.0, validate=v.Range(1, 50_000))
-    limit = QueryInteger(load_default=20, validate=v.Range(1, 100))
+    radius_m = QueryNumber(
+        load_default=venues.NEARBY_DEFAULT_RADIUS_M,
+        validate=v.Range(venues.NEARBY_MIN_RADIUS_M, venues.NEARBY_MAX_RADIUS_M),
+    )
+    limit = QueryInteger(
+        load_default=venues.NEARBY_DEFAULT_LIMIT, validate=v.Range(1, venues.NEARBY_MAX_LIMIT)
+    )
 
 
 class NearbyOfferSchema(ma.Schema):
@@ -465,7 +485,7 @@ class OfferPatchSchema(OfferCreateSchema):
 
 class OfferSchema(ma.Schema):
     id = f.UUID(required=True)
-    status = f.String(required=True, validate=v.OneOf(("draft", "active", "paused", "ended")))
+    status = f.String(required=True, validate=v.OneOf(catalog.STATUSES))
     venue_ids = f.List(f.UUID(), required=True)
     title = f.String(required=True)
     description = f.String(allow_none=True)
@@ -489,7 +509,7 @@ class OfferListSchema(ma.Schema):
 
 
 class OfferListArgsSchema(ma.Schema):
-    status = Text(validate=v.OneOf(("draft", "active", "paused", "ended")))
+    status = Text(validate=v.OneOf(catalog.STATUSES))
 
 
 class HealthSchema(ma.Schema):
@@ -523,18 +543,7 @@ class CheckinCreateSchema(ma.Schema):
 class ReasonSchema(ma.Schema):
     code = f.String(
         required=True,
-        validate=v.OneOf(
-            (
-                "outside_geofence",
-                "low_accuracy",
-                "stale_fix",
-                "future_fix",
-                "mock_location",
-                "impossible_travel",
-                "too_soon",
-                "presence_code_invalid",
-            )
-        ),
+        validate=v.OneOf(REASON_CODES),
     )
     detail = f.String(required=True)
 
@@ -584,7 +593,7 @@ class VerificationSchema(ma.Schema):
 
 class CheckinSchema(ma.Schema):
     id = f.UUID(required=True)
-    status = f.String(required=True, validate=v.OneOf(("verified", "rejected")))
+    status = f.String(required=True, validate=v.OneOf(checkins.STATUSES))
     reasons = f.List(f.Nested(ReasonSchema), required=True)
     unlocks = f.List(f.Nested(IssuedUnlockSchema), required=True)
     held_out = f.List(
@@ -674,7 +683,7 @@ class FunnelSchema(ma.Schema):
 
 
 class RedemptionsArgsSchema(PeriodArgsSchema):
-    group_by = Text(load_default="day", validate=v.OneOf(("day", "hour", "venue", "offer")))
+    group_by = Text(load_default=analytics.GROUP_BY[0], validate=v.OneOf(analytics.GROUP_BY))
     format = Text(
         load_default=None,
         validate=v.OneOf(("json", "csv")),

@@ -27,10 +27,13 @@ from core.uow import UnitOfWork
 from geo import presence
 from geo.geofence import DEFAULT_RADIUS_M, geofence_for, parse_point, to_geojson
 
+DEFAULT_TIMEZONE = "UTC"
 DEFAULT_COOLDOWN_MINUTES = 60
+MAX_COOLDOWN_MINUTES = 7 * 24 * 60  # a week
 DEFAULT_MAX_ACCURACY_M = 100.0
+MIN_ACCURACY_LIMIT_M, MAX_ACCURACY_LIMIT_M = 1.0, 5_000.0  # bounds of a venue's max_accuracy_m
 NEARBY_DEFAULT_RADIUS_M = 1_000.0
-NEARBY_MAX_RADIUS_M = 50_000.0
+NEARBY_MIN_RADIUS_M, NEARBY_MAX_RADIUS_M = 1.0, 50_000.0
 NEARBY_DEFAULT_LIMIT = 20
 NEARBY_MAX_LIMIT = 100
 
@@ -42,7 +45,7 @@ class VenueInput:
     name: str
     location: Any
     category: str | None = None
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_TIMEZONE
     geofence: Any = None
     radius_m: float | None = None
     checkin_cooldown_minutes: int = DEFAULT_COOLDOWN_MINUTES

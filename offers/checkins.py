@@ -52,6 +52,9 @@ from offers.abuse import (
 from offers.engine import OfferTerms, VisitFacts, counts_toward_group, decide
 from offers.rules import Group, rule_from_json, window_from_json
 
+VERIFIED, REJECTED = "verified", "rejected"
+STATUSES = (VERIFIED, REJECTED)
+
 
 @dataclass(frozen=True)
 class CheckinInput:
@@ -339,7 +342,7 @@ def _check_in(
         abuse,
     )
     checkin_id = uuid.uuid4()
-    status = "verified" if verdict.verified else "rejected"
+    status = VERIFIED if verdict.verified else REJECTED
     execute(
         session,
         _INSERT_CHECKIN,
