@@ -143,6 +143,9 @@ class Venue(Base):
     checkin_cooldown_minutes: Mapped[int] = mapped_column(Integer)
     max_accuracy_m: Mapped[float] = mapped_column(Float)
     presence_secret: Mapped[bytes] = mapped_column(LargeBinary(20))
+    # With a valid NFC tap, a fix within this many metres of the fence is plausible enough
+    # (indoors GPS is rough): docs/presence.md.
+    tap_radius_m: Mapped[float] = mapped_column(Float, server_default=text("500"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -154,6 +157,11 @@ class Offer(Base):
         CheckConstraint("status IN ('draft', 'active', 'paused', 'ended')", name="status"),
         CheckConstraint("holdout_pct >= 0 AND holdout_pct <= 50", name="holdout_pct"),
         CheckConstraint("total_cap IS NULL OR unlocked_count <= total_cap", name="cap"),
+        CheckConstraint("min_proof IN ('gps', 'presence_code', 'nfc_tap')", name="min_proof"),
+        # `requires_presence_code` is the older spelling of `min_proof` above gps.
+        CheckConstraint(
+            "requires_presence_code = (min_proof <> 'gps')", name="requires_presence_code"
+        ),
         Index("ix_offers_merchant_id_created_at", "merchant_id", "created_at"),
     )
 
@@ -171,6 +179,8 @@ class Offer(Base):
     per_user_cap: Mapped[int] = mapped_column(Integer)
     code_ttl_minutes: Mapped[int] = mapped_column(Integer)
     requires_presence_code: Mapped[bool] = mapped_column(Boolean)
+    # The weakest proof of presence that unlocks it (offers/proof.py).
+    min_proof: Mapped[str] = mapped_column(String(16), server_default=text("'gps'"))
     holdout_pct: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), server_default=text("'draft'"))
     created_at: Mapped[datetime] = _now()
@@ -207,6 +217,7 @@ class Checkin(Base):
     __tablename__ = "checkins"
     __table_args__ = (
         CheckConstraint("status IN ('verified', 'rejected')", name="status"),
+        CheckConstraint("proof IN ('gps', 'presence_code', 'nfc_tap', 'staff')", name="proof"),
         # impossible travel: the user's latest accepted fix; cooldown: latest at this venue
         Index("ix_checkins_user_id_observed_at", "user_id", "observed_at"),
         Index("ix_checkins_user_id_venue_id_created_at", "user_id", "venue_id", "created_at"),
@@ -263,6 +274,132 @@ class Checkin(Base):
     # 'staff_user' or 'staff_device' when the user (or a staff member's device) belongs to the
     # venue's merchant: such a check-in never unlocks that merchant's offers.
     staff_exclusion: Mapped[str | None] = mapped_column(String(16))
+    # The strongest proof of presence the check-in carried (offers/proof.py), the NFC tap it
+    # spent, and for a visit recorded by the merchant's staff, the key that recorded it.
+    proof: Mapped[str] = mapped_column(String(16), server_default=text("'gps'"))
+    nfc_tap_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("nfc_taps.id", ondelete="SET NULL"), unique=True
+    )
+    staff_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _now()
+
+
+class NfcTag(Base):
+    """An NTAG 424 DNA tag at a venue. Its SDM keys are derived from the service's master key
+    and this row's id (geo/sun.py), never stored. `last_counter` is the highest read counter
+    accepted: a tap is accepted only above it, by one conditional UPDATE."""
+
+    __tablename__ = "nfc_tags"
+    __table_args__ = (
+        # One live registration per physical tag.
+        Index(
+            "uq_nfc_tags_uid_live", "uid", unique=True, postgresql_where=text("deleted_at IS NULL")
+        ),
+        Index("ix_nfc_tags_venue_id", "venue_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    uid: Mapped[bytes] = mapped_column(LargeBinary(7))
+    label: Mapped[str | None] = mapped_column(String(200))
+    last_counter: Mapped[int] = mapped_column(Integer, server_default=text("-1"))
+    last_tap_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserCard(Base):
+    """A user's NTAG 424 DNA card or wristband, read by the merchant's staff for a mobile-less
+    check-in. Keys derived like a tag's; removing it sets `deleted_at` (the row stays as the
+    record of the change)."""
+
+    __tablename__ = "user_cards"
+    __table_args__ = (
+        Index(
+            "uq_user_cards_uid_live",
+            "uid",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index("ix_user_cards_user_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    uid: Mapped[bytes] = mapped_column(LargeBinary(7))
+    label: Mapped[str | None] = mapped_column(String(200))
+    last_counter: Mapped[int] = mapped_column(Integer, server_default=text("-1"))
+    last_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NfcTap(Base):
+    """Every SUN message received, from a venue's tag (`POST /v1/taps`) or a user's card (a
+    staff check-in), accepted or refused: the raw data of the leak report's NFC section. An
+    accepted tag tap carries a single-use token (only its SHA-256 is kept) that a check-in spends."""
+
+    __tablename__ = "nfc_taps"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('accepted', 'tap_invalid', 'tap_replayed')", name="outcome"),
+        Index("ix_nfc_taps_venue_id_created_at", "venue_id", "created_at"),
+        Index("ix_nfc_taps_tag_id_created_at", "tag_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    tag_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("nfc_tags.id", ondelete="CASCADE"))
+    card_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_cards.id", ondelete="CASCADE"), index=True
+    )
+    venue_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    counter: Mapped[int | None] = mapped_column(Integer)
+    # Reads of the tag between the previous accepted one and this one that nobody submitted.
+    counter_gap: Mapped[int | None] = mapped_column(Integer)
+    token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+
+class MemberCode(Base):
+    """The member codes a user was shown, per one-minute step, so that staff can find the user
+    by the code (`GET /v1/me/member-code` writes them, `POST /v1/staff-checkins` reads them)."""
+
+    __tablename__ = "member_codes"
+    __table_args__ = (Index("ix_member_codes_user_id", "user_id"),)
+
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class StaffCheckinAttempt(Base):
+    """Every staff check-in try with a member code or a card, and how it ended: wrong member
+    codes are limited per key and venue from these rows, and the leak report counts them."""
+
+    __tablename__ = "staff_checkin_attempts"
+    __table_args__ = (
+        Index("ix_staff_checkin_attempts_venue_id_created_at", "venue_id", "created_at"),
+        Index("ix_staff_checkin_attempts_api_key_id_created_at", "api_key_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -443,13 +580,18 @@ __all__ = [
     "IdempotencyRecord",
     "Impression",
     "Merchant",
+    "MemberCode",
     "MerchantStaffUser",
+    "NfcTag",
+    "NfcTap",
     "Offer",
     "OfferVenue",
     "RateLimitCounter",
     "Redemption",
     "RedemptionAttempt",
+    "StaffCheckinAttempt",
     "Unlock",
+    "UserCard",
     "User",
     "UserToken",
     "Venue",
