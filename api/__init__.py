@@ -56,7 +56,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = errors.ProblemApi(app, spec_kwargs={"extra_plugins": [ratelimit.TooManyRequestsPlugin()]})
     errors.init_app(app)
 
-    from api import accounts, analytics, audit, checkins, health, offers, redemptions, venues
+    from api import (
+        accounts,
+        analytics,
+        audit,
+        checkins,
+        health,
+        offers,
+        presence,
+        redemptions,
+        venues,
+    )
 
     blueprints = (
         health.blp,
@@ -64,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         venues.blp,
         offers.blp,
         checkins.blp,
+        presence.blp,
         redemptions.blp,
         analytics.blp,
         audit.blp,

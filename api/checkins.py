@@ -74,6 +74,17 @@ def present(result: CheckinResult) -> dict[str, Any]:
             if result.assessment.staff_exclusion
             else None,
         },
+        "proof": result.proof,
+        "locked": [
+            {
+                "offer_id": lock.offer_id,
+                "title": lock.title,
+                "code": lock.code,
+                "min_proof": lock.min_proof,
+                "detail": lock.detail,
+            }
+            for lock in result.locked
+        ],
         "created_at": result.created_at,
     }
 
@@ -87,7 +98,10 @@ class Checkins(MethodView):
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data: dict[str, Any]) -> Response:
         """Check in at a venue. The server verifies presence; a rejected check-in is recorded
-        and answered 201 with its reasons. `unlocks` lists the codes this visit earned;
+        and answered 201 with its reasons. With a `tap_token` (POST /v1/taps) the fix may be
+        indoors and rough; a token that is not the caller's own for this venue, or was used, is
+        the reason `tap_invalid`. `proof` says how strongly presence was proved; `locked` lists
+        offers that need a stronger proof, with what to do. `unlocks` lists the codes this visit earned;
         `verification` tells when the account or device is under a strike (offers then unlock
         only with the presence code shown at the venue) or is the merchant's own staff."""
         user = auth.current_user()

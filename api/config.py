@@ -193,6 +193,29 @@ def _check_origins(value: Any) -> str | None:
     return None
 
 
+_HEX_KEY = re.compile(r"(?:[0-9A-Fa-f]{2}){16,64}")
+
+
+def _check_master_key(value: Any) -> str | None:
+    if value is None or value == "":
+        return (
+            "is not set: the NFC tags' and cards' keys are derived from it (docs/presence.md); "
+            "generate one with `python3 -c 'import secrets; print(secrets.token_hex(32))'` and "
+            "keep it outside the database (make run and make test make a local one)"
+        )
+    if not isinstance(value, str) or not _HEX_KEY.fullmatch(value):
+        return "must be 32 to 128 hex digits (16 to 64 bytes; 64 hex digits recommended)"
+    return None
+
+
+def _check_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s?#]+", value):
+        return f"must be an http(s) URL without a query or fragment, got {value!r}"
+    return None
+
+
 MIB = 1024 * 1024
 
 SETTINGS: tuple[Setting, ...] = (
@@ -252,6 +275,24 @@ SETTINGS: tuple[Setting, ...] = (
         _at_least(1),
         "Travel faster than this from the previous accepted fix is `impossible_travel`. "
         "The contract fixes 300 km/h.",
+    ),
+    Setting(
+        "NFC_MASTER_KEY",
+        None,
+        _optional,
+        _check_master_key,
+        "Hex key (64 hex digits recommended) every NFC tag's and card's AES keys and every "
+        "user's member-code secret are derived from. Required; keep it outside the database "
+        "(a secret store). Changing it invalidates every registered tag and card. `make run` and "
+        "`make test` generate a local one (docs/presence.md).",
+    ),
+    Setting(
+        "NFC_TAP_URL",
+        None,
+        _optional,
+        _check_url,
+        "Base of the URL programmed into tags and cards (the app's link, e.g. "
+        "`https://app.example.com/tap`). Unset: `<this service's URL>/tap`.",
     ),
     Setting(
         "LOG_LEVEL",

@@ -184,6 +184,7 @@ def checkin_recorded(user_id: uuid.UUID, venue_id: uuid.UUID, result: CheckinRes
             "reasons": reasons,
             "distance_m": round(result.verdict.distance_m, 1),
             "presence_verified": result.verdict.presence_verified,
+            "proof": result.proof,
             "unlocked_offer_ids": [str(u.offer_id) for u in result.unlocks],
             "held_out_offer_ids": [str(o) for o in result.held_out],
         },

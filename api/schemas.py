@@ -17,7 +17,8 @@ from marshmallow import validate as v
 from core.accounts import ROLES
 from geo import venues
 from geo.geofence import DEFAULT_RADIUS_M, MAX_RADIUS_M, MIN_RADIUS_M
-from geo.verify import REASON_CODES
+from geo.proof import MIN_PROOFS, PROOFS
+from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M, REASON_CODES
 from offers import analytics, catalog, checkins
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.rules import DAYS, RULE_KINDS
@@ -339,6 +340,14 @@ class VenueCreateSchema(ma.Schema):
         load_default=venues.DEFAULT_MAX_ACCURACY_M,
         validate=v.Range(venues.MIN_ACCURACY_LIMIT_M, venues.MAX_ACCURACY_LIMIT_M),
     )
+    tap_radius_m = Number(
+        load_default=DEFAULT_TAP_RADIUS_M,
+        validate=v.Range(MIN_TAP_RADIUS_M, MAX_TAP_RADIUS_M),
+        metadata={
+            "description": "With a tap of the venue's NFC tag, a fix this far from the fence "
+            "(or nearer) is plausible enough; default 500"
+        },
+    )
 
 
 class VenuePatchSchema(VenueCreateSchema):
@@ -355,6 +364,7 @@ class VenueSchema(ma.Schema):
     radius_m = f.Float(allow_none=True)
     checkin_cooldown_minutes = f.Integer(required=True)
     max_accuracy_m = f.Float(required=True)
+    tap_radius_m = f.Float(required=True)
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -381,6 +391,7 @@ class NearbyOfferSchema(ma.Schema):
     rule = f.Dict(required=True, metadata={"description": "The rule, with at least `kind`"})
     unlock = f.String(required=True, metadata={"description": "What it takes to unlock"})
     requires_presence_code = f.Boolean(required=True)
+    min_proof = f.String(required=True, validate=v.OneOf(MIN_PROOFS))
     starts_at = UtcDateTime(allow_none=True)
     ends_at = UtcDateTime(allow_none=True)
     windows = f.List(f.Dict(), required=True)
@@ -476,6 +487,14 @@ class OfferCreateSchema(ma.Schema):
     per_user_cap = Integer(validate=v.Range(1, 1_000))
     code_ttl_minutes = Integer(validate=v.Range(1, 525_600))
     requires_presence_code = Boolean()
+    min_proof = Text(
+        validate=v.OneOf(MIN_PROOFS),
+        metadata={
+            "description": "The weakest proof of presence that unlocks it: gps (default), "
+            "presence_code or nfc_tap; staff check-ins satisfy every level, nfc_tap satisfies "
+            "presence_code. requires_presence_code: true is the same as presence_code."
+        },
+    )
     holdout_pct = Number(validate=v.Range(0, 50))
 
 
@@ -499,6 +518,7 @@ class OfferSchema(ma.Schema):
     per_user_cap = f.Integer(required=True)
     code_ttl_minutes = f.Integer(required=True)
     requires_presence_code = f.Boolean(required=True)
+    min_proof = f.String(required=True, validate=v.OneOf(MIN_PROOFS))
     holdout_pct = f.Float(required=True)
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
@@ -538,14 +558,31 @@ class CheckinCreateSchema(ma.Schema):
         metadata={"description": "The code shown at the venue, when the user scanned or typed it"},
     )
     device_id = Text(load_default=None, allow_none=True, validate=v.Length(1, 200))
+    tap_token = Text(
+        load_default=None,
+        allow_none=True,
+        validate=v.Length(1, 200),
+        metadata={
+            "description": "From POST /v1/taps at this venue: with it the fix may be indoors "
+            "and rough (within the venue's tap_radius_m)"
+        },
+    )
 
 
 class ReasonSchema(ma.Schema):
-    code = f.String(
-        required=True,
-        validate=v.OneOf(REASON_CODES),
-    )
+    code = f.String(required=True, validate=v.OneOf(REASON_CODES))
     detail = f.String(required=True)
+
+
+class LockedSchema(ma.Schema):
+    offer_id = f.UUID(required=True)
+    title = f.String(required=True)
+    code = f.String(required=True, validate=v.OneOf(("presence_code_required", "nfc_tap_required")))
+    min_proof = f.String(required=True, validate=v.OneOf(MIN_PROOFS))
+    detail = f.String(
+        required=True,
+        metadata={"description": "What to tell the user, e.g. 'tap the tag at the counter'"},
+    )
 
 
 class IssuedUnlockSchema(ma.Schema):
@@ -604,6 +641,19 @@ class CheckinSchema(ma.Schema):
         },
     )
     verification = f.Nested(VerificationSchema, required=True)
+    proof = f.String(
+        required=True,
+        validate=v.OneOf(PROOFS),
+        metadata={"description": "The strongest proof of presence the check-in carried"},
+    )
+    locked = f.List(
+        f.Nested(LockedSchema),
+        required=True,
+        metadata={
+            "description": "Offers this verified check-in left locked for want of a stronger "
+            "proof of presence, with what to do"
+        },
+    )
     created_at = UtcDateTime(required=True)
 
 
@@ -808,3 +858,141 @@ class OfferHealthSchema(ma.Schema):
 
 class OfferHealthListSchema(ma.Schema):
     offers = f.List(f.Nested(OfferHealthSchema), required=True)
+
+
+# ---- proof of presence: NFC tags, taps, cards, member codes, staff check-ins -------------
+
+HEX32 = v.Regexp(r"^[0-9A-Fa-f]{32}$", error="32 hex digits")
+HEX16 = v.Regexp(r"^[0-9A-Fa-f]{16}$", error="16 hex digits")
+UID_DOC = {"description": "The tag's 7-byte UID: 14 hex digits", "example": "04DE5F1EACC040"}
+
+
+class NfcTagCreateSchema(ma.Schema):
+    uid = Text(required=True, validate=v.Length(14, 20), metadata=UID_DOC)
+    label = Text(load_default=None, allow_none=True, validate=v.Length(1, 200))
+
+
+class NfcTagSchema(ma.Schema):
+    id = f.UUID(required=True)
+    venue_id = f.UUID(required=True)
+    uid = f.String(required=True)
+    label = f.String(allow_none=True)
+    last_counter = f.Integer(
+        allow_none=True, metadata={"description": "The highest read counter accepted"}
+    )
+    last_tap_at = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime(required=True)
+
+
+class KeysShownOnceMixin(ma.Schema):
+    sdm_meta_read_key = f.String(
+        required=True, metadata={"description": "AES-128, 32 hex: shown once, never again"}
+    )
+    sdm_file_read_key = f.String(
+        required=True, metadata={"description": "AES-128, 32 hex: shown once, never again"}
+    )
+    url_template = f.String(
+        required=True,
+        metadata={
+            "description": "The URL to program, its picc_data and cmac mirrored over the zeros"
+        },
+    )
+    picc_data_offset = f.Integer(
+        required=True, metadata={"description": "Where picc_data's zeros start in the URL"}
+    )
+    cmac_offset = f.Integer(
+        required=True, metadata={"description": "Where cmac's zeros start in the URL"}
+    )
+
+
+class NfcTagCreatedSchema(NfcTagSchema, KeysShownOnceMixin):
+    pass
+
+
+class NfcTagListSchema(ma.Schema):
+    nfc_tags = f.List(f.Nested(NfcTagSchema), required=True)
+
+
+class TapCreateSchema(ma.Schema):
+    picc_data = Text(required=True, validate=HEX32, metadata={"description": "From the tag's URL"})
+    cmac = Text(required=True, validate=HEX16, metadata={"description": "From the tag's URL"})
+    tag_id = f.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "The tag's id: the URL's `t` parameter. Each tag has its own keys, "
+            "so a tap without it cannot be verified (tap_invalid)"
+        },
+    )
+
+
+class TapSchema(ma.Schema):
+    tap_token = f.String(
+        required=True, metadata={"description": "Send it with POST /v1/checkins; single use"}
+    )
+    venue_id = f.UUID(required=True)
+    expires_at = UtcDateTime(required=True)
+
+
+class CardCreateSchema(ma.Schema):
+    uid = Text(required=True, validate=v.Length(14, 20), metadata=UID_DOC)
+    label = Text(load_default=None, allow_none=True, validate=v.Length(1, 200))
+
+
+class CardSchema(ma.Schema):
+    id = f.UUID(required=True)
+    uid = f.String(required=True)
+    label = f.String(allow_none=True)
+    last_read_at = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime(required=True)
+
+
+class CardCreatedSchema(CardSchema, KeysShownOnceMixin):
+    pass
+
+
+class CardListSchema(ma.Schema):
+    cards = f.List(f.Nested(CardSchema), required=True)
+
+
+class MemberCodeSchema(ma.Schema):
+    code = f.String(required=True, metadata={"description": "8 digits", "example": "40338314"})
+    valid_until = UtcDateTime(
+        required=True,
+        metadata={"description": "When the next code starts; this one works a minute more"},
+    )
+
+
+class CardReadSchema(ma.Schema):
+    picc_data = Text(required=True, validate=HEX32)
+    cmac = Text(required=True, validate=HEX16)
+    card_id = f.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "The card's id: the `card` parameter of its URL"},
+    )
+
+
+class StaffCheckinCreateSchema(ma.Schema):
+    venue_id = f.UUID(required=True)
+    member_code = Text(
+        load_default=None,
+        allow_none=True,
+        validate=v.Length(1, 20),
+        metadata={"description": "The 8 digits the guest shows"},
+    )
+    card = f.Nested(
+        CardReadSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "What the guest's card or wristband said when read"},
+    )
+
+    @ma.validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("member_code") is None) == (data.get("card") is None):
+            raise ma.ValidationError("send either member_code or card", "member_code")
+
+
+class StaffCheckinSchema(CheckinSchema):
+    user_id = f.UUID(required=True, metadata={"description": "Whose visit was recorded"})

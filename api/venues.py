@@ -113,7 +113,9 @@ class Nearby(MethodView):
         for venue in found:
             for offer in venue.offers:
                 offer["unlock"] = describe_rule(rule_from_json(offer["rule"]))
-                if offer["requires_presence_code"]:
+                if offer.get("min_proof") == "nfc_tap":
+                    offer["unlock"] += ", with a tap of the tag at the counter"
+                elif offer["requires_presence_code"]:
                     offer["unlock"] += ", with the code shown at the venue"
         user = auth.current_user_or_none(conn)
         impressions = (

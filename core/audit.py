@@ -44,6 +44,8 @@ ACTIONS = (
     "redemption.create",
     "staff_user.create",
     "staff_user.delete",
+    "nfc_tag.create",
+    "nfc_tag.delete",
 )
 
 # Never recorded, whatever a caller passes.
@@ -59,6 +61,8 @@ SECRET_FIELDS = frozenset(
         "qr_payload",
         "secret",
         "secret_hash",
+        "sdm_file_read_key",
+        "sdm_meta_read_key",
         "token",
     }
 )

@@ -26,6 +26,7 @@ from core.models import Venue
 from core.uow import UnitOfWork
 from geo import presence
 from geo.geofence import DEFAULT_RADIUS_M, geofence_for, parse_point, to_geojson
+from geo.verify import DEFAULT_TAP_RADIUS_M
 
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_COOLDOWN_MINUTES = 60
@@ -50,6 +51,7 @@ class VenueInput:
     radius_m: float | None = None
     checkin_cooldown_minutes: int = DEFAULT_COOLDOWN_MINUTES
     max_accuracy_m: float = DEFAULT_MAX_ACCURACY_M
+    tap_radius_m: float = DEFAULT_TAP_RADIUS_M
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -77,6 +79,7 @@ def venue_view(venue: Venue) -> VenueView:
         "radius_m": venue.radius_m,
         "checkin_cooldown_minutes": venue.checkin_cooldown_minutes,
         "max_accuracy_m": venue.max_accuracy_m,
+        "tap_radius_m": venue.tap_radius_m,
         "created_at": venue.created_at,
         "updated_at": venue.updated_at,
     }
@@ -100,6 +103,7 @@ def create_venue(
             radius_m=None if data.geofence is not None else (data.radius_m or DEFAULT_RADIUS_M),
             checkin_cooldown_minutes=data.checkin_cooldown_minutes,
             max_accuracy_m=data.max_accuracy_m,
+            tap_radius_m=data.tap_radius_m,
             presence_secret=presence.new_secret(),
         )
         uow.session.add(venue)
@@ -158,7 +162,14 @@ def update_venue(
     with uow:
         venue = get_venue(uow.session, merchant_id, venue_id, lock=True)
         before = audit.jsonable(venue_view(venue))
-        for field in ("name", "category", "timezone", "checkin_cooldown_minutes", "max_accuracy_m"):
+        for field in (
+            "name",
+            "category",
+            "timezone",
+            "checkin_cooldown_minutes",
+            "max_accuracy_m",
+            "tap_radius_m",
+        ):
             if field in changes:
                 setattr(venue, field, changes[field])
         if changes.keys() & {"location", "geofence", "radius_m"}:
@@ -247,6 +258,7 @@ _NEARBY_SQL = text(
         SELECT json_agg(json_build_object(
                    'id', f.id, 'title', f.title, 'rule', f.rule,
                    'requires_presence_code', f.requires_presence_code,
+                   'min_proof', f.min_proof,
                    'starts_at', f.starts_at, 'ends_at', f.ends_at, 'windows', f.windows)
                ORDER BY f.created_at, f.id) AS offers
         FROM offer_venues ov JOIN offers f ON f.id = ov.offer_id

@@ -38,6 +38,12 @@ MOCK_LOCATION = "mock_location"
 IMPOSSIBLE_TRAVEL = "impossible_travel"
 TOO_SOON = "too_soon"
 PRESENCE_CODE_INVALID = "presence_code_invalid"
+# A tap token was sent and it is not the caller's own, unspent, unexpired one for this venue.
+TAP_INVALID = "tap_invalid"
+# With a valid tap, a fix this far from the fence is still plausible (indoors GPS is rough).
+DEFAULT_TAP_RADIUS_M = 500.0
+MIN_TAP_RADIUS_M = 10.0
+MAX_TAP_RADIUS_M = 5_000.0
 # Every reason code, in the order a verdict lists them.
 REASON_CODES = (
     OUTSIDE_GEOFENCE,
@@ -48,6 +54,7 @@ REASON_CODES = (
     IMPOSSIBLE_TRAVEL,
     TOO_SOON,
     PRESENCE_CODE_INVALID,
+    TAP_INVALID,
 )
 
 
@@ -63,6 +70,7 @@ class VenueSpec:
     cooldown_minutes: int  # 0 disables the cooldown
     max_accuracy_m: float
     presence_secret: bytes
+    tap_radius_m: float = DEFAULT_TAP_RADIUS_M
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,14 @@ class Fix:
     observed_at: datetime  # tz-aware; when the phone took the fix
     mock_location: bool
     presence_code: str | None
+
+
+@dataclass(frozen=True)
+class Tap:
+    """What the check-in carried of an NFC tap (geo/nfc.py): a token was sent, and whether it
+    was the caller's own, unspent, unexpired token for this venue (the caller spent it)."""
+
+    valid: bool
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,7 @@ class Verdict:
     reasons: tuple[Reason, ...]
     distance_m: float  # geodesic metres from the fix to the fence (0 inside)
     presence_verified: bool  # a presence code was sent and accepted
+    tap_verified: bool = False  # a valid tap token was spent
 
     @property
     def verified(self) -> bool:
@@ -132,8 +149,18 @@ def verify_fix(
     history: History,
     now: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    *,
+    tap: Tap | None = None,
+    staff: bool = False,
 ) -> Verdict:
     """Judge `fix` against every rule and list every one it breaks, in `REASON_CODES` order.
+
+    With a valid `tap`, the fix may be indoors and rough: `outside_geofence` and `low_accuracy`
+    give way to a plausibility check (the fix itself, whatever its accuracy, within
+    `venue.tap_radius_m` of the fence; beyond it the reason is `outside_geofence`). An invalid
+    tap is `tap_invalid`, and the fix is then judged as without one. With `staff` (the merchant's
+    staff recorded the visit at the venue: the fix is the venue's location) neither applies;
+    every other rule (freshness, travel, cooldown) holds for all.
 
     `now` is the server's time, passed in so the verdict is reproducible. Malformed input
     (naive datetimes, coordinates out of range, an accuracy that is negative or not finite)
@@ -145,20 +172,28 @@ def verify_fix(
     presence_verified = fix.presence_code is not None and accepts(
         venue.presence_secret, fix.presence_code, now
     )
+    tapped = tap is not None and tap.valid
+    if staff:
+        placement: tuple[Reason | None, ...] = (None, None)
+    elif tapped:
+        placement = (_beyond_tap_radius(distance, venue), None)
+    else:
+        placement = (_outside_geofence(distance, fix), _low_accuracy(venue, fix))
     checks = (
-        _outside_geofence(distance, fix),
-        _low_accuracy(venue, fix),
+        *placement,
         _stale_fix(fix, now, thresholds.stale_after),
         _future_fix(fix, now, thresholds.future_tolerance),
         _mock_location(fix),
         _impossible_travel(fix, history.previous_fix, thresholds.max_speed_kmh),
         _too_soon(venue, history, now),
         _presence_code_invalid(fix, presence_verified),
+        _tap_invalid(tap),
     )
     return Verdict(
         reasons=tuple(r for r in checks if r is not None),
         distance_m=distance,
         presence_verified=presence_verified,
+        tap_verified=tapped,
     )
 
 
@@ -188,6 +223,28 @@ def _outside_geofence(distance: float, fix: Fix) -> Reason | None:
         OUTSIDE_GEOFENCE,
         f"the fix is {_metres(distance)} outside the geofence; "
         f"its accuracy is {_metres(fix.accuracy_m)}",
+    )
+
+
+def _beyond_tap_radius(distance: float, venue: VenueSpec) -> Reason | None:
+    # The tap proves someone read the tag; the fix only has to make it plausible that it was
+    # this caller. Its accuracy circle is no excuse here: a fix from home with a huge claimed
+    # accuracy must not reach the venue.
+    if distance <= venue.tap_radius_m:
+        return None
+    return Reason(
+        OUTSIDE_GEOFENCE,
+        f"the fix is {_metres(distance)} from the venue; with a tap of its tag it must be "
+        f"within {_metres(venue.tap_radius_m)}",
+    )
+
+
+def _tap_invalid(tap: Tap | None) -> Reason | None:
+    if tap is None or tap.valid:
+        return None
+    return Reason(
+        TAP_INVALID,
+        "the tap token is not yours, not for this venue, already used or expired: tap the tag again",
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, cast
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -103,6 +104,7 @@ class Venue(TypedDict):
     radius_m: float | None  # set when the fence is a circle
     checkin_cooldown_minutes: int
     max_accuracy_m: float
+    tap_radius_m: float  # with a tap of its tag, a fix this near the fence is plausible
     created_at: str
     updated_at: str
 
@@ -118,6 +120,7 @@ class NearbyOffer(TypedDict):
     rule: dict[str, Any]
     unlock: str  # what it takes to unlock, for people
     requires_presence_code: bool
+    min_proof: Literal["gps", "presence_code", "nfc_tap"]
     starts_at: str | None
     ends_at: str | None
     windows: list[dict[str, Any]]
@@ -148,6 +151,7 @@ class Offer(TypedDict):
     per_user_cap: int
     code_ttl_minutes: int
     requires_presence_code: bool
+    min_proof: Literal["gps", "presence_code", "nfc_tap"]
     holdout_pct: float
     created_at: str
     updated_at: str
@@ -174,7 +178,58 @@ class Checkin(TypedDict):
     reasons: list[Reason]
     unlocks: list[IssuedUnlock]
     held_out: list[str]  # offer ids this visit earned but that hold the user out
+    proof: Literal["gps", "presence_code", "nfc_tap", "staff"]
+    locked: list[dict[str, Any]]  # offers needing a stronger proof, with what to do
     created_at: str
+
+
+class NfcTag(TypedDict):
+    id: str
+    venue_id: str
+    uid: str
+    label: str | None
+    last_counter: int | None
+    last_tap_at: str | None
+    created_at: str
+
+
+class NfcTagCreated(NfcTag):
+    sdm_meta_read_key: str  # shown once
+    sdm_file_read_key: str  # shown once
+    url_template: str
+    picc_data_offset: int
+    cmac_offset: int
+
+
+class Tap(TypedDict):
+    tap_token: str
+    venue_id: str
+    expires_at: str
+
+
+class UserCard(TypedDict):
+    id: str
+    uid: str
+    label: str | None
+    last_read_at: str | None
+    created_at: str
+
+
+class UserCardCreated(UserCard):
+    sdm_meta_read_key: str
+    sdm_file_read_key: str
+    url_template: str
+    picc_data_offset: int
+    cmac_offset: int
+
+
+class MemberCode(TypedDict):
+    code: str
+    valid_until: str
+
+
+class StaffCheckin(Checkin):
+    user_id: str
 
 
 class WalletEntry(IssuedUnlock):
@@ -432,6 +487,7 @@ class Client:
         mock_location: bool | None = None,
         presence_code: str | None = None,
         device_id: str | None = None,
+        tap_token: str | None = None,
         idempotency_key: str | None = None,
     ) -> Checkin:
         """Check in; a rejected check-in is an answer (status "rejected" with reasons).
@@ -450,11 +506,78 @@ class Client:
             ("mock_location", mock_location),
             ("presence_code", presence_code),
             ("device_id", device_id),
+            ("tap_token", tap_token),
         ):
             if value is not None:
                 body[name] = value
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return cast(Checkin, self._json("POST", "/v1/checkins", body, headers=headers))
+
+    # ---- proof of presence: tags, taps, cards, member codes, staff check-ins ----
+
+    def register_nfc_tag(self, venue_id: str, uid: str, label: str | None = None) -> NfcTagCreated:
+        """Register a venue's NTAG 424 DNA tag (owner); its keys are in this answer only."""
+        body: dict[str, Any] = {"uid": uid}
+        if label is not None:
+            body["label"] = label
+        return cast(NfcTagCreated, self._json("POST", f"/v1/venues/{venue_id}/nfc-tags", body))
+
+    def list_nfc_tags(self, venue_id: str) -> list[NfcTag]:
+        return cast(list[NfcTag], self._json("GET", f"/v1/venues/{venue_id}/nfc-tags")["nfc_tags"])
+
+    def delete_nfc_tag(self, tag_id: str) -> None:
+        self.call("DELETE", f"/v1/nfc-tags/{tag_id}")
+
+    def tap(self, url: str) -> Tap:
+        """Send what a tag's URL said (its `t`, `picc_data` and `cmac`) for a tap token."""
+        query = parse_qs(urlsplit(url).query)
+        body: dict[str, Any] = {
+            "picc_data": query["picc_data"][0],
+            "cmac": query["cmac"][0],
+        }
+        if "t" in query:
+            body["tag_id"] = query["t"][0]
+        return cast(Tap, self._json("POST", "/v1/taps", body))
+
+    def register_card(self, uid: str, label: str | None = None) -> UserCardCreated:
+        body: dict[str, Any] = {"uid": uid}
+        if label is not None:
+            body["label"] = label
+        return cast(UserCardCreated, self._json("POST", "/v1/me/cards", body))
+
+    def list_cards(self) -> list[UserCard]:
+        return cast(list[UserCard], self._json("GET", "/v1/me/cards")["cards"])
+
+    def remove_card(self, card_id: str) -> None:
+        self.call("DELETE", f"/v1/me/cards/{card_id}")
+
+    def member_code(self) -> MemberCode:
+        return cast(MemberCode, self._json("GET", "/v1/me/member-code"))
+
+    def staff_check_in(
+        self,
+        venue_id: str,
+        *,
+        member_code: str | None = None,
+        card_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> StaffCheckin:
+        """Record a guest's visit at the venue (owner or staff key), by the member code the
+        guest shows or the URL their card gave the reader."""
+        body: dict[str, Any] = {"venue_id": venue_id}
+        if member_code is not None:
+            body["member_code"] = member_code
+        if card_url is not None:
+            query = parse_qs(urlsplit(card_url).query)
+            card: dict[str, Any] = {
+                "picc_data": query["picc_data"][0],
+                "cmac": query["cmac"][0],
+            }
+            if "card" in query:
+                card["card_id"] = query["card"][0]
+            body["card"] = card
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return cast(StaffCheckin, self._json("POST", "/v1/staff-checkins", body, headers=headers))
 
     def wallet(self, status: str | None = None) -> list[WalletEntry]:
         params = self._params(status=status)

@@ -18,6 +18,7 @@ from core import audit
 from core.errors import IllegalTransitionError, NotFoundError, ValidationError
 from core.models import Offer, OfferStatusChange, OfferVenue, Venue
 from core.uow import UnitOfWork
+from geo import proof as proofs
 
 STATUSES = ("draft", "active", "paused", "ended")
 
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "per_user_cap": 1,
     "code_ttl_minutes": 1440,
     "requires_presence_code": False,
+    "min_proof": proofs.DEFAULT_MIN_PROOF,
     "holdout_pct": 0,
 }
 FIELDS = ("title", "rule", *DEFAULTS)
@@ -63,6 +65,7 @@ def create_offer(
     with uow:
         session = uow.session
         values = {**DEFAULTS, **{k: v for k, v in data.items() if k in FIELDS}}
+        values.update(_proof_fields(data, DEFAULTS["min_proof"]))
         _check_period(values["starts_at"], values["ends_at"])
         offer = Offer(merchant_id=merchant_id, status="draft", unlocked_count=0, **values)
         session.add(offer)
@@ -133,6 +136,7 @@ def update_offer(
                 f"total_cap cannot go below the {offer.unlocked_count} unlocks already issued",
                 errors={"total_cap": [f"must be at least {offer.unlocked_count}"]},
             )
+        changes = {**changes, **_proof_fields(changes, offer.min_proof)}
         for field in FIELDS:
             if field in changes:
                 setattr(offer, field, changes[field])
@@ -183,6 +187,29 @@ def transition(
         )
         uow.commit()
         return view
+
+
+def _proof_fields(data: dict[str, Any], current: str) -> dict[str, Any]:
+    """`min_proof` and `requires_presence_code` kept consistent: the flag is the older spelling
+    of `min_proof` above gps. Only the one sent decides; both sent must agree."""
+    sent_min = data.get("min_proof")
+    sent_flag = data.get("requires_presence_code")
+    if sent_min is None and sent_flag is None:
+        return {}
+    if sent_min is None:
+        if sent_flag:  # a stronger level already set stays: it satisfies the code
+            min_proof = current if current != proofs.GPS else proofs.PRESENCE_CODE
+        else:
+            min_proof = proofs.GPS
+    else:
+        min_proof = sent_min
+        if sent_flag is not None and sent_flag != (min_proof != proofs.GPS):
+            raise ValidationError(
+                "requires_presence_code contradicts min_proof (true means min_proof"
+                " presence_code or stronger; send min_proof alone)",
+                errors={"requires_presence_code": [f"must be {min_proof != proofs.GPS}"]},
+            )
+    return {"min_proof": min_proof, "requires_presence_code": min_proof != proofs.GPS}
 
 
 def _check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:

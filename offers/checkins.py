@@ -13,6 +13,13 @@ number of offers at the venue:
    the pure decision per offer (`offers.engine.decide`);
 5. one conditional UPDATE claiming the total caps of all offers to unlock
    (`unlocked_count + n <= total_cap`), one INSERT of the unlocks and one of the holdouts.
+
+A check-in with a `tap_token` spends it with one conditional UPDATE after step 2 (the caller's
+own, unspent, unexpired token for this venue, or none); a GPS-only check-in makes no extra trip.
+
+`staff_check_in` is the same use case for a visit the merchant's staff record at the venue
+(a member code or a card read, `proof` `staff`): it finds the user first (guess-limited for
+member codes), then runs the same steps on the user's behalf, the fix being the venue's location.
 """
 
 from __future__ import annotations
@@ -29,13 +36,17 @@ from shapely.geometry import MultiPolygon, Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError
+from core import audit
+from core.errors import DomainError, NotFoundError, ValidationError
 from core.uow import UnitOfWork, execute
+from geo import members, nfc
+from geo import proof as proofs
 from geo.verify import (
     DEFAULT_THRESHOLDS,
     Fix,
     History,
     PreviousFix,
+    Tap,
     Thresholds,
     VenueSpec,
     Verdict,
@@ -49,7 +60,7 @@ from offers.abuse import (
     Assessment,
     assess,
 )
-from offers.engine import OfferTerms, VisitFacts, counts_toward_group, decide
+from offers.engine import PROOF_REQUIRED, OfferTerms, VisitFacts, counts_toward_group, decide
 from offers.rules import Group, rule_from_json, window_from_json
 
 VERIFIED, REJECTED = "verified", "rejected"
@@ -66,6 +77,18 @@ class CheckinInput:
     mock_location: bool = False
     presence_code: str | None = None
     device_id: str | None = None
+    tap_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Locked:
+    """An offer this verified check-in left locked for want of a stronger proof of presence."""
+
+    offer_id: uuid.UUID
+    title: str
+    code: str  # offers.engine: presence_code_required | nfc_tap_required
+    min_proof: str
+    detail: str  # what the app can tell the user to do
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,10 @@ class CheckinResult:
     held_out: list[uuid.UUID] = field(default_factory=list)
     # The rule kind of every offer considered (metrics count unlocks by kind).
     offer_kinds: dict[uuid.UUID, str] = field(default_factory=dict)
+    # The strongest proof of presence the check-in carried (geo/proof.py).
+    proof: str = proofs.GPS
+    locked: list[Locked] = field(default_factory=list)
+    user_id: uuid.UUID | None = None
 
 
 # One check-in per user at a time: its history, cooldown and caps are read, then written.
@@ -99,7 +126,7 @@ _VENUE_AND_HISTORY = text(
     SELECT v.id, v.merchant_id, v.timezone,
            ST_X(v.location::geometry) AS lon, ST_Y(v.location::geometry) AS lat,
            ST_AsBinary(v.geofence) AS geofence, v.radius_m,
-           v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret,
+           v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret, v.tap_radius_m,
            clock_timestamp() AS now,  -- the database clock at this check-in
            ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
            prev.observed_at AS prev_observed_at,
@@ -152,11 +179,12 @@ _INSERT_CHECKIN = text(
     """
     INSERT INTO checkins (id, user_id, venue_id, location, accuracy_m, observed_at,
                           mock_location, presence_code_sent, device_id, status, reasons,
-                          reason_codes, strikes, staff_exclusion, created_at)
+                          reason_codes, strikes, staff_exclusion, proof, nfc_tap_id,
+                          staff_key_id, created_at)
     VALUES (:id, :user_id, :venue_id,
             ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :accuracy_m, :observed_at,
             :mock_location, :presence_code_sent, :device_id, :status, CAST(:reasons AS jsonb),
-            :reason_codes, :strikes, :staff_exclusion, now())
+            :reason_codes, :strikes, :staff_exclusion, :proof, :nfc_tap_id, :staff_key_id, now())
     """
 )
 
@@ -165,7 +193,7 @@ _INSERT_CHECKIN = text(
 _CANDIDATES = text(
     """
     SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,
-           o.requires_presence_code, o.holdout_pct, o.code_ttl_minutes,
+           o.requires_presence_code, o.min_proof, o.holdout_pct, o.code_ttl_minutes,
            vis.visits, vis.visits_within,
            (SELECT count(*) FROM unlocks u WHERE u.offer_id = o.id AND u.user_id = :user_id)
                AS user_unlocks,
@@ -198,12 +226,12 @@ _CANDIDATES = text(
     CROSS JOIN LATERAL (
         SELECT json_agg(json_build_object(
                    'user_id', m.user_id, 'checkin_id', m.checkin_id,
-                   'presence', m.presence_code_sent, 'unlocks', m.unlocks,
+                   'presence', m.presence_code_sent, 'proof', m.proof, 'unlocks', m.unlocks,
                    'recent', m.recent, 'strikes', m.strikes,
                    'staff', m.staff_exclusion IS NOT NULL)) AS members
         FROM (
             SELECT DISTINCT ON (c.user_id) c.user_id, c.id AS checkin_id, c.presence_code_sent,
-                   c.strikes, c.staff_exclusion,
+                   c.proof, c.strikes, c.staff_exclusion,
                    (SELECT count(*) FROM unlocks u
                     WHERE u.offer_id = o.id AND u.user_id = c.user_id) AS unlocks,
                    EXISTS (SELECT 1 FROM unlocks u
@@ -268,6 +296,23 @@ class _Grant:
     ttl_minutes: int
 
 
+_SPEND_TAP = text(
+    """
+    UPDATE nfc_taps SET used_at = now()
+    WHERE token_hash = :hash AND user_id = :user_id AND venue_id = :venue_id
+      AND outcome = 'accepted' AND used_at IS NULL AND expires_at > now()
+    RETURNING id
+    """
+)
+
+
+@dataclass(frozen=True)
+class StaffVisit:
+    """A visit the merchant's staff record at the venue: the key that recorded it."""
+
+    key_id: uuid.UUID | None
+
+
 def check_in(
     uow: UnitOfWork,
     user_id: uuid.UUID,
@@ -288,6 +333,7 @@ def _check_in(
     data: CheckinInput,
     thresholds: Thresholds,
     abuse: AbuseThresholds,
+    staff: StaffVisit | None = None,
 ) -> CheckinResult:
     execute(session, _USER_LOCK, {"k": f"user:{user_id}"})
     row = execute(
@@ -305,6 +351,22 @@ def _check_in(
     if row is None:
         raise NotFoundError("no such venue")
     now: datetime = row.now
+    if staff is not None:  # staff saw the user at the venue: the fix is the venue's location
+        data = CheckinInput(data.venue_id, row.lat, row.lon, 0.0, now)
+    tap: Tap | None = None
+    tap_id: uuid.UUID | None = None
+    if data.tap_token is not None:
+        spent = execute(
+            session,
+            _SPEND_TAP,
+            {
+                "hash": nfc.token_hash(data.tap_token),
+                "user_id": str(user_id),
+                "venue_id": str(data.venue_id),
+            },
+        ).first()
+        tap = Tap(valid=spent is not None)
+        tap_id = spent.id if spent is not None else None
     venue = VenueSpec(
         fence=_multipolygon(row.geofence),
         center=Point(row.lon, row.lat),
@@ -312,6 +374,7 @@ def _check_in(
         cooldown_minutes=row.checkin_cooldown_minutes,
         max_accuracy_m=row.max_accuracy_m,
         presence_secret=bytes(row.presence_secret),
+        tap_radius_m=row.tap_radius_m,
     )
     previous = (
         PreviousFix(Point(row.prev_lon, row.prev_lat), row.prev_observed_at)
@@ -330,6 +393,8 @@ def _check_in(
         History(previous_fix=previous, last_verified_here_at=row.last_here_at),
         now,
         thresholds,
+        tap=tap,
+        staff=staff is not None,
     )
     assessment = assess(
         AbuseFacts(
@@ -337,10 +402,12 @@ def _check_in(
             user_devices=int(row.user_devices),
             recent_rejections=int(row.recent_rejections),
             staff_user=bool(row.staff_user),
-            staff_device=bool(row.staff_device),
+            staff_device=bool(row.staff_device)
+            or (staff is not None and _uses_staff_device(session, user_id, row, abuse)),
         ),
         abuse,
     )
+    proof = proof_of(verdict, staff is not None)
     checkin_id = uuid.uuid4()
     status = VERIFIED if verdict.verified else REJECTED
     execute(
@@ -364,14 +431,209 @@ def _check_in(
             "staff_exclusion": assessment.staff_exclusion.code
             if assessment.staff_exclusion
             else None,
+            "proof": proof,
+            "nfc_tap_id": str(tap_id) if tap_id else None,
+            "staff_key_id": str(staff.key_id) if staff and staff.key_id else None,
         },
     )
-    result = CheckinResult(checkin_id, status, verdict, now, assessment)
+    result = CheckinResult(
+        checkin_id, status, verdict, now, assessment, proof=proof, user_id=user_id
+    )
     if verdict.verified:
         _unlock(
             session, result, user_id, data.venue_id, row.merchant_id, ZoneInfo(row.timezone), now
         )
     return result
+
+
+def proof_of(verdict: Verdict, staff: bool) -> str:
+    """The strongest proof a check-in carried (whether or not it was verified)."""
+    if staff:
+        return proofs.STAFF
+    if verdict.tap_verified:
+        return proofs.NFC_TAP
+    if verdict.presence_verified:
+        return proofs.PRESENCE_CODE
+    return proofs.GPS
+
+
+# Staff cannot check in the devices of staff either: the user's recent devices, used by any of
+# the merchant's registered staff accounts.
+_STAFF_DEVICE_OF_USER = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM checkins mine
+        JOIN checkins theirs ON theirs.device_id = mine.device_id
+        JOIN merchant_staff_users s
+          ON s.user_id = theirs.user_id AND s.merchant_id = :merchant_id
+        WHERE mine.user_id = :user_id AND mine.device_id IS NOT NULL
+          AND mine.created_at > now() - make_interval(days => :days)
+          AND theirs.created_at > now() - make_interval(days => :days)
+    )
+    """
+)
+
+
+def _uses_staff_device(
+    session: Session, user_id: uuid.UUID, row: Any, abuse: AbuseThresholds
+) -> bool:
+    return bool(
+        execute(
+            session,
+            _STAFF_DEVICE_OF_USER,
+            {
+                "merchant_id": str(row.merchant_id),
+                "user_id": str(user_id),
+                "days": abuse.staff_device_days,
+            },
+        ).scalar_one()
+    )
+
+
+# ---- staff check-ins ------------------------------------------------------------------------
+
+
+class MemberCodeInvalidError(ValidationError):
+    code = "member_code_invalid"
+    title = "Invalid member code"
+
+
+class TooManyAttemptsError(DomainError):
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many wrong member codes"
+
+    def __init__(self, detail: str, retry_after_s: int):
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class StaffCheckinInput:
+    venue_id: uuid.UUID
+    member_code: str | None = None
+    card_id: uuid.UUID | None = None
+    picc_data: str | None = None
+    cmac: str | None = None
+
+
+_STAFF_VENUE = text(
+    "SELECT id FROM venues WHERE id = :venue_id AND merchant_id = :merchant_id"
+    " AND deleted_at IS NULL"
+)
+# The `MAX_WRONG`-th most recent wrong member code of this key at this venue, if it is still
+# inside the window: while it is, the key may not try another code there.
+_NTH_WRONG = text(
+    """
+    SELECT created_at + make_interval(secs => :window_s) AS until FROM staff_checkin_attempts
+    WHERE api_key_id = :key_id AND venue_id = :venue_id AND outcome = 'member_code_invalid'
+      AND created_at > now() - make_interval(secs => :window_s)
+    ORDER BY created_at DESC OFFSET :nth LIMIT 1
+    """
+)
+_RECORD_ATTEMPT = text(
+    """
+    INSERT INTO staff_checkin_attempts (id, merchant_id, api_key_id, venue_id, method, outcome,
+                                        user_id, created_at)
+    VALUES (:id, :merchant_id, :key_id, :venue_id, :method, :outcome, :user_id, now())
+    """
+)
+
+
+def staff_check_in(
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    data: StaffCheckinInput,
+    master_key: bytes,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    abuse: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS,
+) -> CheckinResult:
+    """Record a visit the merchant's staff saw at its venue, for the user whose member code or
+    card they read, through the same rules as any check-in (`proof` `staff`).
+
+    A refusal (a wrong member code, a bad or replayed card read) commits its record, then
+    raises: wrong codes are counted for the guessing limit, and the leak report sees them."""
+    method = "member_code" if data.member_code is not None else "card"
+    with uow:
+        session = uow.session
+        if (
+            execute(
+                session, _STAFF_VENUE, {"venue_id": data.venue_id, "merchant_id": merchant_id}
+            ).first()
+            is None
+        ):
+            raise NotFoundError("no such venue")
+
+        def attempt(outcome: str, user_id: uuid.UUID | None = None) -> None:
+            execute(
+                session,
+                _RECORD_ATTEMPT,
+                {
+                    "id": uuid.uuid4(),
+                    "merchant_id": merchant_id,
+                    "key_id": actor.key_id,
+                    "venue_id": data.venue_id,
+                    "method": method,
+                    "outcome": outcome,
+                    "user_id": user_id,
+                },
+            )
+
+        user_id: uuid.UUID | None
+        if data.member_code is not None:
+            locked = execute(
+                session,
+                _NTH_WRONG,
+                {
+                    "key_id": actor.key_id,
+                    "venue_id": data.venue_id,
+                    "window_s": members.WRONG_WINDOW.total_seconds(),
+                    "nth": members.MAX_WRONG - 1,
+                },
+            ).first()
+            if locked is not None:
+                now = execute(session, text("SELECT clock_timestamp()")).scalar_one()
+                wait = max(1, int((locked.until - now).total_seconds()) + 1)
+                raise TooManyAttemptsError(
+                    f"{members.MAX_WRONG} wrong member codes at this venue within "
+                    f"{int(members.WRONG_WINDOW.total_seconds() // 60)} min: try again in "
+                    f"{wait} s, or read the guest's card",
+                    wait,
+                )
+            user_id = members.owner_of(session, data.member_code)
+            if user_id is None:
+                attempt("member_code_invalid")
+                uow.commit()
+                raise MemberCodeInvalidError(
+                    "this member code is not valid now: ask the guest to show the current one"
+                )
+        else:
+            read = nfc.read_card(
+                session,
+                data.card_id,
+                data.picc_data or "",
+                data.cmac or "",
+                data.venue_id,
+                master_key,
+            )
+            if read.error is not None:
+                attempt(read.error.code)
+                uow.commit()
+                raise read.error(read.detail)
+            user_id = read.user_id
+        assert user_id is not None
+        attempt("accepted", user_id)
+        result = _check_in(
+            session,
+            user_id,
+            CheckinInput(data.venue_id, 0.0, 0.0, 0.0, datetime.now().astimezone()),
+            thresholds,
+            abuse,
+            staff=StaffVisit(actor.key_id),
+        )
+        uow.commit()
+        return result
 
 
 def _unlock(
@@ -399,6 +661,7 @@ def _unlock(
             per_user_cap=offer.per_user_cap,
             requires_presence_code=offer.requires_presence_code,
             holdout_pct=offer.holdout_pct,
+            min_proof=offer.min_proof,
         )
         if isinstance(terms.rule, Group):
             members = offer.members or []
@@ -407,7 +670,7 @@ def _unlock(
             # without the presence code do not count toward the group.
             size = sum(
                 counts_toward_group(
-                    presence_verified=bool(m["presence"]),
+                    presence_verified=proofs.satisfies(m["proof"], proofs.PRESENCE_CODE),
                     under_strike=bool(m["strikes"]),
                     merchant_staff=bool(m["staff"]),
                 )
@@ -433,9 +696,10 @@ def _unlock(
                     tz,
                     now,
                     user_id=member_id,
-                    presence_verified=bool(member["presence"]),
+                    presence_verified=proofs.satisfies(member["proof"], proofs.PRESENCE_CODE),
                     under_strike=bool(member["strikes"]),
                     merchant_staff=bool(member["staff"]),
+                    proof=member["proof"],
                 )
                 checkin = uuid.UUID(member["checkin_id"])
                 if decision.outcome == "unlock":
@@ -464,7 +728,13 @@ def _unlock(
             presence_verified=result.verdict.presence_verified,
             under_strike=bool(result.assessment.strikes),
             merchant_staff=result.assessment.staff_exclusion is not None,
+            proof=result.proof,
         )
+        required = terms.required_proof
+        if decision.why == PROOF_REQUIRED.get(required):
+            result.locked.append(
+                Locked(offer.id, offer.title, decision.why, required, proofs.HINTS[required])
+            )
         if decision.outcome == "unlock":
             grants.append(_Grant(offer.id, offer.title, user_id, result.id, offer.code_ttl_minutes))
         elif decision.outcome == "held_out":

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Final, assert_never
 from zoneinfo import ZoneInfo
 
+from geo import proof as proofs
 from offers.rules import DAYS, EveryCheckin, FirstVisit, Group, NthVisit, Rule, TopVisitor, Window
 
 UNLOCK: Final = "unlock"
@@ -26,6 +27,13 @@ NOT_STARTED: Final = "not_started"
 ENDED: Final = "ended"
 OUTSIDE_WINDOW: Final = "outside_window"
 PRESENCE_CODE_REQUIRED: Final = "presence_code_required"
+# The offer's `min_proof` is `nfc_tap` and the check-in carried no verified tap (nor staff).
+NFC_TAP_REQUIRED: Final = "nfc_tap_required"
+# The reason an offer stays locked for want of each proof level.
+PROOF_REQUIRED: Final = {
+    proofs.PRESENCE_CODE: PRESENCE_CODE_REQUIRED,
+    proofs.NFC_TAP: NFC_TAP_REQUIRED,
+}
 RULE_NOT_MET: Final = "rule_not_met"
 PER_USER_CAP: Final = "per_user_cap"
 # The user is registered as the merchant's staff (or used a staff member's device): never unlocks.
@@ -49,6 +57,11 @@ class OfferTerms:
     per_user_cap: int
     requires_presence_code: bool
     holdout_pct: float  # 0..50
+    min_proof: str = proofs.DEFAULT_MIN_PROOF  # geo/proof.py
+
+    @property
+    def required_proof(self) -> str:
+        return proofs.effective_min_proof(self.min_proof, self.requires_presence_code)
 
 
 @dataclass(frozen=True)
@@ -171,8 +184,8 @@ def counts_toward_group(
     *, presence_verified: bool, under_strike: bool, merchant_staff: bool
 ) -> bool:
     """Whether a member's check-in counts toward a group's size: not the merchant's staff, and
-    not under a strike unless it carried the presence code, so one phone with several accounts
-    (or staff bringing friends) cannot make up a group."""
+    not under a strike unless it carried the presence code (or a stronger proof), so one phone
+    with several accounts (or staff bringing friends) cannot make up a group."""
     return not merchant_staff and (presence_verified or not under_strike)
 
 
@@ -186,11 +199,15 @@ def decide(
     presence_verified: bool,
     under_strike: bool = False,
     merchant_staff: bool = False,
+    proof: str | None = None,
 ) -> Decision:
     """Whether this check-in unlocks the offer, is held out, or leaves it locked (and why).
 
-    Order: the merchant's own staff, schedule, presence code (the offer's requirement, then the
-    one a strike adds), rule, per-user cap, then holdout last, so a user is recorded as held out
+    `proof` is the check-in's proof level (geo/proof.py); without it, `presence_verified` alone
+    says whether it reached `presence_code`.
+
+    Order: the merchant's own staff, schedule, proof of presence (the offer's `min_proof`, then
+    the presence code a strike adds), rule, per-user cap, then holdout last, so a user is recorded as held out
     only when the check-in would otherwise have unlocked (what the lift analysis compares). The
     total cap is the caller's to claim in SQL.
     """
@@ -199,9 +216,12 @@ def decide(
     block = _schedule_block(terms, tz, now)
     if block:
         return Decision(LOCKED, block)
-    if terms.requires_presence_code and not presence_verified:
-        return Decision(LOCKED, PRESENCE_CODE_REQUIRED)
-    if under_strike and not presence_verified:
+    if proof is None:
+        proof = proofs.PRESENCE_CODE if presence_verified else proofs.GPS
+    required = terms.required_proof
+    if not proofs.satisfies(proof, required):
+        return Decision(LOCKED, PROOF_REQUIRED[required])
+    if under_strike and not proofs.satisfies(proof, proofs.PRESENCE_CODE):
         return Decision(LOCKED, UNDER_STRIKE)
     if not rule_met(terms.rule, facts):
         return Decision(LOCKED, RULE_NOT_MET)

@@ -15,5 +15,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
     DATABASE_URL=$(scripts/pg.sh url postgres)
     export DATABASE_URL
 fi
+# Tags', cards' and member codes' keys derive from it (docs/presence.md): a local one unless set.
+NFC_MASTER_KEY=${NFC_MASTER_KEY:-$(scripts/devkey.sh)}
+export NFC_MASTER_KEY
 exec_args=(--scale "$SCALE" "$@")
 .venv/bin/python -m bench.perf "${exec_args[@]}"

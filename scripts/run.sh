@@ -26,6 +26,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
     export DATABASE_URL
 fi
 
+# Tags', cards' and member codes' keys derive from it (docs/presence.md): a local one unless set.
+NFC_MASTER_KEY=${NFC_MASTER_KEY:-$(scripts/devkey.sh)}
+export NFC_MASTER_KEY
 .venv/bin/flask --app api.wsgi migrate
 
 # Everything else (workers, threads, graceful timeout, JSON logs, the metrics directory shared by

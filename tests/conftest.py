@@ -28,6 +28,9 @@ from tests.factories import bind_to_connection
 from tests.servers import start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
+# The service refuses to start without its NFC master key (api/config.py): every app and server
+# the suite starts uses one made for this run, unless the environment brings its own.
+os.environ.setdefault("NFC_MASTER_KEY", secrets.token_hex(32))
 TIERS = ROOT / "tests"
 LIVE_FIXTURES = {"live_server", "live_api", "live_database_url"}
 

@@ -18,11 +18,14 @@ from api.config import SERVER_SETTINGS, SETTINGS, ConfigError, load, load_server
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "postgresql://u:p@localhost:5432/db"
+KEY = "ab" * 32
+# The two settings the service cannot start without.
+REQUIRED = {"DATABASE_URL": URL, "NFC_MASTER_KEY": KEY}
 
 
 def test_defaults() -> None:
-    config = load(environ={"DATABASE_URL": URL})
-    assert config == {s.name: s.default for s in SETTINGS} | {"DATABASE_URL": URL}
+    config = load(environ=REQUIRED)
+    assert config == {s.name: s.default for s in SETTINGS} | REQUIRED
     assert config["DB_POOL_SIZE"] == 5
     assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
     assert config["CHECKIN_STALE_AFTER_SECONDS"] == 120
@@ -43,6 +46,7 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
             "METRICS_TOKEN": "a" * 32,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             "USER_TOKEN_TTL_DAYS": "",  # empty is unset
+            "NFC_MASTER_KEY": KEY,
         }
     )
     assert config["DATABASE_URL"] == "postgres://u@h/db"
@@ -74,11 +78,14 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
             "/no/such/dir",
             "PROMETHEUS_MULTIPROC_DIR must be an existing directory",
         ),
+        ("NFC_MASTER_KEY", "not hex", "NFC_MASTER_KEY must be 32 to 128 hex digits"),
+        ("NFC_MASTER_KEY", "ab" * 8, "NFC_MASTER_KEY must be 32 to 128 hex digits"),
+        ("NFC_TAP_URL", "ftp://x/tap", "NFC_TAP_URL must be an http(s) URL"),
     ],
 )
 def test_a_bad_value_is_named_with_what_is_wrong(name: str, raw: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:
-        load(environ={"DATABASE_URL": URL, name: raw})
+        load(environ={**REQUIRED, name: raw})
     (problem,) = error.value.problems
     assert problem.startswith(message), problem
 
@@ -89,11 +96,12 @@ def test_every_problem_is_reported_at_once_in_settings_order() -> None:
     assert [p.split()[0] for p in error.value.problems] == [
         "DATABASE_URL",
         "DB_POOL_SIZE",
+        "NFC_MASTER_KEY",
         "LOG_LEVEL",
     ]
     report = error.value.report()
     assert report.startswith("checkin-offers: invalid configuration")
-    assert report.count("\n  - ") == 3
+    assert report.count("\n  - ") == 4
 
 
 def test_overrides_are_validated_too() -> None:
@@ -136,7 +144,7 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args,
         cwd=ROOT,
-        env={**environ, **env},
+        env={**environ, "NFC_MASTER_KEY": KEY, **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -119,7 +119,10 @@ def test_a_fix_at_the_venue_is_verified(venue: VenueSpec) -> None:
 
 
 def test_reason_codes_are_the_public_contract() -> None:
-    assert list(REASON_CODES) == ALL_CODES
+    assert list(REASON_CODES) == [
+        *ALL_CODES,
+        "tap_invalid",
+    ]  # tap_invalid: tests/unit/test_proof.py
 
 
 # --- each reason alone ------------------------------------------------------------------------
