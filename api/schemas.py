@@ -730,6 +730,15 @@ class FunnelSchema(ma.Schema):
     rates = f.Nested(FunnelRatesSchema, required=True)
     time_to_redeem_s = f.Nested(TimeToRedeemSchema, required=True)
     visitors = f.Nested(VisitorsSchema, required=True)
+    by_proof = f.Dict(
+        keys=f.String(validate=v.OneOf(PROOFS)),
+        values=f.Dict(keys=f.String(), values=f.Integer()),
+        required=True,
+        metadata={
+            "description": "Per proof of presence (gps, presence_code, nfc_tap, staff): the "
+            "verified_checkins, unlocks and redemptions it carried"
+        },
+    )
 
 
 class RedemptionsArgsSchema(PeriodArgsSchema):
@@ -835,6 +844,53 @@ class LeakReportSchema(ma.Schema):
             "`staff_device`: they never unlock its offers"
         },
     )
+    redemptions_by_proof = f.Dict(
+        keys=f.String(validate=v.OneOf(PROOFS)),
+        values=f.Integer(),
+        required=True,
+        metadata={"description": "Redemptions by the proof of the check-in that earned them"},
+    )
+    nfc = f.Nested(lambda: NfcReportSchema(), required=True)
+
+
+class NfcReportSchema(ma.Schema):
+    taps_accepted = f.Integer(required=True)
+    taps_refused = f.Dict(
+        keys=f.String(),
+        values=f.Integer(),
+        required=True,
+        metadata={
+            "description": "Refused taps by why: bad_mac, wrong_uid, wrong_tag_byte, malformed, "
+            "unknown_tag, deleted_tag, counter_not_above (replayed)"
+        },
+    )
+    counter_gaps = f.Dict(
+        keys=f.String(),
+        values=f.Integer(),
+        required=True,
+        metadata={
+            "description": "`taps`: accepted taps that skipped read counters; `skipped_reads`: "
+            "reads of the tags nobody submitted (collected URLs, or phones without the app)"
+        },
+    )
+    unspent_tap_tokens = f.Integer(
+        required=True, metadata={"description": "Taps never followed by a check-in"}
+    )
+    tap_bursts = f.Integer(
+        required=True,
+        metadata={"description": "User-tag-hours with tap_bursts_threshold taps or more"},
+    )
+    tap_bursts_threshold = f.Integer(required=True)
+    rough_fix_tap_checkins = f.Integer(
+        required=True,
+        metadata={
+            "description": "Verified tap check-ins whose fix was farther than rough_fix_m from "
+            "the venue (they relied on the tap radius)"
+        },
+    )
+    rough_fix_m = f.Float(required=True)
+    card_reads = f.Integer(required=True)
+    staff_checkin_attempts = f.Dict(keys=f.String(), values=f.Integer(), required=True)
 
 
 class FlagSchema(ma.Schema):
@@ -852,6 +908,9 @@ class OfferHealthSchema(ma.Schema):
     checkins = f.Integer(required=True)
     rejected_checkins = f.Integer(required=True)
     rejection_rate = f.Float(allow_none=True)
+    unlocks_by_proof = f.Dict(
+        keys=f.String(validate=v.OneOf(PROOFS)), values=f.Integer(), required=True
+    )
     healthy = f.Boolean(required=True)
     flags = f.List(f.Nested(FlagSchema), required=True)
 

@@ -630,6 +630,10 @@ class Client:
         params = self._params(from_=from_, to=to, offer_id=offer_id)
         return cast(dict[str, Any], self._json("GET", "/v1/analytics/leaks", params=params))
 
+    def offer_health(self, offer_id: str) -> dict[str, Any]:
+        """One offer's last 7 days: unlocks (by proof of presence), redemptions, flags."""
+        return cast(dict[str, Any], self._json("GET", f"/v1/analytics/offers/{offer_id}/health"))
+
     def offer_lift(self, offer_id: str, window_days: int | None = None) -> dict[str, Any]:
         """Return rates of treated and held-out users, the lift and its 95% interval."""
         params = self._params(window_days=window_days)

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
+from geo import proof as proofs
 from offers import abuse
 from offers.stats import newcombe_difference
 
@@ -58,7 +59,7 @@ _FUNNEL = text(
     active AS (SELECT since, until FROM hist WHERE status = 'active'),
     venues AS (SELECT venue_id FROM offer_venues WHERE offer_id = :o),
     c AS (
-        SELECT c.user_id, c.status, c.created_at
+        SELECT c.user_id, c.status, c.created_at, c.proof
         FROM checkins c
         WHERE c.venue_id IN (SELECT venue_id FROM venues)
           AND c.created_at >= :lo AND c.created_at < :hi
@@ -76,9 +77,18 @@ _FUNNEL = text(
         FROM visitors v
     ),
     red AS (
-        SELECT extract(epoch FROM r.redeemed_at - u.created_at) AS seconds
+        SELECT extract(epoch FROM r.redeemed_at - u.created_at) AS seconds, u.checkin_id
         FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
         WHERE r.offer_id = :o AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
+    ),
+    -- what each kind of proof carried: verified check-ins, unlocks and redemptions
+    proofs AS (
+        SELECT proof, 'verified_checkins' AS step FROM c WHERE c.status = 'verified'
+        UNION ALL
+        SELECT k.proof, 'unlocks' FROM unlocks u JOIN checkins k ON k.id = u.checkin_id
+        WHERE u.offer_id = :o AND u.created_at >= :lo AND u.created_at < :hi
+        UNION ALL
+        SELECT k.proof, 'redemptions' FROM red JOIN checkins k ON k.id = red.checkin_id
     )
     SELECT
         (SELECT count(*) FROM impressions i
@@ -93,9 +103,19 @@ _FUNNEL = text(
         (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM red) AS median_s,
         (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) FROM red) AS p90_s,
         (SELECT count(*) FROM firsts WHERE first_at >= :lo) AS new_visitors,
-        (SELECT count(*) FROM firsts WHERE first_at < :lo) AS returning_visitors
+        (SELECT count(*) FROM firsts WHERE first_at < :lo) AS returning_visitors,
+        (SELECT COALESCE(json_object_agg(proof || '.' || step, n), '{}') FROM (
+            SELECT proof, step, count(*) AS n FROM proofs GROUP BY proof, step) p) AS by_proof
     """
 )
+
+
+def by_proof(counts: dict[str, Any], steps: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """`{"proof.step": n}` from SQL as `{proof: {step: n}}`, every proof and step present."""
+    return {
+        proof: {step: int(counts.get(f"{proof}.{step}", 0)) for step in steps}
+        for proof in proofs.PROOFS
+    }
 
 
 def funnel(
@@ -135,6 +155,7 @@ def funnel(
             "p90": None if row.p90_s is None else round(float(row.p90_s), 1),
         },
         "visitors": {"new": int(row.new_visitors), "returning": int(row.returning_visitors)},
+        "by_proof": by_proof(row.by_proof or {}, ("verified_checkins", "unlocks", "redemptions")),
     }
 
 
@@ -365,9 +386,60 @@ _LEAKS = text(
             GROUP BY kind) z) AS strike_kinds,
         (SELECT COALESCE(json_object_agg(staff_exclusion, n), '{}') FROM (
             SELECT staff_exclusion, count(*) AS n FROM flagged
-            WHERE staff_exclusion IS NOT NULL GROUP BY staff_exclusion) w) AS staff
+            WHERE staff_exclusion IS NOT NULL GROUP BY staff_exclusion) w) AS staff,
+        -- the proof behind each redemption's check-in
+        (SELECT COALESCE(json_object_agg(proof || '.redemptions', n), '{}') FROM (
+            SELECT c.proof, count(*) AS n FROM red JOIN checkins c ON c.id = red.checkin_id
+            GROUP BY c.proof) p) AS redeemed_by_proof
     """
 )
+
+# NFC taps at the merchant's venues (geo/nfc.py records every SUN message received) and the
+# staff's member-code attempts: what SUN alone cannot tell is flagged here.
+_NFC = text(
+    """
+    WITH mine AS (
+        SELECT v.id FROM venues v WHERE v.merchant_id = :m
+          AND (CAST(:offer AS uuid) IS NULL
+               OR v.id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
+    ),
+    taps AS (
+        SELECT t.* FROM nfc_taps t
+        WHERE t.venue_id IN (SELECT id FROM mine)
+          AND t.created_at >= :lo AND t.created_at < :hi
+    ),
+    tag_taps AS (SELECT * FROM taps WHERE tag_id IS NOT NULL)
+    SELECT
+        (SELECT count(*) FROM tag_taps WHERE outcome = 'accepted') AS accepted,
+        (SELECT COALESCE(json_object_agg(k, n), '{}') FROM (
+            SELECT COALESCE(reason, outcome) AS k, count(*) AS n FROM tag_taps
+            WHERE outcome <> 'accepted' GROUP BY 1) r) AS refused,
+        (SELECT count(*) FROM tag_taps WHERE counter_gap > 0) AS gap_taps,
+        (SELECT COALESCE(sum(counter_gap), 0) FROM tag_taps) AS skipped_reads,
+        (SELECT count(*) FROM tag_taps WHERE outcome = 'accepted' AND used_at IS NULL
+            AND expires_at <= now()) AS unspent,
+        (SELECT count(*) FROM (
+            SELECT user_id FROM tag_taps WHERE outcome = 'accepted'
+            GROUP BY user_id, tag_id, date_trunc('hour', created_at)
+            HAVING count(*) >= :burst) b) AS bursts,
+        (SELECT count(*) FROM checkins c JOIN taps t ON t.id = c.nfc_tap_id
+         WHERE c.status = 'verified' AND 'outside_geofence' <> ALL (c.reason_codes)
+           AND NOT ST_DWithin(c.location, (SELECT v.location FROM venues v
+                                           WHERE v.id = c.venue_id), :rough_m)) AS rough,
+        (SELECT count(*) FROM taps WHERE card_id IS NOT NULL AND outcome = 'accepted')
+            AS card_reads,
+        (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
+            SELECT a.outcome, count(*) AS n FROM staff_checkin_attempts a
+            WHERE a.venue_id IN (SELECT id FROM mine)
+              AND a.created_at >= :lo AND a.created_at < :hi GROUP BY a.outcome) s)
+            AS staff_attempts
+    """
+)
+# An accepted tap this many times or more by one user at one tag within a clock hour is a burst
+# (a collector gathering URLs); a tap check-in whose fix is farther than this from the venue's
+# location relied on the tap radius (indoors, or a fix from somewhere else).
+TAP_BURST = 3
+ROUGH_FIX_M = 150.0
 
 
 def leak_report(
@@ -433,6 +505,47 @@ def leak_report(
         "staff_checkins": {
             code: int((row.staff or {}).get(code, 0)) for code in abuse.STAFF_EXCLUSIONS
         },
+        "redemptions_by_proof": {
+            proof: counts["redemptions"]
+            for proof, counts in by_proof(row.redeemed_by_proof or {}, ("redemptions",)).items()
+        },
+        "nfc": _nfc_report(session, merchant_id, offer_id, lo, hi),
+    }
+
+
+def _nfc_report(
+    session: Session,
+    merchant_id: uuid.UUID,
+    offer_id: uuid.UUID | None,
+    lo: datetime,
+    hi: datetime,
+) -> dict[str, Any]:
+    row = session.execute(
+        _NFC,
+        {
+            "m": str(merchant_id),
+            "offer": str(offer_id) if offer_id else None,
+            "lo": lo,
+            "hi": hi,
+            "burst": TAP_BURST,
+            "rough_m": ROUGH_FIX_M,
+        },
+    ).one()
+    attempts = {k: int(v) for k, v in (row.staff_attempts or {}).items()}
+    return {
+        "taps_accepted": int(row.accepted),
+        "taps_refused": {k: int(v) for k, v in sorted((row.refused or {}).items())},
+        "counter_gaps": {"taps": int(row.gap_taps), "skipped_reads": int(row.skipped_reads)},
+        "unspent_tap_tokens": int(row.unspent),
+        "tap_bursts": int(row.bursts),
+        "tap_bursts_threshold": TAP_BURST,
+        "rough_fix_tap_checkins": int(row.rough),
+        "rough_fix_m": ROUGH_FIX_M,
+        "card_reads": int(row.card_reads),
+        "staff_checkin_attempts": {
+            outcome: attempts.get(outcome, 0)
+            for outcome in ("accepted", "member_code_invalid", "tap_invalid", "tap_replayed")
+        },
     }
 
 
@@ -456,7 +569,11 @@ _HEALTH = text(
         (SELECT count(*) FROM checkins c
          WHERE c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
            AND c.status = 'rejected'
-           AND c.created_at > now() - make_interval(days => :days)) AS rejected
+           AND c.created_at > now() - make_interval(days => :days)) AS rejected,
+        (SELECT COALESCE(json_object_agg(proof, n), '{}') FROM (
+            SELECT k.proof, count(*) AS n FROM unlocks u JOIN checkins k ON k.id = u.checkin_id
+            WHERE u.offer_id = o.id AND u.created_at > now() - make_interval(days => :days)
+            GROUP BY k.proof) p) AS unlocks_by_proof
     FROM offers o
     WHERE o.merchant_id = :m AND (CAST(:offer AS uuid) IS NULL OR o.id = :offer)
     ORDER BY o.created_at, o.id
@@ -514,6 +631,10 @@ def offer_health(
                 "checkins": int(row.checkins),
                 "rejected_checkins": int(row.rejected),
                 "rejection_rate": rate,
+                "unlocks_by_proof": {
+                    proof: int((row.unlocks_by_proof or {}).get(proof, 0))
+                    for proof in proofs.PROOFS
+                },
                 "healthy": not flags,
                 "flags": flags,
             }

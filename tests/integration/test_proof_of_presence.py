@@ -364,3 +364,68 @@ def test_a_guest_card_checks_in_once_per_read(
     with pytest.raises(ApiError) as removed:
         staff.staff_check_in(venue["id"], card_url=card.read())
     assert removed.value.status == 422 and removed.value.code == "tap_invalid"
+
+
+# ---- what the merchant sees ----------------------------------------------------------------
+
+
+def test_analytics_split_by_proof_and_the_leak_report_flags_what_sun_cannot_tell(
+    app: Flask, api: Client, owner: Client, venue: dict[str, Any], tag: SoftTag
+) -> None:
+    cake = offer(owner, venue, title="Cake")
+    staff = api.with_token(owner.create_key("staff")["api_key"])
+    gps_user, tap_user, guest = new_user(api), new_user(api), new_user(api)
+    check_in(gps_user, venue)
+    check_in(tap_user, venue, tap_token=tap_user.tap(tag.read())["tap_token"])
+    staff.staff_check_in(venue["id"], member_code=guest.member_code()["code"])
+    tapped_code = tap_user.wallet()[0]["code"]
+    staff.redeem(tapped_code, venue["id"])
+    funnel = owner.offer_funnel(cake["id"])
+    assert funnel["by_proof"] == {
+        "gps": {"verified_checkins": 1, "unlocks": 1, "redemptions": 0},
+        "presence_code": {"verified_checkins": 0, "unlocks": 0, "redemptions": 0},
+        "nfc_tap": {"verified_checkins": 1, "unlocks": 1, "redemptions": 1},
+        "staff": {"verified_checkins": 1, "unlocks": 1, "redemptions": 0},
+    }
+    # A collector reads the tag ten times, submits the fifth: five reads skipped; the next
+    # genuine visitor's tap skips the other five; the collector's older URLs are then dead.
+    collected = [tag.read() for _ in range(10)]
+    collector = new_user(api)
+    collector.tap(collected[4])
+    visitor = new_user(api)
+    visitor.tap(tag.read())
+    with pytest.raises(ApiError):
+        collector.tap(collected[2])
+    with pytest.raises(ApiError):
+        collector.tap(collected[6])
+    nfc = owner.leak_report()["nfc"]
+    assert nfc["taps_accepted"] == 3
+    assert nfc["taps_refused"] == {"counter_not_above": 2}
+    assert nfc["counter_gaps"] == {"taps": 2, "skipped_reads": 4 + 5}
+    assert nfc["staff_checkin_attempts"]["accepted"] == 1
+    leaks = owner.leak_report()
+    assert leaks["redemptions_by_proof"] == {
+        "gps": 0,
+        "presence_code": 0,
+        "nfc_tap": 1,
+        "staff": 0,
+    }
+    assert owner.offer_health(cake["id"])["unlocks_by_proof"] == {
+        "gps": 1,
+        "presence_code": 0,
+        "nfc_tap": 1,
+        "staff": 1,
+    }
+    # The analyst views carry the proof.
+    views = rows(
+        app,
+        "SELECT proof, count(*) AS n FROM analytics.unlocks WHERE offer_id = :o GROUP BY proof"
+        " ORDER BY proof",
+        o=cake["id"],
+    )
+    assert [(r.proof, r.n) for r in views] == [("gps", 1), ("nfc_tap", 1), ("staff", 1)]
+    assert rows(
+        app,
+        "SELECT count(*) AS n FROM analytics.checkins WHERE venue_id = :v AND proof = 'nfc_tap'",
+        v=venue["id"],
+    )[0].n == 1
