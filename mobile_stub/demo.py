@@ -21,13 +21,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mobile_stub.city import City, Place, load_city
 from mobile_stub.client import ApiError, Client, HttpTransport
 from mobile_stub.geodesy import LatLon, distance_m
+from mobile_stub.ntag import random_uid
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_STATE = Path(".demo.json")
@@ -54,12 +55,15 @@ class DemoState:
     venues: dict[str, str]  # persona role -> venue id
     offers: dict[str, str]  # offer name -> offer id
     venue_count: int
+    # NFC tags by name: venue role, id, UID, keys and URL template as registered (the keys are
+    # shown once by the API; the personas' software tags are programmed with them)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> DemoState | None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -71,7 +75,10 @@ class DemoState:
             f.write("\n")
 
     def works_on(self, api: Client) -> bool:
-        """Its owner key is valid on this server and its venues are still there."""
+        """Its owner key is valid on this server and its venues are still there (and it is a
+        demo with NFC tags: older ones lack the tap personas' venue)."""
+        if "tap_bar" not in self.venues or not self.tags:
+            return False
         owner = api.with_token(self.keys["owner"])
         try:
             owner.me()
@@ -108,6 +115,8 @@ def pick_roles(city: City) -> dict[str, Place]:
     roles["group_pub"] = pick(lambda p: p.category in ("pub", "bar") and p.footprint is not None)
     roles["sharer_shop"] = pick(lambda p: p.is_shop and p.footprint is None)
     roles["replay_shop"] = pick(lambda p: p.is_shop and p.footprint is not None)
+    # The bar with NFC tags (one at the counter, one at the door) and a festival gate's staff.
+    roles["tap_bar"] = pick(lambda p: p.category in ("pub", "bar") and p.footprint is not None)
     roles["teleport_from"] = pick(lambda p: p.category == "cafe")
     start = roles["teleport_from"].position
     roles["teleport_to"] = max(
@@ -190,6 +199,13 @@ def offer_bodies(
             "requires_presence_code": True,
             "venue_ids": ids_of(restaurants),
         },
+        "tap": {
+            "title": "A free drink: tap the tag at the bar",
+            "rule": {"kind": "every_checkin"},
+            "min_proof": "nfc_tap",
+            "per_user_cap": 100,
+            "venue_ids": ids_of([roles["tap_bar"]]),
+        },
         "holdout": {
             "title": "Free refill (an A/B test: half of the visitors are held out)",
             "rule": {"kind": "every_checkin"},
@@ -240,10 +256,25 @@ def load_demo(api: Client, venues: int = DEFAULT_VENUES, log: Log = print) -> De
         offers[name] = owner.create_offer(body)["id"]
         owner.activate_offer(offers[name])
 
+    # NTAG 424 DNA tags at the bar: the keys are shown once, so the demo keeps them to program
+    # its software tags (mobile_stub/ntag.py).
+    tags: dict[str, dict[str, str]] = {}
+    for name in ("counter", "door"):
+        uid = random_uid()
+        registered = owner.register_nfc_tag(ids[roles["tap_bar"].osm], uid, f"bar {name}")
+        tags[name] = {
+            "venue_role": "tap_bar",
+            "id": registered["id"],
+            "uid": uid,
+            "sdm_meta_read_key": registered["sdm_meta_read_key"],
+            "sdm_file_read_key": registered["sdm_file_read_key"],
+            "url_template": registered["url_template"],
+        }
+
     log(
         f"Demo: loaded {len(places)} venues of central {city.name} from OpenStreetMap "
         f"({footprints} fenced by their footprints, the others by {CIRCLE_RADIUS_M:g} m circles) "
-        f"and {len(offers)} active offers for {MERCHANT_NAME!r} in "
+        f"{len(offers)} active offers and {len(tags)} NFC tags for {MERCHANT_NAME!r} in "
         f"{time.monotonic() - started:.1f} s. Map data {city.attribution}."
     )
     return DemoState(
@@ -253,6 +284,7 @@ def load_demo(api: Client, venues: int = DEFAULT_VENUES, log: Log = print) -> De
         venues={role: ids[place.osm] for role, place in roles.items()},
         offers=offers,
         venue_count=len(places),
+        tags=tags,
     )
 
 

@@ -23,6 +23,7 @@ from mobile_stub.city import City, Route, load_city
 from mobile_stub.client import ApiError, Checkin, Client, Offer, Transport, Venue
 from mobile_stub.demo import DemoState
 from mobile_stub.geodesy import LatLon, distance_m, offset
+from mobile_stub.ntag import SoftTag, random_uid
 from mobile_stub.phone import WALKING_SPEED_MPS, Fix, Phone, SystemClock
 
 MAX_SPEED_KMH = 300.0  # the server's impossible-travel limit (docs/checkins.md)
@@ -146,14 +147,20 @@ def check_in(
     what: str,
     *,
     presence_code: str | None = None,
+    tap_token: str | None = None,
 ) -> Attempt:
     """Check in like the app does (a fresh Idempotency-Key per tap) and tell what happened."""
     key = str(uuid.uuid4())
     result = user.check_in(
-        venue["id"], **fix.check_in_args(), presence_code=presence_code, idempotency_key=key
+        venue["id"],
+        **fix.check_in_args(),
+        presence_code=presence_code,
+        tap_token=tap_token,
+        idempotency_key=key,
     )
     mock = ", mock flag set" if fix.mock_location else ""
-    out.say(f"{what} at {venue['name']} [fix ±{fix.accuracy_m:.0f} m{mock}]")
+    tapped = ", with a tap token" if tap_token else ""
+    out.say(f"{what} at {venue['name']} [fix ±{fix.accuracy_m:.0f} m{mock}{tapped}]")
     if result["status"] == "rejected":
         for reason in result["reasons"]:
             out.rejected.append(reason["code"])
@@ -161,7 +168,14 @@ def check_in(
         return Attempt(result, fix, key)
     out.unlocked.extend(demo.offer_names.get(u["offer_id"], u["title"]) for u in result["unlocks"])
     unlocked = ", ".join(f'"{u["title"]}" {u["code"]}' for u in result["unlocks"])
-    out.say(f"    verified; unlocked {unlocked}" if unlocked else "    verified; nothing new")
+    proof = f" (proof: {result.get('proof', 'gps')})"
+    out.say(
+        f"    verified{proof}; unlocked {unlocked}"
+        if unlocked
+        else f"    verified{proof}; nothing new"
+    )
+    for lock in result.get("locked", []):
+        out.say(f'    still locked: "{lock["title"]}": {lock["detail"]}')
     for offer_id in result["held_out"]:
         out.held_out.append(demo.offer_names.get(offer_id, offer_id))
         out.say(
@@ -448,6 +462,113 @@ def code_sharer(demo: Demo, out: Outcome) -> None:
     )
 
 
+def tag_at(demo: Demo, name: str) -> SoftTag:
+    """The software NTAG 424 DNA `name`, programmed with the keys the demo kept, its counter
+    where the server last saw it (as a real tag's would be, give or take unsubmitted reads)."""
+    spec = demo.state.tags[name]
+    tag = SoftTag(
+        spec["uid"], spec["sdm_meta_read_key"], spec["sdm_file_read_key"], spec["url_template"]
+    )
+    venue_id = demo.venues[spec["venue_role"]]["id"]
+    counters = {t["id"]: t["last_counter"] for t in demo.owner.list_nfc_tags(venue_id)}
+    tag.counter = counters.get(spec["id"]) or 0
+    return tag
+
+
+def tap(out: Outcome, user: Client, url: str, who: str) -> str | None:
+    """Send a tag's URL for a tap token; tell what the server said."""
+    try:
+        token = user.tap(url)["tap_token"]
+    except ApiError as refusal:
+        out.rejected.append(refusal.code)
+        out.say(f"{who} sends a tag URL: REFUSED {refusal.code} ({refusal.detail})")
+        return None
+    out.say(f"{who} sends the tag's URL: a tap token for 2 minutes")
+    return token
+
+
+def indoor_tapper(demo: Demo, out: Outcome) -> None:
+    """Iida sits deep inside the bar; GPS bounces off the walls, so she taps the tag."""
+    bar = demo.venues["tap_bar"]
+    user = demo.new_user("Iida")
+    phone = demo.phone(inside(bar), 11)
+    here = inside(bar)
+    rough = offset(here, 0, 180)  # the phone thinks she is 180 m up the street
+    fix = Fix(rough.lat, rough.lon, 260.0, phone.clock.now(), False)
+    check_in(demo, out, user, bar, fix, "checks in with the phone's indoor fix")
+    counter = tag_at(demo, "counter")
+    token = tap(out, user, counter.read(), "Iida holds her phone to the tag at the counter and")
+    fix = Fix(rough.lat, rough.lon, 260.0, phone.clock.now(), False)
+    check_in(demo, out, user, bar, fix, "checks in again, same rough fix", tap_token=token)
+    out.say(
+        "    with a tap of the venue's tag the fix only has to be plausible (within the venue's "
+        "tap radius, 500 m): the tag proves the phone was at the counter"
+    )
+
+
+def collector(demo: Demo, out: Outcome) -> None:
+    """Kari taps the door tag once honestly, then ten times to collect URLs, and tries them from
+    home the next day."""
+    bar = demo.venues["tap_bar"]
+    user = demo.new_user("Kari")
+    door = tag_at(demo, "door")
+    phone = demo.phone(inside(bar), 12)
+    token = tap(out, user, door.read(), "Kari taps the door tag and")
+    fix = Fix(*_lat_lon(inside(bar)), 15.0, phone.clock.now(), False)
+    check_in(demo, out, user, bar, fix, "checks in", tap_token=token)
+    collected = [door.read() for _ in range(10)]
+    out.say("Kari taps the tag ten more times and keeps the URLs instead of sending them")
+    home = offset(inside(bar), 1_500, 1_500)
+    out.say(
+        "the next day, at home about 2 km away (the demo does not wait a day: the travel check "
+        "and the cooldown see it too):"
+    )
+    token = tap(out, user, collected[-1], "Kari")
+    at_home = Fix(home.lat, home.lon, 12.0, phone.clock.now(), False)
+    check_in(demo, out, user, bar, at_home, "checks in from home", tap_token=token)
+    tap(out, user, collected[3], "Kari tries an older URL:")
+    out.say(
+        "    limits: SUN carries no time, so the newest collected URL was accepted; the fix gave "
+        "him away. With a spoofed fix it would pass: the leak report shows the reads he skipped "
+        "(a counter gap of 9), and any guest's tap in between would have killed all ten URLs"
+    )
+
+
+def festival_guest(demo: Demo, out: Outcome) -> None:
+    """Fanni wears a wristband with an NFC chip; her friend Matti shows his member code. The
+    staff at the gate check them in; neither phone does anything."""
+    bar = demo.venues["tap_bar"]
+    fanni, matti = demo.new_user("Fanni"), demo.new_user("Matti")
+    uid = random_uid()
+    band = SoftTag.programmed(dict(fanni.register_card(uid, "festival wristband")), uid)
+    out.say("Fanni registers her wristband in the app once (its keys are shown once)")
+    staff = demo.staff()
+    for who, user, how in (
+        ("Fanni", fanni, {"card_url": band.read()}),
+        ("Matti", matti, {"member_code": matti.member_code()["code"]}),
+    ):
+        kind = "reads Fanni's wristband" if "card_url" in how else "types Matti's member code"
+        result = staff.staff_check_in(bar["id"], idempotency_key=str(uuid.uuid4()), **how)
+        titles = [u["title"] for u in result["unlocks"]]
+        out.unlocked.extend(
+            demo.offer_names.get(u["offer_id"], u["title"]) for u in result["unlocks"]
+        )
+        out.say(
+            f"staff at {bar['name']} {kind}: {result['status']} (proof: {result['proof']}); "
+            f"unlocked {', '.join(titles) or 'nothing'}; in {who}'s wallet: "
+            f"{len(user.wallet())} code(s)"
+        )
+    try:
+        staff.staff_check_in(bar["id"], member_code="00000000")
+    except ApiError as refusal:
+        out.rejected.append(refusal.code)
+        out.say(f"a mistyped member code: REFUSED {refusal.code}")
+
+
+def _lat_lon(point: LatLon) -> tuple[float, float]:
+    return point.lat, point.lon
+
+
 PERSONAS: list[tuple[str, str, Callable[[Demo, Outcome], None]]] = [
     ("regular", "Riikka, a regular", regular),
     ("newcomer", "Niko, new in town", newcomer),
@@ -456,6 +577,9 @@ PERSONAS: list[tuple[str, str, Callable[[Demo, Outcome], None]]] = [
     ("teleporter", "Tero, a teleporter", teleporter),
     ("replayer", "Reeta, a replayer of old fixes", replayer),
     ("code_sharer", "Kalle and Ville, code sharers", code_sharer),
+    ("indoor_tapper", "Iida, indoors with poor GPS, taps the tag", indoor_tapper),
+    ("collector", "Kari, a collector of tag URLs", collector),
+    ("festival_guest", "Fanni and Matti, festival guests checked in by staff", festival_guest),
 ]
 
 
@@ -488,6 +612,25 @@ def merchant_view(demo: Demo) -> list[str]:
         f'  funnel of "{demo.offer_title("welcome")}" so far: '
         + ", ".join(f"{funnel.get(k)} {k.replace('_', ' ')}" for k in steps)
     )
+    lines.append("  by proof of presence (verified check-ins / unlocks / redemptions):")
+    for name in ("welcome", "tap"):
+        if name not in demo.state.offers:
+            continue
+        split = demo.owner.offer_funnel(demo.state.offers[name]).get("by_proof", {})
+        cells = ", ".join(
+            f"{proof} {c['verified_checkins']}/{c['unlocks']}/{c['redemptions']}"
+            for proof, c in split.items()
+        )
+        lines.append(f'    "{demo.offer_title(name)}": {cells}')
+    nfc = demo.owner.leak_report().get("nfc")
+    if nfc:
+        lines.append(
+            f"  NFC: {nfc['taps_accepted']} taps accepted, refused {nfc['taps_refused'] or 'none'}, "
+            f"{nfc['counter_gaps']['skipped_reads']} reads skipped by "
+            f"{nfc['counter_gaps']['taps']} taps (collected URLs?), "
+            f"{nfc['rough_fix_tap_checkins']} tap check-ins with a fix over "
+            f"{nfc['rough_fix_m']:g} m away, staff check-ins {nfc['staff_checkin_attempts']}"
+        )
     return lines
 
 

@@ -98,3 +98,38 @@ def test_the_story_is_told_in_order_with_the_merchants_view(
     assert "© OpenStreetMap contributors" in lines[0] and "40x faster" in lines[0]
     assert "== The merchant's view (owner key) ==" in text
     assert "1 of 25" in text  # the capped offer's counter
+
+
+def test_the_indoor_visitor_taps_the_tag_and_gets_the_tap_offer(
+    outcomes: dict[str, Outcome],
+) -> None:
+    iida = outcomes["indoor_tapper"]
+    assert iida.rejected == ["low_accuracy"]  # without the tap
+    assert "tap" in iida.unlocked
+    assert any("proof: nfc_tap" in line for line in iida.lines)
+
+
+def test_the_collector_is_stopped_by_his_fix_and_by_the_counter(
+    outcomes: dict[str, Outcome],
+) -> None:
+    kari = outcomes["collector"]
+    assert kari.unlocked.count("tap") == 1  # his one honest visit
+    # From home: outside the tap radius (the demo does not wait a day, so the travel check and
+    # the cooldown also refuse it); then the older URL is a replay.
+    assert kari.rejected[0] == "outside_geofence" and kari.rejected[-1] == "tap_replayed"
+
+
+def test_the_festival_guests_are_checked_in_by_staff(outcomes: dict[str, Outcome]) -> None:
+    guests = outcomes["festival_guest"]
+    assert guests.unlocked.count("tap") == 2
+    assert guests.rejected == ["member_code_invalid"]
+    assert sum("proof: staff" in line for line in guests.lines) == 2
+
+
+def test_the_merchant_sees_unlocks_by_proof(story: tuple[dict[str, Outcome], list[str]]) -> None:
+    _, lines = story
+    text = "\n".join(lines)
+    assert "by proof of presence" in text
+    # Iida's and Kari's honest tap visits unlocked the tap offer; the guests' staff visits too.
+    assert "nfc_tap 2/2/0" in text and "staff 2/2/0" in text
+    assert "9 reads skipped by 1 taps" in text
