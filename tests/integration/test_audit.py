@@ -72,6 +72,12 @@ def _redeem(w: World) -> tuple[str, str]:
     return staff.redeem(code, venue_id)["id"], w.staff_key["id"]
 
 
+def _delete_tag(w: World) -> str:
+    tag = w.owner.register_nfc_tag(w.venue["id"], "04A1B2C3D4E5F6", "door")
+    w.owner.delete_nfc_tag(tag["id"])
+    return tag["id"]
+
+
 # (action, what to do: the changed object's id and the acting key's id (None: the owner's),
 #  what the event's `changes` must hold)
 CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list[Any]]]] = [
@@ -149,6 +155,16 @@ CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list
             None,
         ),
         {"handle": ["barista_1", None]},
+    ),
+    (
+        "nfc_tag.create",
+        lambda w: (w.owner.register_nfc_tag(w.venue["id"], "04A1B2C3D4E5F6", "door")["id"], None),
+        {"uid": [None, "04A1B2C3D4E5F6"], "label": [None, "door"], "venue_id": [None, "<set>"]},
+    ),
+    (
+        "nfc_tag.delete",
+        lambda w: (_delete_tag(w), None),
+        {"uid": ["04A1B2C3D4E5F6", None]},
     ),
 ]
 

@@ -260,6 +260,7 @@ def test_the_images_own_files_migrate_serve_and_pass_the_healthcheck(
         "PYTHONDONTWRITEBYTECODE": "1",
         "DATABASE_URL": database_url,
         "SECRET_KEY": "image-test-" + "k" * 40,
+        "NFC_MASTER_KEY": "cd" * 32,
         "WEB_CONCURRENCY": "1",
     }
     # Every module the app loads comes from the image's copy, not from this checkout.

@@ -424,8 +424,11 @@ def test_analytics_split_by_proof_and_the_leak_report_flags_what_sun_cannot_tell
         o=cake["id"],
     )
     assert [(r.proof, r.n) for r in views] == [("gps", 1), ("nfc_tap", 1), ("staff", 1)]
-    assert rows(
-        app,
-        "SELECT count(*) AS n FROM analytics.checkins WHERE venue_id = :v AND proof = 'nfc_tap'",
-        v=venue["id"],
-    )[0].n == 1
+    assert (
+        rows(
+            app,
+            "SELECT count(*) AS n FROM analytics.checkins WHERE venue_id = :v AND proof = 'nfc_tap'",
+            v=venue["id"],
+        )[0].n
+        == 1
+    )

@@ -19,6 +19,7 @@ from tests.factories import offer_body, venue_body
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/venues/<uuid:venue_id>"): {"name": "Hijacked"},
     ("PATCH", "/v1/offers/<uuid:offer_id>"): {"title": "Hijacked"},
+    ("POST", "/v1/venues/<uuid:venue_id>/nfc-tags"): {"uid": "04998877665544"},
 }
 
 
@@ -30,11 +31,16 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
     key = other_owner.create_key("staff")
     handle = api.create_user("their_barista", "correct horse")["user"]["handle"]
     staff_user = other_owner.add_staff_user(handle)
+    tag = other_owner.register_nfc_tag(venue["id"], "04AABBCCDDEEFF")
+    someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
+    card = someone.register_card("04112233445566")
     return {
         "venue_id": venue["id"],
         "offer_id": offer["id"],
         "key_id": key["id"],
         "staff_user_id": staff_user["id"],
+        "tag_id": tag["id"],
+        "card_id": card["id"],
     }
 
 
@@ -49,12 +55,19 @@ def _id_routes(app: Flask) -> list[tuple[str, str]]:
 
 
 def test_another_tenants_ids_are_404_on_every_route(
-    app: Flask, client: FlaskClient, owner: Client, other_owner: Client, theirs: dict[str, str]
+    app: Flask,
+    client: FlaskClient,
+    owner: Client,
+    other_owner: Client,
+    mobile: Client,
+    theirs: dict[str, str],
 ) -> None:
     routes = _id_routes(app)
     assert len(routes) >= 10
-    headers = {"Authorization": f"Bearer {owner.token}"}
     for method, rule in routes:
+        # The user's own objects (/v1/me/...) are another user's for a user token.
+        token = mobile.token if rule.startswith("/v1/me/") else owner.token
+        headers = {"Authorization": f"Bearer {token}"}
         path = rule
         for name, value in theirs.items():
             path = path.replace(f"<uuid:{name}>", value)
@@ -69,6 +82,7 @@ def test_another_tenants_ids_are_404_on_every_route(
     assert offer["title"] != "Hijacked" and offer["status"] == "draft"
     assert all(k["revoked_at"] is None for k in other_owner.list_keys())
     assert [s["id"] for s in other_owner.list_staff_users()] == [theirs["staff_user_id"]]
+    assert [t["id"] for t in other_owner.list_nfc_tags(theirs["venue_id"])] == [theirs["tag_id"]]
 
 
 def test_listings_show_only_the_callers_objects(
