@@ -60,6 +60,14 @@ bench-analytics: venv
 demo: venv
 	@$(VENV)/bin/python -m mobile_stub.demo run --url "http://127.0.0.1:$(PORT)" $(ARGS)
 
+# What proof of presence costs the server: a tap's SUN verification, a tap check-in next to a GPS
+# check-in (bench/presence.py; `make bench` runs it too). Writes bench/out/presence.json.
+.PHONY: bench-presence
+bench-presence: venv
+	@[ -n "$$DATABASE_URL" ] || { scripts/pg.sh start >/dev/null; }; \
+	DATABASE_URL=$${DATABASE_URL:-$$(scripts/pg.sh url postgres)} \
+	NFC_MASTER_KEY=$${NFC_MASTER_KEY:-$$(scripts/devkey.sh)} .venv/bin/python -m bench.presence $(ARGS)
+
 # The service at SCALE venues (10k, 100k or 1m) against its pgbench ceiling, with the realistic
 # mix at peak and at 70%: writes bench/out/report.json and report.md (docs/performance.md).
 # ARGS passes more options, e.g. ARGS="--reuse --servers gthread,granian,sync --scaling".

@@ -11,7 +11,9 @@
    the realistic mix at its peak and at 70% of that peak (open loop: the p99 that users see),
    and reads each worker's resident memory; then serves bench/floor.py (a nearby that does no
    work) the same way under the same load: the floor;
-4. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues);
+4. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues) with
+   `--scaling`, and what proof of presence costs (`bench.presence`: a tap's verification, a tap
+   check-in next to a GPS check-in; about 30 s, `--no-presence` skips it);
 5. writes `bench/out/report.json` and `bench/out/report.md`, with every target met or not.
 """
 
@@ -38,7 +40,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from api import db
 from api.config import SERVER_SETTINGS
-from bench import ceiling, dataset, loadgen
+from bench import ceiling, dataset, loadgen, presence
 from core.uow import sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -670,6 +672,8 @@ def markdown(report: dict[str, Any]) -> str:
         for row in report["nearby_scaling"]:
             lines.append(f"| {row['venues']:,} | {row['latency_ms']:.2f} |")
         lines.append("")
+    if "presence" in report:
+        lines += [*presence.markdown(report["presence"]), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -688,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=0, help="DB_POOL_SIZE (0: default)")
     parser.add_argument("--servers", default="gthread", help="gthread,sync,granian")
     parser.add_argument("--scaling", action="store_true", help="nearby on every co_bench_* db")
+    parser.add_argument(
+        "--no-presence", action="store_true", help="skip bench/presence.py (about 30 s)"
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     server_url = os.environ.get("DATABASE_URL")
@@ -743,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling:
         print("nearby scaling", flush=True)
         report["nearby_scaling"] = nearby_scaling(server_url, args.seed, min(args.seconds, 10))
+    if not args.no_presence:
+        print("proof of presence: tap verification, tap and GPS check-ins", flush=True)
+        report["presence"] = presence.measure(server_url, n=200)
     report["targets"] = evaluate(report)
     engine.dispose()
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

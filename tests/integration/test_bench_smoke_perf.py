@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
-from bench import loadgen, perf
+from bench import loadgen, perf, presence
 from core.uow import sqlalchemy_url
 
 
@@ -32,6 +32,7 @@ def test_service_benchmark_smoke(tmp_path: Path) -> None:
                     "2",
                     "--out",
                     str(tmp_path),
+                    "--no-presence",  # its own smoke test is below
                 ]
             )
             == 0
@@ -53,3 +54,13 @@ def test_service_benchmark_smoke(tmp_path: Path) -> None:
     assert report["servers"][0]["floor"]["errors"] == 0
     assert {t["target"].split()[0] for t in report["targets"]} >= {"checkin", "nearby", "p99"}
     assert "## Targets" in (tmp_path / "report.md").read_text()
+
+
+def test_presence_benchmark_smoke() -> None:
+    """A tap's verification, a tap and its check-in, and a GPS check-in are each measured."""
+    result = presence.measure(os.environ["DATABASE_URL"], n=5, verifications=50)
+    assert 0 < result["verification"]["tap_verification_us"] < 10_000
+    for kind in ("gps_checkin", "tap", "tap_checkin"):
+        assert result["requests"][kind]["requests"] == 5
+        assert result["requests"][kind]["cpu_ms"] > 0
+    assert "tap check-in" in "\n".join(presence.markdown(result))
