@@ -62,6 +62,7 @@ PAGES = (
     Page("dashboard.venues", "Venues", ("owner",)),
     Page("dashboard.till", "Till", ("owner", "staff")),
     Page("dashboard.presence_venues", "Presence code", ("owner", "staff")),
+    Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
 )
 ROLE_NAMES = {"owner": "Owner", "staff": "Staff", "analyst": "Analyst"}
@@ -303,6 +304,14 @@ def presence(venue_id: str) -> Any:
     except NotFoundError:
         return _render("dashboard/not_found.html", 404, what="venue")
     return _render("dashboard/presence.html", venue=venue)
+
+
+@blp.get("/nfc-tags")
+@page("owner")
+def nfc_tags() -> Any:
+    """The venues' NTAG 424 DNA tags: register (keys and URL shown once, with a printable
+    programming sheet) and remove (docs/presence.md)."""
+    return _render("dashboard/nfc_tags.html", venues=_venue_choices())
 
 
 @blp.get("/analytics")

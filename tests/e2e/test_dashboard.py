@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from core.uow import sqlalchemy_url
 from mobile_stub.client import ApiError, Client
+from mobile_stub.ntag import SoftTag, random_uid
 from offers.codes import new_code
 
 pytestmark = pytest.mark.e2e
@@ -187,7 +188,7 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
     assert page.locator("#api_key").get_attribute("aria-invalid") == "true"
 
     expected = {
-        "owner_key": ["Offers", "Venues", "Till", "Presence code", "Analytics"],
+        "owner_key": ["Offers", "Venues", "Till", "Presence code", "NFC tags", "Analytics"],
         "staff_key": ["Till", "Presence code"],
         "analyst_key": ["Analytics"],
     }
@@ -319,7 +320,7 @@ def test_create_an_nth_visit_offer_with_a_schedule_in_the_venues_zone_and_activa
     page.fill("#rule_visits", "3")
     page.fill("#rule_within_days", "30")
     page.check("#rule_repeat")
-    page.check("#requires_presence_code")
+    page.select_option("#min_proof", "nfc_tap")
     page.fill("#starts_at", "2030-07-01T09:00")  # summer time in Helsinki: UTC+3
     page.fill("#ends_at", "2030-12-01T09:00")  # winter time: UTC+2
     page.click("#add-window")
@@ -330,7 +331,7 @@ def test_create_an_nth_visit_offer_with_a_schedule_in_the_venues_zone_and_activa
     assert "Unlocks on every 3rd verified visit of a customer at Cafe Aalto." in preview
     assert "Only visits in the last 30 days count." in preview
     assert "Mon\u2013Fri 17:00\u201319:00" in preview and "(Europe/Helsinki time)" in preview
-    assert "must also enter the code shown at the counter" in preview
+    assert "must also tap the venue's NFC tag" in preview
     assert "At most 500 codes in all, one per customer" in preview
 
     # The API refuses a holdout over 50%: its message is shown on the field.
@@ -354,11 +355,8 @@ def test_create_an_nth_visit_offer_with_a_schedule_in_the_venues_zone_and_activa
     assert offer["windows"] == [
         {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "17:00", "end": "19:00"}
     ]
-    assert (offer["total_cap"], offer["holdout_pct"], offer["requires_presence_code"]) == (
-        500,
-        10,
-        True,
-    )
+    assert (offer["total_cap"], offer["holdout_pct"], offer["min_proof"]) == (500, 10, "nfc_tap")
+    assert offer["requires_presence_code"] is True
 
     page.click("button[aria-label='Activate Every 3rd coffee free']")
     page.wait_for_selector("#status >> text=is now active")
@@ -679,6 +677,7 @@ PAGES = [
     ("till", "/dashboard/till"),
     ("presence-venues", "/dashboard/presence"),
     ("presence", "/dashboard/presence/{venue}"),
+    ("nfc-tags", "/dashboard/nfc-tags"),
     ("analytics", "/dashboard/analytics"),
 ]
 
@@ -791,3 +790,142 @@ def test_the_offers_list_and_venue_form_work_with_the_keyboard(
     typed = next(v for v in owner.list_venues() if v["name"] == "Typed Kiosk")
     assert typed["radius_m"] == 30
     assert typed["location"]["coordinates"] == [24.9412, 60.1702]
+
+
+# ---- proof of presence: NFC tags, checking a guest in, the split by proof ------------------
+
+
+def test_register_an_nfc_tag_print_its_sheet_once_and_remove_it(
+    live_api: Client, new_page: Any
+) -> None:
+    m = merchant(live_api, "Tag Bar")
+    venue = circle_venue(m["owner"], "Tag Bar", *HELSINKI)
+    page = new_page(m["owner_key"])
+    page.goto("/dashboard/nfc-tags")
+    ready(page)
+    assert page.locator("#no-tags").is_visible()
+    page.fill("#uid", "not a uid")
+    page.click("#register")
+    page.wait_for_selector("#uid-error")
+    uid = random_uid()
+    page.fill("#uid", ":".join(uid[i : i + 2] for i in range(0, 14, 2)))  # as apps show it
+    page.fill("#label", "by the till")
+    page.click("#register")
+    page.wait_for_selector("#sheet:not([hidden])")
+    shot(page, "state-nfc-sheet")
+    meta = page.locator("#sheet-meta").inner_text()
+    file_key = page.locator("#sheet-file").inner_text()
+    url = page.locator("#sheet-url").inner_text()
+    assert re.fullmatch(r"[0-9A-F]{32}", meta) and re.fullmatch(r"[0-9A-F]{32}", file_key)
+    assert int(page.locator("#sheet-picc-offset").inner_text()) == url.index("picc_data=") + 10
+    # The sheet prints alone: the page's controls are hidden on paper.
+    page.emulate_media(media="print")
+    assert not page.locator("#tag-form").is_visible() and page.locator("#sheet").is_visible()
+    page.emulate_media(media="screen")
+    # A tag programmed from the sheet works.
+    tag = SoftTag(uid, meta, file_key, url)
+    user = live_api.with_token(
+        live_api.create_user(f"t{secrets.token_hex(4)}", "pass-word-1")["token"]
+    )
+    assert user.tap(tag.read())["venue_id"] == venue["id"]
+    # Once: after "Done" (or a reload) the keys are nowhere on the page.
+    page.click("#close-sheet")
+    assert page.locator("#sheet").is_hidden()
+    page.reload()
+    ready(page)
+    assert meta not in page.content()
+    row = page.locator("#tags li")
+    assert row.count() == 1 and "by the till" in row.inner_text() and uid in row.inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"button[aria-label='Remove tag {uid}']")
+    page.wait_for_selector("#status >> text=Removed tag")
+    assert m["owner"].list_nfc_tags(venue["id"]) == []
+    with pytest.raises(ApiError) as gone:
+        user.tap(tag.read())
+    assert gone.value.code == "tap_invalid"
+
+
+def test_the_till_checks_a_guest_in_by_member_code_and_by_wristband(
+    live_api: Client, new_page: Any
+) -> None:
+    m = merchant(live_api, "Festival Gate")
+    venue = circle_venue(m["owner"], "Main Gate", *HELSINKI)
+    offer = m["owner"].create_offer(
+        {
+            "venue_ids": [venue["id"]],
+            "title": "Free drink",
+            "rule": {"kind": "every_checkin"},
+            "min_proof": "nfc_tap",
+            "per_user_cap": 10,
+        }
+    )
+    m["owner"].activate_offer(offer["id"])
+    guest = live_api.with_token(
+        live_api.create_user(f"g{secrets.token_hex(4)}", "pass-word-1")["token"]
+    )
+    uid = random_uid()
+    band = SoftTag.programmed(dict(guest.register_card(uid, "wristband")), uid)
+    page = new_page(m["staff_key"], PHONE)
+    page.goto("/dashboard/till")
+    ready(page)
+    page.select_option("#venue", venue["id"])
+    code = guest.member_code()["code"]
+    page.fill("#guest_code", f"{code[:4]} {code[4:]}")
+    page.click("#guest-check-in")
+    page.wait_for_selector("#guest-result.result-valid")
+    shot(page, "state-till-guest-checked-in")
+    assert "“Free drink”" in page.locator("#guest-result").inner_text()
+    page.fill("#guest_code", band.read())  # the reader types the wristband's URL
+    page.click("#guest-check-in")
+    page.wait_for_selector("#guest-result.result-valid >> text=Free drink")
+    assert [u["title"] for u in guest.wallet()] == ["Free drink", "Free drink"]
+    # A read used twice, and a wrong code, are refused in words staff can act on.
+    used = band.reads[-1]
+    page.fill("#guest_code", used)
+    page.click("#guest-check-in")
+    page.wait_for_selector("#guest-result.result-error >> text=Card read already used")
+    page.fill("#guest_code", "00000000")
+    page.click("#guest-check-in")
+    page.wait_for_selector("#guest-result.result-error >> text=Member code not valid")
+
+
+def test_offers_set_their_proof_and_analytics_split_by_it(live_api: Client, new_page: Any) -> None:
+    m = merchant(live_api, "Proof Cafe")
+    venue = circle_venue(m["owner"], "Proof Cafe", *HELSINKI)
+    page = new_page(m["owner_key"])
+    page.goto("/dashboard/offers/new")
+    ready(page)
+    page.fill("#title", "Tap for cake")
+    page.check(f"input[name=venue][value='{venue['id']}']")
+    page.select_option("#min_proof", "nfc_tap")
+    assert "must also tap the venue's NFC tag" in page.locator("#preview").inner_text()
+    page.click("#save-offer")
+    page.wait_for_url("**/dashboard/offers")
+    [offer] = m["owner"].list_offers()
+    assert offer["min_proof"] == "nfc_tap"
+    m["owner"].activate_offer(offer["id"])
+    page.goto(f"/dashboard/offers/{offer['id']}/edit")
+    ready(page)
+    assert page.locator("#min_proof").input_value() == "nfc_tap"
+    # One unlock by a tap, one by staff.
+    uid = random_uid()
+    tag = SoftTag.programmed(dict(m["owner"].register_nfc_tag(venue["id"], uid)), uid)
+    lat, lon = HELSINKI
+    tapper = live_api.with_token(
+        live_api.create_user(f"p{secrets.token_hex(4)}", "pass-word-1")["token"]
+    )
+    token = tapper.tap(tag.read())["tap_token"]
+    assert tapper.check_in(
+        venue["id"], lat, lon, 10, datetime.now(UTC).isoformat(), tap_token=token
+    )["unlocks"]
+    guest = live_api.with_token(
+        live_api.create_user(f"p{secrets.token_hex(4)}", "pass-word-1")["token"]
+    )
+    staff = live_api.with_token(m["staff_key"])
+    staff.staff_check_in(venue["id"], member_code=guest.member_code()["code"])
+    page.goto("/dashboard/analytics")
+    ready(page)
+    page.wait_for_selector("#proof-table[data-loaded=true]")
+    row = page.locator(f"#proof-table tr[data-offer='{offer['id']}'] td").all_inner_texts()
+    assert row == ["0", "0", "1", "1"]
+    assert "1 taps accepted" in page.locator("#proof-nfc").inner_text()

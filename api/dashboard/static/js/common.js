@@ -29,7 +29,8 @@ export async function api(method, path, body, { headers = {}, base = "/dashboard
     throw new ApiProblem(0, { code: "network", detail: "The server could not be reached. Check the connection and try again." });
   }
   const type = response.headers.get("Content-Type") || "";
-  const data = type.includes("json") ? await response.json() : null;
+  // 204 No Content carries the API's JSON content type but no body.
+  const data = type.includes("json") && response.status !== 204 ? await response.json() : null;
   if (response.status === 401) {
     // The session ended (signed out elsewhere, key revoked, expired): back to the sign-in page.
     window.location.assign(`/dashboard/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);

@@ -150,7 +150,7 @@ function body() {
     ends_at: wallToUtc($("ends_at").value, zone),
     windows: windows(),
     total_cap: intOrNull("total_cap"),
-    requires_presence_code: $("requires_presence_code").checked,
+    min_proof: $("min_proof").value,
   };
   for (const id of ["per_user_cap", "code_ttl_minutes"]) {
     const value = intOrNull(id);
@@ -230,7 +230,7 @@ function fill(o) {
   $("per_user_cap").value = o.per_user_cap;
   $("code_ttl_minutes").value = o.code_ttl_minutes;
   $("holdout_pct").value = o.holdout_pct;
-  $("requires_presence_code").checked = o.requires_presence_code;
+  $("min_proof").value = o.min_proof ?? (o.requires_presence_code ? "presence_code" : "gps");
   if (o.status === "ended") {
     $("ended-note").hidden = false;
     form.querySelectorAll("input, select, textarea, button").forEach((node) => {

@@ -120,7 +120,9 @@ export function describeOffer(offer, venueNames, timeZone) {
   } else {
     sentences.push("At any time while it is active.");
   }
-  if (offer.requires_presence_code) sentences.push("The customer must also enter the code shown at the counter.");
+  const proof = offer.min_proof ?? (offer.requires_presence_code ? "presence_code" : "gps");
+  if (proof === "presence_code") sentences.push("The customer must also enter the code shown at the counter (or tap its NFC tag).");
+  if (proof === "nfc_tap") sentences.push("The customer must also tap the venue's NFC tag (or be checked in by staff at the till).");
   if (offer.holdout_pct > 0) {
     sentences.push(
       `${offer.holdout_pct}% of eligible customers are held out at random and get nothing, so the offer's lift can be measured.`,

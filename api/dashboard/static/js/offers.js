@@ -4,6 +4,8 @@
 import { announce, api, el, fmt, markReady } from "./common.js";
 import { describeOffer } from "./offer-words.js";
 
+const PROOF_WORDS = { gps: "GPS", presence_code: "presence code", nfc_tap: "NFC tag tap" };
+
 const container = document.getElementById("offers");
 const statusFilter = document.getElementById("status-filter");
 const MOVES = {
@@ -39,7 +41,7 @@ function card(offer) {
       "dl",
       { class: "facts" },
       el("div", {}, el("dt", {}, "Codes issued"), el("dd", {}, capText)),
-      el("div", {}, el("dt", {}, "Presence code"), el("dd", {}, offer.requires_presence_code ? "required" : "no")),
+      el("div", {}, el("dt", {}, "Proof of presence"), el("dd", {}, PROOF_WORDS[offer.min_proof] ?? (offer.requires_presence_code ? "presence code" : "GPS"))),
       el("div", {}, el("dt", {}, "Holdout"), el("dd", {}, `${offer.holdout_pct}%`)),
     ),
     el(
