@@ -28,7 +28,12 @@ from api.schemas import (
 )
 from core.errors import DomainError
 from geo import members, nfc
-from offers.checkins import CheckinResult, StaffCheckinInput, staff_check_in
+from offers.checkins import (
+    CheckinResult,
+    StaffCheckinInput,
+    TooManyAttemptsError,
+    staff_check_in,
+)
 
 blp = Blueprint(
     "presence",
@@ -198,7 +203,10 @@ class StaffCheckins(MethodView):
             except DomainError as error:
                 # The refusal's record was written: answer it (and, under an Idempotency-Key,
                 # store the answer) so that it commits instead of rolling back.
-                return handle_domain_error(error)
+                refused = handle_domain_error(error)
+                if isinstance(error, TooManyAttemptsError):
+                    refused.headers["Retry-After"] = str(error.retry_after_s)
+                return refused
             recorded.append(result)
             body = _STAFF_CHECKIN.dump({**present(result), "user_id": result.user_id})
             return Response(json.dumps(body), status=201, mimetype="application/json")

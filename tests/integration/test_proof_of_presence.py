@@ -316,6 +316,7 @@ def test_a_wrong_member_code_is_refused_and_guessing_is_limited(
     with pytest.raises(ApiError) as locked:
         staff.staff_check_in(venue["id"], member_code="12345678")
     assert locked.value.status == 429 and locked.value.code == "too_many_attempts"
+    assert 0 < int(locked.value.response.headers["Retry-After"]) <= 15 * 60 + 1
     # Another key of the merchant is not held by this one's lockout.
     other = api.with_token(owner.create_key("staff")["api_key"])
     with pytest.raises(ApiError) as separate:
