@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, current_app, json, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from api.jsonbody import Blueprint
 
 from api import audit, auth, db, idempotency, observability
 from api.checkins import IDEMPOTENCY_DOC, present, thresholds
