@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import Response, current_app, json, request
 from flask.views import MethodView
-from api.jsonbody import Blueprint
 
 from api import audit, auth, db, idempotency, observability
 from api.checkins import IDEMPOTENCY_DOC, present, thresholds
 from api.errors import handle_domain_error
+from api.jsonbody import Blueprint
 from api.schemas import (
     CardCreatedSchema,
     CardCreateSchema,
