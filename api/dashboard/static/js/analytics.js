@@ -262,6 +262,9 @@ async function start() {
   // The merchant-wide figures load while the offer list (from the health report) arrives.
   announce("Loading…");
   const merchantWide = Promise.all([loadRedemptions(), loadLeaks()]);
+  // Awaited below; if the health report fails first (the session ended), its failure must not
+  // surface as an unhandled rejection.
+  merchantWide.catch(() => {});
   health = (await api("GET", "/analytics/offers/health")).offers;
   const order = { active: 0, paused: 1, ended: 2, draft: 3 };
   const offers = health.slice().sort((a, b) => order[a.status] - order[b.status] || b.unlocks - a.unlocks || a.title.localeCompare(b.title));
