@@ -103,14 +103,13 @@ class Taps(MethodView):
     @blp.response(201, TapSchema)
     @blp.alt_response(409, response="CONFLICT")
     def post(self, data: dict[str, Any]) -> nfc.TapToken:
-        """Verify a tap on a venue's NFC tag (the `t`, `picc_data` and `cmac` of the URL the
-        tag gave the phone) and answer a single-use token for a check-in at that venue within
+        """Verify a tap on a venue's NFC tag (the `picc_data` and `cmac` of the URL the tag
+        gave the phone) and answer a single-use token for a check-in at that venue within
         2 minutes. A message that does not verify, of an unknown or removed tag: 422
         `tap_invalid`; a read counter not above every earlier accepted one: 409 `tap_replayed`."""
         return nfc.accept_tap(
             db.uow(),
             auth.current_user().user_id,
-            data["tag_id"],
             data["picc_data"],
             data["cmac"],
             master_key(),
@@ -184,7 +183,6 @@ class StaffCheckins(MethodView):
         command = StaffCheckinInput(
             venue_id=data["venue_id"],
             member_code=data.get("member_code"),
-            card_id=card.get("card_id"),
             picc_data=card.get("picc_data"),
             cmac=card.get("cmac"),
         )

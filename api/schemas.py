@@ -975,14 +975,6 @@ class NfcTagListSchema(ma.Schema):
 class TapCreateSchema(ma.Schema):
     picc_data = Text(required=True, validate=HEX32, metadata={"description": "From the tag's URL"})
     cmac = Text(required=True, validate=HEX16, metadata={"description": "From the tag's URL"})
-    tag_id = f.UUID(
-        load_default=None,
-        allow_none=True,
-        metadata={
-            "description": "The tag's id: the URL's `t` parameter. Each tag has its own keys, "
-            "so a tap without it cannot be verified (tap_invalid)"
-        },
-    )
 
 
 class TapSchema(ma.Schema):
@@ -1025,11 +1017,6 @@ class MemberCodeSchema(ma.Schema):
 class CardReadSchema(ma.Schema):
     picc_data = Text(required=True, validate=HEX32)
     cmac = Text(required=True, validate=HEX16)
-    card_id = f.UUID(
-        load_default=None,
-        allow_none=True,
-        metadata={"description": "The card's id: the `card` parameter of its URL"},
-    )
 
 
 class StaffCheckinCreateSchema(ma.Schema):

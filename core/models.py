@@ -298,6 +298,8 @@ class NfcTag(Base):
             "uq_nfc_tags_uid_live", "uid", unique=True, postgresql_where=text("deleted_at IS NULL")
         ),
         Index("ix_nfc_tags_venue_id", "venue_id"),
+        # A tap names its tag only by the UID inside it: found by this index, removed ones too.
+        Index("ix_nfc_tags_uid", "uid"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -325,6 +327,7 @@ class UserCard(Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_user_cards_user_id", "user_id"),
+        Index("ix_user_cards_uid", "uid"),
     )
 
     id: Mapped[uuid.UUID] = _id()

@@ -41,9 +41,6 @@ TAP_TOKEN_TTL = timedelta(minutes=2)
 # Placeholders of the mirrored values in a tag's URL, as NXP's tools expect them.
 PICC_PLACEHOLDER = "0" * sun.PICC_DATA_HEX
 CMAC_PLACEHOLDER = "0" * sun.CMAC_HEX
-# The tap's query parameters: the tag's id (the per-tag keys are found by it), then the mirrors.
-TAG_PARAM = "t"
-CARD_PARAM = "card"
 
 
 class TapInvalidError(ValidationError):
@@ -68,10 +65,11 @@ class TapToken:
     expires_at: datetime
 
 
-def url_template(base_url: str, param: str, object_id: uuid.UUID) -> dict[str, Any]:
+def url_template(base_url: str) -> dict[str, Any]:
     """The URL to program into a tag or card, with the mirrors' placeholders and their offsets
-    (characters from the URL's start: add the NDEF record's header length for the file offset)."""
-    url = f"{base_url}?{param}={object_id}&picc_data={PICC_PLACEHOLDER}&cmac={CMAC_PLACEHOLDER}"
+    (characters from the URL's start: add the NDEF record's header length for the file offset).
+    It names no tag: the UID inside `picc_data` says which one it is."""
+    url = f"{base_url}?picc_data={PICC_PLACEHOLDER}&cmac={CMAC_PLACEHOLDER}"
     return {
         "url_template": url,
         "picc_data_offset": url.index("picc_data=") + len("picc_data="),
@@ -154,7 +152,7 @@ def register_tag(
         audit.record(session, merchant_id, actor, "nfc_tag.create", tag_id, audit.diff(None, view))
         uow.commit()
     keys = sun.derive_keys(master_key, sun.TAG, tag_id)
-    return {**view, **_keys_view(keys), **url_template(base_url, TAG_PARAM, tag_id)}
+    return {**view, **_keys_view(keys), **url_template(base_url)}
 
 
 def list_tags(
@@ -212,12 +210,15 @@ def delete_tag(
 
 # ---- taps ----------------------------------------------------------------------------------
 
+# The tag a UID belongs to: its live registration, else its latest removed one (for the record).
 _TAG_FOR_TAP = text(
     """
     SELECT t.id, t.venue_id, t.uid, t.last_counter,
            (t.deleted_at IS NULL AND v.deleted_at IS NULL) AS live
     FROM nfc_tags t JOIN venues v ON v.id = t.venue_id
-    WHERE t.id = :id
+    WHERE t.uid = :uid
+    ORDER BY t.deleted_at IS NULL DESC, t.created_at DESC
+    LIMIT 1
     """
 )
 # The counter is accepted only above every accepted one: under READ COMMITTED a concurrent UPDATE
@@ -262,10 +263,17 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _claimed_uid(master_key: bytes, picc_data: str) -> bytes | None:
+    """The UID a message claims to come from, or None when it is not a message at all."""
+    try:
+        return sun.read_picc_data(sun.meta_read_key(master_key), picc_data).uid
+    except sun.SunError:
+        return None
+
+
 def accept_tap(
     uow: UnitOfWork,
     user_id: uuid.UUID,
-    tag_id: uuid.UUID | None,
     picc_data: str,
     cmac: str,
     master_key: bytes,
@@ -274,7 +282,8 @@ def accept_tap(
     """Verify a tap on a venue's tag and answer a single-use token for a check-in there."""
     with uow:
         session = uow.session
-        tag = execute(session, _TAG_FOR_TAP, {"id": tag_id}).first() if tag_id else None
+        uid = _claimed_uid(master_key, picc_data)
+        tag = execute(session, _TAG_FOR_TAP, {"uid": uid}).first() if uid else None
         if tag is None or not tag.live:
             _refuse(
                 uow,
@@ -380,7 +389,7 @@ def register_card(
         view = card_view(row)
         uow.commit()
     keys = sun.derive_keys(master_key, sun.CARD, card_id)
-    return {**view, **_keys_view(keys), **url_template(base_url, CARD_PARAM, card_id)}
+    return {**view, **_keys_view(keys), **url_template(base_url)}
 
 
 def list_cards(session: Session, user_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -413,7 +422,7 @@ def remove_card(uow: UnitOfWork, user_id: uuid.UUID, card_id: uuid.UUID) -> None
 
 _CARD_FOR_READ = text(
     "SELECT id, user_id, uid, last_counter, deleted_at IS NULL AS live FROM user_cards"
-    " WHERE id = :id"
+    " WHERE uid = :uid ORDER BY deleted_at IS NULL DESC, created_at DESC LIMIT 1"
 )
 _ACCEPT_CARD_COUNTER = text(
     """
@@ -438,7 +447,6 @@ DomainErrorType = type[TapInvalidError] | type[TapReplayedError]
 
 def read_card(
     session: Session,
-    card_id: uuid.UUID | None,
     picc_data: str,
     cmac: str,
     venue_id: uuid.UUID,
@@ -448,7 +456,8 @@ def read_card(
 
     Records the read in `nfc_taps` either way and answers the refusal instead of raising it, so
     the caller can commit the record before it raises (a refusal must leave its trace)."""
-    card = execute(session, _CARD_FOR_READ, {"id": card_id}).first() if card_id else None
+    uid = _claimed_uid(master_key, picc_data)
+    card = execute(session, _CARD_FOR_READ, {"uid": uid}).first() if uid else None
     if card is None or not card.live:
         _record(
             session,

@@ -16,9 +16,11 @@ package (no hand-written cipher), the comparison of MACs is constant-time, and e
 one `SunError` whose `reason` says which check failed (for the leak report; callers answer the
 same `tap_invalid` whatever it is, so an attacker learns nothing from the answer).
 
-The per-tag keys are not stored: they are derived from the service's master key (setting
-`NFC_MASTER_KEY`, kept outside the database) and the tag's or card's row id with HKDF-SHA256
-(RFC 5869). docs/presence.md explains why.
+The keys are not stored: they are derived from the service's master key (setting
+`NFC_MASTER_KEY`, kept outside the database) with HKDF-SHA256 (RFC 5869). The SDM meta read key,
+which only hides the UID and counter, is one for the whole service, so a message says by itself
+which tag sent it (the UID inside `picc_data`); the SDM file read key, which makes the MAC that
+cannot be forged, is the tag's or card's own, from its row id. docs/presence.md explains why.
 """
 
 from __future__ import annotations
@@ -91,24 +93,35 @@ class SunMessage:
     counter: int
 
 
-def derive_keys(master_key: bytes, kind: str, object_id: uuid.UUID) -> TagKeys:
-    """The SDM keys of one tag or card, from the master key and the row's id.
+def meta_read_key(master_key: bytes) -> bytes:
+    """The service's SDM meta read key, shared by every tag and card: with it the server reads
+    which tag a message comes from (its UID) before it knows that tag's own key."""
+    return _hkdf(master_key, None, "checkin-offers ntag424 sdm meta read v1")
 
-    HKDF-SHA256 with the row id as salt and the kind as info, 32 bytes split in two keys. A
-    re-registered tag gets a new row id and so new keys: a deleted registration's taps can never
-    verify again, even if the tag was not reprogrammed.
-    """
+
+def derive_keys(master_key: bytes, kind: str, object_id: uuid.UUID) -> TagKeys:
+    """The SDM keys of one tag or card: the service's meta read key, and a file read key of its
+    own from HKDF-SHA256 with the row id as salt and the kind as info. A re-registered tag gets a
+    new row id and so a new MAC key: a deleted registration's taps can never verify again, even
+    if the tag was not reprogrammed."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    file_read = _hkdf(master_key, object_id.bytes, f"checkin-offers ntag424 sdm {kind} file v1")
+    return TagKeys(meta_read_key(master_key), file_read)
+
+
+def _hkdf(master_key: bytes, salt: bytes | None, info: str) -> bytes:
     if len(master_key) < KEY_BYTES:
         raise ValueError("the master key must be at least 16 bytes")
-    okm = HKDF(
-        algorithm=hashes.SHA256(),
-        length=2 * KEY_BYTES,
-        salt=object_id.bytes,
-        info=f"checkin-offers ntag424 sdm {kind} v1".encode(),
-    ).derive(master_key)
-    return TagKeys(okm[:KEY_BYTES], okm[KEY_BYTES:])
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info.encode()).derive(
+        master_key
+    )
+
+
+def read_picc_data(meta_key: bytes, picc_data_hex: str) -> PiccData:
+    """The UID and counter a message claims (not yet verified: its MAC says whether the tag
+    made it); `SunError` for anything that is not a well-formed message under this key."""
+    return decrypt_picc_data(meta_key, _hex(picc_data_hex, PICC_DATA_HEX))
 
 
 def parse_uid(text: str) -> bytes:

@@ -529,14 +529,12 @@ class Client:
         self.call("DELETE", f"/v1/nfc-tags/{tag_id}")
 
     def tap(self, url: str) -> Tap:
-        """Send what a tag's URL said (its `t`, `picc_data` and `cmac`) for a tap token."""
+        """Send what a tag's URL said (its `picc_data` and `cmac`) for a tap token."""
         query = parse_qs(urlsplit(url).query)
         body: dict[str, Any] = {
             "picc_data": query["picc_data"][0],
             "cmac": query["cmac"][0],
         }
-        if "t" in query:
-            body["tag_id"] = query["t"][0]
         return cast(Tap, self._json("POST", "/v1/taps", body))
 
     def register_card(self, uid: str, label: str | None = None) -> UserCardCreated:
@@ -573,8 +571,6 @@ class Client:
                 "picc_data": query["picc_data"][0],
                 "cmac": query["cmac"][0],
             }
-            if "card" in query:
-                card["card_id"] = query["card"][0]
             body["card"] = card
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return cast(StaffCheckin, self._json("POST", "/v1/staff-checkins", body, headers=headers))

@@ -512,7 +512,6 @@ class TooManyAttemptsError(DomainError):
 class StaffCheckinInput:
     venue_id: uuid.UUID
     member_code: str | None = None
-    card_id: uuid.UUID | None = None
     picc_data: str | None = None
     cmac: str | None = None
 
@@ -611,7 +610,6 @@ def staff_check_in(
         else:
             read = nfc.read_card(
                 session,
-                data.card_id,
                 data.picc_data or "",
                 data.cmac or "",
                 data.venue_id,

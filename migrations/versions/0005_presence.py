@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_cards")),
     )
     op.create_index("ix_user_cards_user_id", "user_cards", ["user_id"], unique=False)
+    op.create_index("ix_user_cards_uid", "user_cards", ["uid"], unique=False)
     op.create_index(
         "uq_user_cards_uid_live",
         "user_cards",
@@ -149,6 +150,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nfc_tags")),
     )
     op.create_index("ix_nfc_tags_venue_id", "nfc_tags", ["venue_id"], unique=False)
+    op.create_index("ix_nfc_tags_uid", "nfc_tags", ["uid"], unique=False)
     op.create_index(
         "uq_nfc_tags_uid_live",
         "nfc_tags",
@@ -363,6 +365,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.drop_index("ix_nfc_tags_venue_id", table_name="nfc_tags")
+    op.drop_index("ix_nfc_tags_uid", table_name="nfc_tags")
     op.drop_table("nfc_tags")
     op.drop_index(
         "uq_user_cards_uid_live",
@@ -370,6 +373,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.drop_index("ix_user_cards_user_id", table_name="user_cards")
+    op.drop_index("ix_user_cards_uid", table_name="user_cards")
     op.drop_table("user_cards")
     op.drop_index("ix_member_codes_user_id", table_name="member_codes")
     op.drop_table("member_codes")

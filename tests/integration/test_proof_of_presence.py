@@ -56,6 +56,11 @@ def tag(owner: Client, venue: dict[str, Any]) -> SoftTag:
     return SoftTag.programmed(owner.register_nfc_tag(venue["id"], uid, "counter"), uid)
 
 
+def tag_id_of(owner: Client, venue: dict[str, Any], tag: SoftTag) -> str:
+    (found,) = [t["id"] for t in owner.list_nfc_tags(venue["id"]) if t["uid"] == tag.uid]
+    return str(found)
+
+
 def offer(owner: Client, venue: dict[str, Any], **fields: Any) -> dict[str, Any]:
     created = owner.create_offer(offer_body([venue["id"]], per_user_cap=100, **fields))
     return owner.activate_offer(created["id"])
@@ -74,7 +79,12 @@ def test_a_tag_is_registered_with_keys_shown_once(
         assert len(created[key]) == 32 and int(created[key], 16) >= 0
     assert created["sdm_meta_read_key"] != created["sdm_file_read_key"]
     url = created["url_template"]
-    assert f"t={created['id']}" in url
+    assert created["id"] not in url  # the UID inside picc_data says which tag it is
+    # The meta read key is the service's, the file read (MAC) key the tag's own.
+    second = owner.register_nfc_tag(venue["id"], random_uid())
+    assert second["sdm_meta_read_key"] == created["sdm_meta_read_key"]
+    assert second["sdm_file_read_key"] != created["sdm_file_read_key"]
+    owner.delete_nfc_tag(second["id"])
     assert url[created["picc_data_offset"] :].startswith("0" * 32 + "&cmac=")
     assert url[created["cmac_offset"] :] == "0" * 16
     listed = owner.list_nfc_tags(venue["id"])
@@ -184,8 +194,10 @@ def test_every_bad_tap_is_tap_invalid_and_a_replayed_one_tap_replayed(
     assert bad.value.status == 422 and bad.value.code == "tap_invalid"
     # The genuine read still works after the tampered one (its counter was not spent).
     assert mobile.tap(fresh)["venue_id"] == venue["id"]
+    # A well-formed message of a tag nobody registered (the service's meta key, any MAC key).
+    stranger = SoftTag(random_uid(), tag.sdm_meta_read_key, tag.sdm_file_read_key, tag.url_template)
     with pytest.raises(ApiError) as no_tag:
-        mobile.tap(fresh.split("?")[0] + "?" + fresh.split("&", 1)[1])  # without t=
+        mobile.tap(stranger.read())
     assert no_tag.value.code == "tap_invalid"
     outcomes = rows(
         app,
@@ -206,7 +218,7 @@ def test_a_deleted_tag_taps_no_more_and_its_tokens_die(
     app: Flask, owner: Client, mobile: Client, venue: dict[str, Any], tag: SoftTag
 ) -> None:
     token = mobile.tap(tag.read())["tap_token"]
-    tag_id = tag.url_template.split("t=")[1].split("&")[0]
+    tag_id = tag_id_of(owner, venue, tag)
     owner.delete_nfc_tag(tag_id)
     assert owner.list_nfc_tags(venue["id"]) == []
     with pytest.raises(ApiError) as gone:
@@ -224,7 +236,7 @@ def test_a_deleted_tag_taps_no_more_and_its_tokens_die(
 def test_a_tag_moved_to_another_venue_gets_new_keys(
     owner: Client, mobile: Client, venue: dict[str, Any], tag: SoftTag
 ) -> None:
-    old_id = tag.url_template.split("t=")[1].split("&")[0]
+    old_id = tag_id_of(owner, venue, tag)
     elsewhere = owner.create_venue(
         venue_body(name="Second shop", location={"type": "Point", "coordinates": [24.95, 60.18]})
     )

@@ -86,8 +86,11 @@ def test_keys_are_per_object_and_per_kind_and_need_the_master_key() -> None:
     assert keys == sun.derive_keys(master, sun.TAG, one)  # stable: nothing to store
     assert len(keys.sdm_meta_read_key) == len(keys.sdm_file_read_key) == 16
     assert keys.sdm_meta_read_key != keys.sdm_file_read_key
-    assert keys != sun.derive_keys(master, sun.TAG, two)
-    assert keys != sun.derive_keys(master, sun.CARD, one)
+    # One meta read key for the service (it finds the tag by the UID inside); MAC keys per row.
+    other, card = sun.derive_keys(master, sun.TAG, two), sun.derive_keys(master, sun.CARD, one)
+    assert other.sdm_meta_read_key == card.sdm_meta_read_key == keys.sdm_meta_read_key
+    assert keys.sdm_meta_read_key == sun.meta_read_key(master)
+    assert len({keys.sdm_file_read_key, other.sdm_file_read_key, card.sdm_file_read_key}) == 3
     assert keys != sun.derive_keys(bytes(32), sun.TAG, one)
     with pytest.raises(ValueError):
         sun.derive_keys(b"short", sun.TAG, one)

@@ -39,7 +39,7 @@ export function parseGuest(raw) {
   const picc = url.searchParams.get("picc_data");
   const cmac = url.searchParams.get("cmac");
   if (!picc || !cmac) return null;
-  return { card: { picc_data: picc, cmac, card_id: url.searchParams.get("card") } };
+  return { card: { picc_data: picc, cmac } };
 }
 
 form?.addEventListener("submit", async (event) => {
