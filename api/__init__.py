@@ -61,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         analytics,
         audit,
         checkins,
+        devices,
         health,
         offers,
         presence,
@@ -76,6 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         checkins.blp,
         presence.blp,
         redemptions.blp,
+        devices.blp,
         analytics.blp,
         audit.blp,
     )

@@ -55,7 +55,10 @@ class AuditEventSchema(ma.Schema):
     )
     object_type = f.String(
         required=True,
-        metadata={"description": "merchant, venue, offer, key, redemption or staff_user"},
+        metadata={
+            "description": "merchant, venue, offer, key, redemption, staff_user, "
+            "device_pairing or device"
+        },
     )
     object_id = f.UUID(required=True)
     actor_key_id = f.UUID(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import g, request
@@ -22,6 +24,7 @@ from core.accounts import (
     authenticate_user,
 )
 from core.errors import ForbiddenError, UnauthorizedError
+from offers import devices as devices_domain
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,8 +50,12 @@ def bearer() -> str | None:
     return token.strip()
 
 
-def merchant(*roles: str) -> Callable[[F], F]:
-    """Require a merchant API key with one of `roles`; the principal is `g.merchant`."""
+def merchant(*roles: str, devices: bool = False) -> Callable[[F], F]:
+    """Require a merchant API key with one of `roles`; the principal is `g.merchant`.
+
+    A till device's key (staff, bound to one venue: offers/devices.py) passes only the views
+    marked `devices=True`, which act at its venue alone (`venue_scope`); anywhere else it is 403
+    `device_not_allowed`. Deny by default: a new view is closed to devices until it says so."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -59,6 +66,13 @@ def merchant(*roles: str) -> Callable[[F], F]:
                 raise UnauthorizedError(
                     "a valid merchant API key is required (Authorization: Bearer ...)"
                 )
+            if principal.venue_id is not None:
+                note_device_use(principal)
+                if not devices:
+                    raise devices_domain.DeviceNotAllowedError(
+                        "a till device may only redeem and check codes, read the presence code "
+                        "and the till's day at its own venue"
+                    )
             if principal.role not in roles:
                 raise ForbiddenError(
                     f"this call needs a key with role {' or '.join(roles)}, not {principal.role}"
@@ -96,6 +110,20 @@ def current_user_or_none(conn: Connection | None = None) -> UserPrincipal | None
 def current_merchant() -> MerchantPrincipal:
     principal: MerchantPrincipal = g.merchant
     return principal
+
+
+def venue_scope(venue_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The venue this request acts at: the one it names, or for a till device its own (naming
+    another is 403 `venue_not_paired`)."""
+    return devices_domain.scoped_venue(current_merchant().venue_id, venue_id)
+
+
+def note_device_use(principal: MerchantPrincipal) -> None:
+    """Record a till device's last use (at most once a minute) in a transaction of its own,
+    before the request's work: a refused or failed request was still a use."""
+    devices_domain.note_use(
+        db.session(), principal.key_id, principal.last_used_at, datetime.now(UTC)
+    )
 
 
 def current_user() -> UserPrincipal:

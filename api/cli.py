@@ -28,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
+from sqlalchemy import literal_column, select
 from sqlalchemy.orm import Session, aliased
 
 from api.schemas import KeyCreateSchema, MerchantCreateSchema
@@ -48,6 +48,7 @@ from core.models import (
 )
 from core.uow import UnitOfWork
 from offers import catalog, codes
+from offers.redemptions import UNLOCK_STATUS_SQL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,25 +177,19 @@ def code_history(code: str, as_json: bool) -> None:
 
 
 def _code_history(session: Session, code: str) -> dict[str, Any] | None:
-    row = session.execute(
-        select(Unlock, User, Offer, Venue, Checkin, Merchant, func.now().label("now"))
-        .join(User, User.id == Unlock.user_id)
-        .join(Offer, Offer.id == Unlock.offer_id)
-        .join(Venue, Venue.id == Unlock.venue_id)
-        .join(Checkin, Checkin.id == Unlock.checkin_id)
-        .join(Merchant, Merchant.id == Unlock.merchant_id)
-        .where(Unlock.code == code)
+    u = aliased(Unlock, name="u")  # the alias redemptions.UNLOCK_STATUS_SQL reads
+    row: Any = session.execute(
+        select(u, User, Offer, Venue, Checkin, Merchant, literal_column(UNLOCK_STATUS_SQL))
+        .join(User, User.id == u.user_id)
+        .join(Offer, Offer.id == u.offer_id)
+        .join(Venue, Venue.id == u.venue_id)
+        .join(Checkin, Checkin.id == u.checkin_id)
+        .join(Merchant, Merchant.id == u.merchant_id)
+        .where(u.code == code)
     ).one_or_none()
     if row is None:
         return None
-    unlock, user, offer, venue, checkin, merchant, now = row
-    status = (
-        "redeemed"
-        if unlock.redeemed_at is not None
-        else "expired"
-        if unlock.expires_at <= now
-        else "active"
-    )
+    unlock, user, offer, venue, checkin, merchant, status = row
     redemption = session.scalar(select(Redemption).where(Redemption.unlock_id == unlock.id))
     attempt_venue = aliased(Venue)
     attempts = session.execute(

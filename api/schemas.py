@@ -21,6 +21,7 @@ from geo.proof import MIN_PROOFS, PROOFS
 from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M, REASON_CODES
 from offers import analytics, catalog, checkins
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
+from offers.redemptions import UNLOCK_STATUSES
 from offers.rules import DAYS, RULE_KINDS
 
 POINT_DOC = {
@@ -255,6 +256,13 @@ class KeySchema(ma.Schema):
     label = f.String(allow_none=True)
     created_at = UtcDateTime(required=True)
     revoked_at = UtcDateTime(allow_none=True)
+    venue_id = f.UUID(
+        allow_none=True,
+        metadata={"description": "A till device's key (`GET /v1/devices`): its one venue"},
+    )
+    last_used_at = UtcDateTime(
+        allow_none=True, metadata={"description": "A till device's last request, to the minute"}
+    )
 
 
 class KeyCreatedSchema(KeySchema):
@@ -658,11 +666,11 @@ class CheckinSchema(ma.Schema):
 
 
 class WalletArgsSchema(ma.Schema):
-    status = Text(validate=v.OneOf(("active", "redeemed", "expired")))
+    status = Text(validate=v.OneOf(UNLOCK_STATUSES))
 
 
 class WalletEntrySchema(IssuedUnlockSchema):
-    status = f.String(required=True, validate=v.OneOf(("active", "redeemed", "expired")))
+    status = f.String(required=True, validate=v.OneOf(UNLOCK_STATUSES))
     created_at = UtcDateTime(required=True)
     redeemed_at = UtcDateTime(allow_none=True)
 
@@ -690,6 +698,92 @@ class RedemptionSchema(ma.Schema):
     venue_id = f.UUID(allow_none=True)
     title = f.String(required=True, metadata={"description": "The offer's title, for the till"})
     redeemed_at = UtcDateTime(required=True)
+
+
+class CodeCheckVenueSchema(ma.Schema):
+    id = f.UUID(required=True)
+    name = f.String(required=True)
+
+
+class CodeCheckRedemptionSchema(ma.Schema):
+    redeemed_at = UtcDateTime(required=True)
+    venue_id = f.UUID(allow_none=True, metadata={"description": "Where it was redeemed"})
+    venue_name = f.String(allow_none=True)
+    till = f.String(
+        allow_none=True, metadata={"description": "The label of the key or device that redeemed it"}
+    )
+
+
+class CodeCheckSchema(ma.Schema):
+    outcome = f.String(
+        required=True,
+        validate=v.OneOf(("valid", "unknown", "wrong_venue", "already_redeemed", "expired")),
+        metadata={
+            "description": "`valid`: redeeming it now would succeed; otherwise the refusal "
+            "`POST /v1/redemptions` would give (another merchant's code is `unknown`)"
+        },
+    )
+    detail = f.String(required=True, metadata={"description": "The outcome in words"})
+    code = f.String(
+        required=True, allow_none=True, metadata={"description": "Display form; null if malformed"}
+    )
+    offer_id = f.UUID(allow_none=True)
+    title = f.String(allow_none=True, metadata={"description": "The offer's title"})
+    venues = f.List(
+        f.Nested(CodeCheckVenueSchema),
+        required=True,
+        metadata={"description": "The venues where the offer's codes are good"},
+    )
+    unlocked_at = UtcDateTime(allow_none=True)
+    expires_at = UtcDateTime(allow_none=True)
+    redemption = f.Nested(
+        CodeCheckRedemptionSchema,
+        allow_none=True,
+        metadata={"description": "Where and when it was redeemed (`already_redeemed`)"},
+    )
+
+
+class TillDayArgsSchema(ma.Schema):
+    date = f.Date(
+        load_default=None,
+        metadata={"description": "A local date at the venue (YYYY-MM-DD); default: today there"},
+    )
+
+
+class TillRedemptionSchema(ma.Schema):
+    id = f.UUID(required=True)
+    redeemed_at = UtcDateTime(required=True)
+    offer_id = f.UUID(required=True)
+    title = f.String(required=True)
+    code = f.String(required=True, metadata={"description": "The redeemed code, display form"})
+    till = f.String(allow_none=True, metadata={"description": "The key or device's label"})
+
+
+class TillCheckinSchema(ma.Schema):
+    id = f.UUID(required=True)
+    created_at = UtcDateTime(required=True)
+    status = f.String(required=True, validate=v.OneOf(("verified", "rejected")))
+    reasons = f.List(f.String(), required=True, metadata={"description": "Rejection reason codes"})
+    unlocked = f.List(f.String(), required=True, metadata={"description": "Offers it unlocked"})
+
+
+class TillDaySchema(ma.Schema):
+    venue_id = f.UUID(required=True)
+    venue_name = f.String(required=True)
+    timezone = f.String(required=True)
+    date = f.Date(required=True, metadata={"description": "The local date at the venue"})
+    redemptions = f.List(
+        f.Nested(TillRedemptionSchema),
+        required=True,
+        metadata={"description": "Redeemed at this venue that day, newest first (at most 200)"},
+    )
+    redemptions_total = f.Integer(required=True)
+    checkins = f.List(
+        f.Nested(TillCheckinSchema),
+        required=True,
+        metadata={"description": "Check-ins at this venue that day, newest first (at most 200)"},
+    )
+    checkins_total = f.Integer(required=True)
 
 
 # ---- analytics -----------------------------------------------------------------------------

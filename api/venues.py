@@ -85,12 +85,14 @@ class VenueItem(MethodView):
 
 @blp.route("/<uuid:venue_id>/presence-code")
 class PresenceCode(MethodView):
-    @auth.merchant("owner", "staff")
+    @auth.merchant("owner", "staff", devices=True)
     @blp.response(200, PresenceCodeSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, venue_id: uuid.UUID) -> dict[str, Any]:
         """The venue's current presence code; it rotates every minute and the previous one is
-        still accepted, so show it on a screen or refreshed QR at the venue."""
+        still accepted, so show it on a screen or refreshed QR at the venue. A till device
+        reads its own venue's only (403 `venue_not_paired`)."""
+        auth.venue_scope(venue_id)
         code, valid_until = venues.presence_code(
             db.session(), auth.current_merchant().merchant_id, venue_id, datetime.now(UTC)
         )

@@ -8,7 +8,7 @@ trail and commit. Secrets are answered once and never recorded.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,9 @@ class MerchantPrincipal:
     merchant_id: uuid.UUID
     key_id: uuid.UUID
     role: str
+    # A till device's key is bound to one venue (offers/devices.py); other keys have none.
+    venue_id: uuid.UUID | None = None
+    last_used_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,10 @@ class UserPrincipal:
 
 def key_view(key: ApiKey) -> dict[str, Any]:
     """What the audit trail shows of a key (never its secret)."""
-    return {"role": key.role, "label": key.label, "revoked_at": key.revoked_at}
+    view: dict[str, Any] = {"role": key.role, "label": key.label, "revoked_at": key.revoked_at}
+    if key.venue_id is not None:
+        view["venue_id"] = key.venue_id
+    return view
 
 
 def create_merchant(
@@ -89,6 +95,22 @@ def create_api_key(
 def _new_key(
     uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, role: str, label: str | None
 ) -> tuple[ApiKey, str]:
+    key, token = new_key(uow.session, merchant_id, role, label)
+    audit.record(
+        uow.session, merchant_id, actor, "key.create", key.id, audit.diff(None, key_view(key))
+    )
+    return key, token
+
+
+def new_key(
+    session: Session,
+    merchant_id: uuid.UUID,
+    role: str,
+    label: str | None,
+    venue_id: uuid.UUID | None = None,
+) -> tuple[ApiKey, str]:
+    """A key row and its secret, inside the caller's use case (which records the audit event:
+    `key.create`, or `device.pair` for a till device's key bound to `venue_id`)."""
     secret = new_secret(KEY_PREFIX)
     key = ApiKey(
         merchant_id=merchant_id,
@@ -96,12 +118,10 @@ def _new_key(
         label=label,
         lookup=secret.lookup,
         secret_hash=secret.secret_hash,
+        venue_id=venue_id,
     )
-    uow.session.add(key)
-    uow.session.flush()
-    audit.record(
-        uow.session, merchant_id, actor, "key.create", key.id, audit.diff(None, key_view(key))
-    )
+    session.add(key)
+    session.flush()
     return key, secret.token
 
 
@@ -161,8 +181,11 @@ def rotate_api_key(
 
 # Every authenticated request runs one of these: plain SQL for the columns needed (an ORM
 # entity load cost a fifth of a check-in's Python time).
+# A till device's key fails once its venue is deleted.
 _API_KEY = text(
-    "SELECT id, merchant_id, role, secret_hash, revoked_at FROM api_keys WHERE lookup = :lookup"
+    "SELECT k.id, k.merchant_id, k.role, k.secret_hash, k.revoked_at, k.venue_id,"
+    " k.last_used_at, v.deleted_at AS venue_deleted_at"
+    " FROM api_keys k LEFT JOIN venues v ON v.id = k.venue_id WHERE k.lookup = :lookup"
 )
 _USER_TOKEN = text(
     "SELECT id, user_id, secret_hash, revoked_at, expires_at FROM user_tokens"
@@ -177,9 +200,9 @@ def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
     lookup, secret = parts
     key = execute(session, _API_KEY, {"lookup": lookup}).first()
     ok = secret_matches(secret, key.secret_hash if key else None)
-    if not ok or key is None or key.revoked_at is not None:
+    if not ok or key is None or key.revoked_at is not None or key.venue_deleted_at is not None:
         return None
-    return MerchantPrincipal(key.merchant_id, key.id, key.role)
+    return MerchantPrincipal(key.merchant_id, key.id, key.role, key.venue_id, key.last_used_at)
 
 
 def create_user(

@@ -46,6 +46,9 @@ ACTIONS = (
     "staff_user.delete",
     "nfc_tag.create",
     "nfc_tag.delete",
+    "device_pairing.create",
+    "device.pair",
+    "device.revoke",
 )
 
 # Never recorded, whatever a caller passes.

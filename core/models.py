@@ -83,6 +83,35 @@ class ApiKey(Base):
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = _now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A till device's key (offers/devices.py): staff work at this one venue and nothing else.
+    venue_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), index=True
+    )
+    # When a till device last used its key, to the minute (written at most once a minute).
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DevicePairing(Base):
+    """A one-time code an owner shows a till device to pair it with one venue (offers/devices.py).
+    Only the code's SHA-256 is kept; it works once (`used_at`), until `expires_at`."""
+
+    __tablename__ = "device_pairings"
+    __table_args__ = (
+        Index("ix_device_pairings_merchant_id_created_at", "merchant_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    label: Mapped[str | None] = mapped_column(String(200))
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The device key the code was exchanged for.
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
 
 
 class User(Base):
@@ -579,6 +608,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Checkin",
+    "DevicePairing",
     "Holdout",
     "IdempotencyRecord",
     "Impression",

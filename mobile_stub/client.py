@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict, cast
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, cast
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -78,6 +78,8 @@ class ApiKey(TypedDict):
     label: str | None
     created_at: str
     revoked_at: str | None
+    venue_id: NotRequired[str | None]  # a till device's key: its venue
+    last_used_at: NotRequired[str | None]
 
 
 class ApiKeyCreated(ApiKey):
@@ -245,6 +247,54 @@ class Redemption(TypedDict):
     venue_id: str | None
     title: str
     redeemed_at: str
+
+
+class CodeCheck(TypedDict):
+    outcome: Literal["valid", "unknown", "wrong_venue", "already_redeemed", "expired"]
+    detail: str
+    code: str | None
+    offer_id: str | None
+    title: str | None
+    venues: list[dict[str, str]]  # {"id", "name"}: where the offer's codes are good
+    unlocked_at: str | None
+    expires_at: str | None
+    redemption: dict[str, Any] | None  # {"redeemed_at", "venue_id", "venue_name", "till"}
+
+
+class TillDay(TypedDict):
+    venue_id: str
+    venue_name: str
+    timezone: str
+    date: str
+    redemptions: list[dict[str, Any]]  # {"id", "redeemed_at", "offer_id", "title", "code", "till"}
+    redemptions_total: int
+    checkins: list[dict[str, Any]]  # {"id", "created_at", "status", "reasons", "unlocked"}
+    checkins_total: int
+
+
+class Pairing(TypedDict):
+    id: str
+    venue_id: str
+    venue_name: str
+    label: str | None
+    code: str  # e.g. 7K3Q-XM9T, shown once
+    expires_at: str
+
+
+class Device(TypedDict):
+    id: str
+    label: str | None
+    venue_id: str
+    venue_name: str
+    venue_timezone: str
+    paired_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class Paired(TypedDict):
+    device: Device
+    api_key: str  # the device's own key, shown once
 
 
 def _decode(content_type: str, data: bytes) -> tuple[Any, str]:
@@ -591,6 +641,44 @@ class Client:
             body["venue_id"] = venue_id
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return cast(Redemption, self._json("POST", "/v1/redemptions", body, headers=headers))
+
+    def check_code(self, code: str, venue_id: str | None = None) -> CodeCheck:
+        """What a code is at this till, without redeeming it (the attempt is recorded)."""
+        body: dict[str, Any] = {"code": code}
+        if venue_id is not None:
+            body["venue_id"] = venue_id
+        return cast(CodeCheck, self._json("POST", "/v1/redemptions/check", body))
+
+    def till_day(self, venue_id: str, date: str | None = None) -> TillDay:
+        """A venue's redemptions and check-ins on one local date (default: today there)."""
+        params = self._params(date=date)
+        return cast(TillDay, self._json("GET", f"/v1/venues/{venue_id}/till-day", params=params))
+
+    # ---- till devices ----
+
+    def create_pairing(self, venue_id: str, label: str | None = None) -> Pairing:
+        """A one-time code pairing one till device with the venue (owner key)."""
+        body = {"venue_id": venue_id, "label": label}
+        return cast(Pairing, self._json("POST", "/v1/devices/pairings", body))
+
+    def pair_device(self, code: str) -> Paired:
+        """Exchange a pairing code for the device's own key (no credentials needed)."""
+        return cast(Paired, self._json("POST", "/v1/devices/pair", {"code": code}))
+
+    def list_devices(self, include_revoked: bool = False) -> list[Device]:
+        params = {"include_revoked": "true"} if include_revoked else None
+        return cast(list[Device], self._json("GET", "/v1/devices", params=params)["devices"])
+
+    def this_device(self) -> Device:
+        """The till device whose key this client holds."""
+        return cast(Device, self._json("GET", "/v1/devices/me"))
+
+    def unpair(self) -> Device:
+        """The device revokes its own key."""
+        return cast(Device, self._json("DELETE", "/v1/devices/me"))
+
+    def revoke_device(self, device_id: str) -> Device:
+        return cast(Device, self._json("DELETE", f"/v1/devices/{device_id}"))
 
     # ---- analytics (owner or analyst key) ----
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
 from geo import proof as proofs
-from offers import abuse
+from offers import abuse, redemptions
 from offers.stats import newcombe_difference
 
 GROUP_BY = ("day", "hour", "venue", "offer")
@@ -357,7 +357,7 @@ _LEAKS = text(
         (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
             SELECT a.outcome, count(*) AS n
             FROM redemption_attempts a LEFT JOIN unlocks u ON u.id = a.unlock_id
-            WHERE a.merchant_id = :m AND a.outcome <> 'redeemed'
+            WHERE a.merchant_id = :m AND a.outcome = ANY (CAST(:refusals AS text[]))
               AND a.created_at >= :lo AND a.created_at < :hi
               AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)
             GROUP BY a.outcome) x) AS refused,
@@ -468,6 +468,7 @@ def leak_report(
             "hi": hi,
             "fast_s": fast_seconds,
             "far_m": far_m,
+            "refusals": list(redemptions.REFUSALS),
         },
     ).one()
     refused = {k: int(v) for k, v in (row.refused or {}).items()}
@@ -478,16 +479,7 @@ def leak_report(
         "redemptions": int(row.redemptions),
         "backed_by_verified_checkin": int(row.backed),
         "backed_share": _rate(int(row.backed), int(row.redemptions)),
-        "refused_attempts": {
-            outcome: refused.get(outcome, 0)
-            for outcome in (
-                "already_redeemed",
-                "expired",
-                "unknown",
-                "wrong_venue",
-                "other_merchant",
-            )
-        },
+        "refused_attempts": {outcome: refused.get(outcome, 0) for outcome in redemptions.REFUSALS},
         "codes_tried_by_other_merchants": int(row.by_other_merchants),
         "suspicious": {
             "fast": int(row.fast),

@@ -69,19 +69,33 @@ def normalize(raw: str) -> str | None:
     mapped, so a till never rejects a code for how it was typed; the check symbol must match, so a
     typo is reported at once instead of looking like an unknown code.
     """
-    if len(raw) > MAX_RAW_LENGTH:
+    code = clean(raw)
+    if code is None or len(code) != CODE_LENGTH:
         return None
-    code = "".join(raw.split()).translate(_DASHES)
-    # ASCII before upper(): "ß".upper() is "SS" and the dotless i's upper() is "I"; neither may pass.
-    if len(code) != CODE_LENGTH or not code.isascii():
-        return None
-    code = code.upper().translate(_CONFUSABLES)
     data, check = code[:DATA_LENGTH], code[DATA_LENGTH]
     if any(symbol not in _DATA_VALUES for symbol in data) or check not in _CHECK_VALUES:
         return None
     if _check_symbol(data) != check:
         return None
     return code
+
+
+def clean(raw: str) -> str | None:
+    """What a person typed, without case, spaces or dashes, with Crockford's confusables mapped
+    (I, L -> 1; O -> 0); None for anything too long or not ASCII. The alphabet is the caller's
+    to check: unlock codes (`normalize`) and till pairing codes (offers/devices.py) share this."""
+    if len(raw) > MAX_RAW_LENGTH:
+        return None
+    code = "".join(raw.split()).translate(_DASHES)
+    # ASCII before upper(): "ß".upper() is "SS" and the dotless i's upper() is "I"; neither may pass.
+    if not code.isascii():
+        return None
+    return code.upper().translate(_CONFUSABLES)
+
+
+def random_symbols(length: int) -> str:
+    """`length` random symbols of the alphabet (from `secrets`), e.g. a till pairing code."""
+    return "".join(secrets.choice(SYMBOLS) for _ in range(length))
 
 
 def _require_canonical(code: str) -> None:

@@ -78,6 +78,17 @@ def _delete_tag(w: World) -> str:
     return tag["id"]
 
 
+def _pair(w: World) -> tuple[str, str]:
+    pairing = w.owner.create_pairing(w.venue["id"], "front")
+    device = Client(w.owner.transport).pair_device(pairing["code"])["device"]
+    return device["id"], device["id"]  # the device paired itself
+
+
+def _revoke_device(w: World) -> tuple[str, None]:
+    device_id, _ = _pair(w)
+    return w.owner.revoke_device(device_id)["id"], None
+
+
 # (action, what to do: the changed object's id and the acting key's id (None: the owner's),
 #  what the event's `changes` must hold)
 CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list[Any]]]] = [
@@ -148,6 +159,17 @@ CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list
         lambda w: (w.owner.add_staff_user(_staff_handle(w))["id"], None),
         {"handle": [None, "barista_1"]},
     ),
+    (
+        "device_pairing.create",
+        lambda w: (w.owner.create_pairing(w.venue["id"], "front")["id"], None),
+        {"label": [None, "front"], "venue_id": [None, "<set>"], "expires_at": [None, "<set>"]},
+    ),
+    (
+        "device.pair",
+        _pair,
+        {"role": [None, "staff"], "label": [None, "front"], "venue_id": [None, "<set>"]},
+    ),
+    ("device.revoke", _revoke_device, {"revoked_at": [None, "<set>"]}),
     (
         "staff_user.delete",
         lambda w: (

@@ -34,6 +34,7 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
     tag = other_owner.register_nfc_tag(venue["id"], "04AABBCCDDEEFF")
     someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
     card = someone.register_card("04112233445566")
+    device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
     return {
         "venue_id": venue["id"],
         "offer_id": offer["id"],
@@ -41,6 +42,7 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
         "staff_user_id": staff_user["id"],
         "tag_id": tag["id"],
         "card_id": card["id"],
+        "device_id": device["device"]["id"],
     }
 
 
@@ -81,6 +83,7 @@ def test_another_tenants_ids_are_404_on_every_route(
     offer = other_owner.get_offer(theirs["offer_id"])
     assert offer["title"] != "Hijacked" and offer["status"] == "draft"
     assert all(k["revoked_at"] is None for k in other_owner.list_keys())
+    assert [d["id"] for d in other_owner.list_devices()] == [theirs["device_id"]]
     assert [s["id"] for s in other_owner.list_staff_users()] == [theirs["staff_user_id"]]
     assert [t["id"] for t in other_owner.list_nfc_tags(theirs["venue_id"])] == [theirs["tag_id"]]
 
