@@ -43,11 +43,19 @@ copy("@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css", "vendor/geoman/le
 copy("@geoman-io/leaflet-geoman-free/LICENSE", "vendor/geoman/LICENSE");
 copy("qrcode-generator/dist/qrcode.js", "vendor/qrcode-generator/qrcode.js");
 // qrcode-generator carries its MIT licence in the header of qrcode.js.
+// The till's camera scanner: @zxing/browser's UMD build, which bundles @zxing/library (the
+// decoder, Apache-2.0) and defines the global `ZXingBrowser`. Loaded only when staff turn the
+// camera on (static/js/scanner.js).
+copy("@zxing/browser/umd/zxing-browser.min.js", "vendor/zxing/zxing-browser.min.js");
+copy("@zxing/browser/LICENSE", "vendor/zxing/LICENSE-browser");
+copy("@zxing/library/LICENSE", "vendor/zxing/LICENSE-library");
 
 const versions = {
   leaflet: version("leaflet"),
   "@geoman-io/leaflet-geoman-free": version("@geoman-io/leaflet-geoman-free"),
   "qrcode-generator": version("qrcode-generator"),
+  "@zxing/browser": version("@zxing/browser"),
+  "@zxing/library": version("@zxing/library"),
   "world-atlas": version("world-atlas"),
   "topojson-client": version("topojson-client"),
 };

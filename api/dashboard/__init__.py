@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.dashboard import proxy, session
+from api.dashboard import till as _till  # noqa: F401  (its pages join the blueprint)
 from api.dashboard.views import blp
 
 

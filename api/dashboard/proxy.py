@@ -1,7 +1,8 @@
 """`/dashboard/api/<path>`: the JSON API as the signed-in merchant, same origin, no key in JS.
 
 A WSGI middleware in front of the Flask app. For a request under `/dashboard/api/` it opens the
-session cookie, takes the merchant's API key out of it, checks the CSRF header on anything but
+session cookie, takes the merchant's API key out of it (or a paired till device's key out of
+its own cookie), checks the CSRF header on anything but
 GET and HEAD, and hands the same request on to the app as `/v1/<path>` with
 `Authorization: Bearer <key>`. It is one ordinary request to the real API view: the same
 validation, errors (problem+json), idempotency, logs and metrics, and no second request context
@@ -44,6 +45,11 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
         (("GET", "PATCH"), rf"/offers/{_ID}"),
         (("POST",), rf"/offers/{_ID}/(activate|pause|end)"),
         (("POST",), r"/redemptions"),
+        (("POST",), r"/redemptions/check"),
+        (("GET",), rf"/venues/{_ID}/till-day"),
+        (("GET",), r"/devices"),
+        (("POST",), r"/devices/pairings"),
+        (("DELETE",), rf"/devices/{_ID}"),
         (("GET",), r"/analytics/redemptions"),
         (("GET",), r"/analytics/leaks"),
         (("GET",), r"/analytics/offers/health"),
@@ -77,7 +83,8 @@ class ApiProxy:
         request = Request(environ)
         method = request.method.upper()
         data: Any = self.app.session_interface.open_session(self.app, request) or {}
-        api_key = dash_session.api_key_of(self.app, data)
+        found = dash_session.credential(self.app, request, data)  # signed in, or a till device
+        api_key = found[0] if found else None
         if api_key is None:
             return problem(401, "unauthorized", "the dashboard session has ended: sign in again")(
                 environ, start_response

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from flask import Flask, Request, has_request_context, request
+from flask import Flask, Request, Response, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,69 @@ def api_key_of(app: Flask, data: MutableMapping[str, Any]) -> str | None:
         return _fernet(app).decrypt(sealed.encode(), ttl=ttl).decode()
     except InvalidToken:
         return None
+
+
+# ---- a till device's cookie ------------------------------------------------------------------
+#
+# A paired till device (offers/devices.py) keeps its own key in a cookie of its own, sealed like
+# the session's but under another derived key, for as long as browsers keep a cookie (400 days):
+# it is no sign-in that ends with a shift. Revoking the device (or deleting its venue) ends it at
+# once, since every request looks the key up. The session cookie, when it holds a signed-in key,
+# comes first; signing out leaves the device's cookie.
+
+DEVICE_COOKIE = "checkin_offers_till"
+DEVICE_COOKIE_LIFETIME = timedelta(days=400)
+
+
+def _device_fernet(app: Flask) -> Fernet:
+    secret = str(app.config["SECRET_KEY"]).encode()
+    key = hmac.new(secret, b"checkin-offers till device key", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def device_key_of(app: Flask, request: Request) -> str | None:
+    """The till device key this browser holds, or None."""
+    sealed = request.cookies.get(DEVICE_COOKIE)
+    if not sealed:
+        return None
+    try:
+        return _device_fernet(app).decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        return None
+
+
+def credential(
+    app: Flask, request: Request, data: MutableMapping[str, Any]
+) -> tuple[str, bool] | None:
+    """The key a request acts with, and whether it is the till device's: the signed-in key of
+    the session first, else the device's."""
+    api_key = api_key_of(app, data)
+    if api_key is not None:
+        return api_key, False
+    device_key = device_key_of(app, request)
+    return (device_key, True) if device_key is not None else None
+
+
+def set_device_cookie(app: Flask, response: Response, api_key: str) -> None:
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _device_fernet(app).encrypt(api_key.encode()).decode(),
+        max_age=int(DEVICE_COOKIE_LIFETIME.total_seconds()),
+        path=app.config["SESSION_COOKIE_PATH"],
+        secure=DashboardSessionInterface().get_cookie_secure(app),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clear_device_cookie(app: Flask, response: Response) -> None:
+    response.delete_cookie(
+        DEVICE_COOKIE,
+        path=app.config["SESSION_COOKIE_PATH"],
+        secure=DashboardSessionInterface().get_cookie_secure(app),
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def csrf_token(data: MutableMapping[str, Any]) -> str:

@@ -1,8 +1,9 @@
-"""The dashboard's pages, signing in and out, and the till's code check.
+"""The dashboard's pages, and signing in and out.
 
 Pages are rendered on the server and enhanced by the modules in `static/js/`, which call the
 JSON API through `/dashboard/api/...` (`api.dashboard.proxy`). Each page needs a role: owners
-see everything, staff the till and the presence code, analysts the analytics.
+see everything, staff the till and the presence code, analysts the analytics. A paired till
+device is staff at its venue only; its pages live in `api/dashboard/till.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,24 +20,22 @@ from flask import (
     Response,
     current_app,
     g,
-    jsonify,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from sqlalchemy import select, text
 
-from api import db
+from api import auth, db
 from api.dashboard import session as dash_session
 from api.errors import problem
 from api.schemas import SINGLE_LINE_REFUSED
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.errors import NotFoundError
-from core.models import Merchant, Offer, Unlock, Venue
+from core.models import Merchant, Venue
 from geo import venues as geo_venues
-from offers import catalog, codes
+from offers import catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +62,7 @@ PAGES = (
     Page("dashboard.presence_venues", "Presence code", ("owner", "staff")),
     Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
+    Page("dashboard.devices", "Till devices", ("owner",)),
 )
 ROLE_NAMES = {"owner": "Owner", "staff": "Staff", "analyst": "Analyst"}
 
@@ -90,6 +89,9 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    # The till scans codes with the camera (a secure context: HTTPS, or localhost); nothing
+    # else may use it, nor the microphone.
+    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=()")
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
     return response
@@ -104,13 +106,25 @@ def csrf_token() -> str:
 
 
 def _principal() -> MerchantPrincipal | None:
-    """The signed-in key, checked against the database on every request (revoked: signed out)."""
-    api_key = dash_session.api_key_of(current_app, session)
-    if api_key is None:
+    """The signed-in key, or else this browser's till device, checked against the database on
+    every request (revoked: signed out). `g.dashboard_device` says which it is."""
+    found = dash_session.credential(current_app, request, session)
+    if found is None:
         return None
+    api_key, is_device = found
     principal = authenticate_key(db.session(), api_key)
     if principal is None:
-        session.clear()
+        if not is_device:
+            session.clear()
+        return None
+    if is_device and principal.venue_id is None:
+        return None  # a device's cookie holds a device's key, or nothing
+    if principal.venue_id is not None:
+        auth.note_device_use(principal)
+    if is_device and "merchant" not in session:
+        merchant = db.session().get(Merchant, principal.merchant_id)
+        session["merchant"] = merchant.name if merchant else ""
+    g.dashboard_device = is_device
     return principal
 
 
@@ -123,7 +137,10 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
     return render_template(
         template,
         principal=principal,
-        role_name=ROLE_NAMES.get(principal.role, "") if principal else "",
+        role_name=("Till" if principal.venue_id else ROLE_NAMES.get(principal.role, ""))
+        if principal
+        else "",
+        device=g.get("dashboard_device", False),
         merchant_name=session.get("merchant", ""),
         nav=_pages_for(principal.role) if principal else [],
         **context,
@@ -138,6 +155,8 @@ def page(*roles: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = _principal()
             if principal is None:
+                if dash_session.device_key_of(current_app, request) is not None:
+                    return redirect(url_for("dashboard.pair", ended=1))  # unpaired or revoked
                 return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")))
             g.dashboard_principal = principal
             if principal.role not in roles:
@@ -215,7 +234,7 @@ def sign_in() -> Any:
                 session["merchant"] = merchant.name if merchant else ""
                 dash_session.csrf_token(session)
                 return redirect(_safe_next(request.args.get("next")))
-    elif _principal() is not None:
+    elif _principal() is not None and not g.get("dashboard_device"):
         return redirect(_safe_next(request.args.get("next")))
     return render_template(
         "dashboard/sign_in.html",
@@ -280,12 +299,6 @@ def offer_edit(offer_id: str) -> Any:
     return _render("dashboard/offer_form.html", offer_id=str(found))
 
 
-@blp.get("/till")
-@page("owner", "staff")
-def till() -> Any:
-    return _render("dashboard/till.html", venues=_venue_choices())
-
-
 @blp.get("/presence")
 @page("owner", "staff")
 def presence_venues() -> Any:
@@ -300,6 +313,8 @@ def presence(venue_id: str) -> Any:
     try:
         if found is None:
             raise NotFoundError("no such venue")
+        if principal.venue_id not in (None, found):
+            raise NotFoundError("a till device shows its own venue's code")
         venue = geo_venues.get_venue(db.session(), principal.merchant_id, found)
     except NotFoundError:
         return _render("dashboard/not_found.html", 404, what="venue")
@@ -321,76 +336,11 @@ def analytics() -> Any:
 
 
 def _venue_choices() -> list[Venue]:
-    """The merchant's venues, read here because staff keys may not list them through the API."""
+    """The merchant's venues, read here because staff keys may not list them through the API;
+    a till device's own venue only."""
     principal: MerchantPrincipal = g.dashboard_principal
-    return geo_venues.list_venues(db.session(), principal.merchant_id)
-
-
-# ---- the till's check ------------------------------------------------------------------------
-
-
-@blp.post("/till/check")
-@json_call("owner", "staff")
-def till_check() -> Any:
-    """What a code is, without redeeming it: valid (and for what), unknown, wrong venue, already
-    redeemed or expired, in the order `POST /v1/redemptions` refuses them. Read-only: nothing is
-    recorded, and redeeming stays the API's one conditional UPDATE."""
-    principal: MerchantPrincipal = g.dashboard_principal
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
-        return problem(422, "validation_error", "send {code, venue_id}")
-    venue_id = _uuid_or_none(body.get("venue_id"))
-    raw = body["code"].strip()
-    if raw.upper().startswith(codes.QR_PREFIX):  # a scanner typed the QR payload
-        raw = raw[len(codes.QR_PREFIX) :]
-    canonical = codes.normalize(raw)
-    if canonical is None:
-        return jsonify(state="malformed", detail="not a code: a symbol is mistyped or missing")
-    dbs = db.session()
-    row = dbs.execute(
-        select(Unlock, Offer.title)
-        .join(Offer, Offer.id == Unlock.offer_id)
-        .where(Unlock.code == canonical, Unlock.merchant_id == principal.merchant_id)
-    ).first()
-    if row is None:
-        return jsonify(state="unknown", detail="no such code for this merchant")
-    unlock, title = row
-    venue_names = list(
-        dbs.scalars(
-            text(
-                "SELECT v.name FROM offer_venues ov JOIN venues v ON v.id = ov.venue_id"
-                " WHERE ov.offer_id = :offer_id ORDER BY v.name"
-            ),
-            {"offer_id": str(unlock.offer_id)},
-        )
-    )
-    answer = {
-        "code": codes.format_code(canonical),
-        "title": title,
-        "offer_id": str(unlock.offer_id),
-        "venues": venue_names,
-        "unlocked_at": unlock.created_at.astimezone(UTC).isoformat(),
-        "expires_at": unlock.expires_at.astimezone(UTC).isoformat(),
-        "redeemed_at": unlock.redeemed_at.astimezone(UTC).isoformat()
-        if unlock.redeemed_at
-        else None,
-    }
-    now = dbs.scalar(text("SELECT now()")) or datetime.now(UTC)
-    if venue_id is not None and not dbs.scalar(
-        text(
-            "SELECT EXISTS (SELECT 1 FROM offer_venues"
-            " WHERE offer_id = :offer_id AND venue_id = :venue_id)"
-        ),
-        {"offer_id": str(unlock.offer_id), "venue_id": str(venue_id)},
-    ):
-        state = "wrong_venue"
-    elif unlock.redeemed_at is not None:
-        state = "already_redeemed"
-    elif unlock.expires_at <= now:
-        state = "expired"
-    else:
-        state = "valid"
-    return jsonify(state=state, **answer)
+    venues = geo_venues.list_venues(db.session(), principal.merchant_id)
+    return [v for v in venues if principal.venue_id in (None, v.id)]
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:

@@ -120,3 +120,17 @@ def test_parallel_retries_with_one_idempotency_key_apply_once(
     )
     assert all(isinstance(r, dict) for r in redemptions)
     assert len({r["id"] for r in redemptions}) == 1  # type: ignore[index]
+
+
+def test_one_pairing_code_pairs_exactly_one_of_twenty_racing_devices(
+    live_server: str, live_api: Client
+) -> None:
+    owner, venue, _offer = setup_venue(live_api)
+    code = owner.create_pairing(venue["id"], "Front counter")["code"]
+    devices = [client(live_server, "") for _ in range(20)]
+    results = in_parallel([lambda d=d: d.pair_device(code) for d in devices])  # type: ignore[misc]
+    paired = [r for r in results if not isinstance(r, ApiError)]
+    refused = Counter((r.status, r.code) for r in results if isinstance(r, ApiError))
+    assert len(paired) == 1, refused
+    assert refused == {(422, "pairing_code_invalid"): 19}
+    assert [d["id"] for d in owner.list_devices()] == [paired[0]["device"]["id"]]

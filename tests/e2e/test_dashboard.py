@@ -1,9 +1,9 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against `live_server`
 (gunicorn, two workers, its own database).
 
-It draws a geofence on the map, creates and activates an offer through the form, redeems codes at
-the till on a phone-sized screen, reads the analytics charts and downloads their CSV, and runs
-axe-core on every page at desktop and phone widths while timing each page's load.
+It draws a geofence on the map, creates and activates an offer through the form, reads the
+analytics charts and downloads their CSV, and runs axe-core on every page at desktop and phone
+widths while timing each page's load. The till and till devices: `test_dashboard_till.py`.
 
 `DASHBOARD_SCREENSHOTS=/some/dir` saves a screenshot of every page at both widths there.
 """
@@ -23,9 +23,7 @@ from typing import Any
 
 import pytest
 from playwright import sync_api as playwright_sync  # a dev dependency: never skipped
-from sqlalchemy import create_engine, text
 
-from core.uow import sqlalchemy_url
 from mobile_stub.client import ApiError, Client
 from mobile_stub.ntag import SoftTag, random_uid
 from offers.codes import new_code
@@ -188,7 +186,15 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
     assert page.locator("#api_key").get_attribute("aria-invalid") == "true"
 
     expected = {
-        "owner_key": ["Offers", "Venues", "Till", "Presence code", "NFC tags", "Analytics"],
+        "owner_key": [
+            "Offers",
+            "Venues",
+            "Till",
+            "Presence code",
+            "NFC tags",
+            "Analytics",
+            "Till devices",
+        ],
         "staff_key": ["Till", "Presence code"],
         "analyst_key": ["Analytics"],
     }
@@ -423,109 +429,6 @@ def test_every_rule_kind_can_be_created_from_the_form(live_api: Client, new_page
     }
 
 
-# ---- the till ----------------------------------------------------------------------------
-
-
-def test_the_till_on_a_phone_checks_and_redeems_codes_with_clear_refusals(
-    live_api: Client, live_database_url: str, new_page: Any
-) -> None:
-    m = merchant(live_api, "Till Cafe")
-    here = circle_venue(m["owner"], "Till Here", *HELSINKI)
-    there = circle_venue(m["owner"], "Till There", 60.1710, 24.9410)
-    active_offer(m["owner"], [here["id"]], "Free cinnamon bun")
-    codes = [unlock_code(live_api, here) for _ in range(3)]
-
-    page = new_page(m["staff_key"], PHONE)
-    page.goto("/dashboard/till")
-    ready(page)
-    page.select_option("#venue", here["id"])
-
-    def check(code: str) -> tuple[str, str]:
-        page.fill("#code", code)
-        page.press("#code", "Enter")
-        page.wait_for_selector("#result h2:not(:text-matches('^Checking'))")
-        return page.locator("#result h2").inner_text(), page.locator("#result").inner_text()
-
-    # Typed loosely (lower case, no dashes) it is still recognised.
-    heading, body = check(codes[0].replace("-", "").lower())
-    assert heading == "Valid: Free cinnamon bun"
-    assert "Good at Till Here." in body
-    shot(page, "state-till-valid-phone")
-    page.click("#redeem")
-    page.wait_for_selector("#result.result-success")
-    assert page.locator("#result h2").inner_text() == "Redeemed: Free cinnamon bun"
-    assert page.locator("#recent li").count() == 1
-    shot(page, "state-till-redeemed-phone")
-
-    heading, body = check(codes[0])
-    assert heading == "Already redeemed"
-    assert "A code works only once." in body
-    shot(page, "state-till-already-redeemed-phone")
-
-    # A scanner types the QR payload and Enter.
-    heading, _ = check(f"CHECKIN-OFFERS:{codes[1].replace('-', '')}")
-    assert heading == "Valid: Free cinnamon bun"
-
-    page.select_option("#venue", there["id"])
-    heading, body = check(codes[1])
-    assert heading == "Not valid at this venue"
-    assert "is for Till Here, not Till There" in body
-    page.select_option("#venue", here["id"])
-
-    engine = create_engine(sqlalchemy_url(live_database_url))
-    with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE unlocks SET expires_at = now() - interval '5 minutes' WHERE code = :c"),
-            {"c": codes[2].replace("-", "")},
-        )
-    engine.dispose()
-    heading, _ = check(codes[2])
-    assert heading == "Expired"
-
-    heading, _ = check(new_code())
-    assert heading == "Unknown code"
-    mistyped = codes[1][:-1] + ("0" if codes[1][-1] != "0" else "1")
-    heading, _ = check(mistyped)
-    assert heading == "Not a valid code"
-
-    # The till's own redemption went through the API: the code is spent.
-    with pytest.raises(ApiError) as refused:
-        m["owner"].redeem(codes[0], here["id"])
-    assert refused.value.code == "already_redeemed"
-    # It fits a phone: nothing wider than the screen.
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-
-
-def test_the_till_works_with_the_keyboard_alone(live_api: Client, new_page: Any) -> None:
-    m = merchant(live_api, "Keys Cafe")
-    venue = circle_venue(m["owner"], "Keys", *HELSINKI)
-    active_offer(m["owner"], [venue["id"]], "Free tea")
-    code = unlock_code(live_api, venue)
-    page = new_page(m["staff_key"])
-    page.goto("/dashboard/till")
-    ready(page)
-    assert page.evaluate("document.activeElement.id") == "code"  # focused on arrival
-    page.keyboard.type(code)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#redeem")
-    assert page.evaluate("document.activeElement.id") == "redeem"
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#result.result-success")
-    # Back in the code field with the old code selected: the next code typed replaces it.
-    assert page.evaluate("document.activeElement.id") == "code"
-    page.keyboard.type(new_code())
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#result h2 >> text=Unknown code")
-    assert page.evaluate("document.activeElement.id") == "code"
-
-    # The skip link is the first stop and leads to the content.
-    page.goto("/dashboard/presence")
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
-    page.keyboard.press("Enter")
-    assert page.evaluate("document.activeElement.id") == "main"
-
-
 # ---- the presence-code screen ----------------------------------------------------------------
 
 
@@ -679,6 +582,7 @@ PAGES = [
     ("presence", "/dashboard/presence/{venue}"),
     ("nfc-tags", "/dashboard/nfc-tags"),
     ("analytics", "/dashboard/analytics"),
+    ("devices", "/dashboard/settings/devices"),
 ]
 
 
@@ -866,9 +770,8 @@ def test_the_till_checks_a_guest_in_by_member_code_and_by_wristband(
     uid = random_uid()
     band = SoftTag.programmed(dict(guest.register_card(uid, "wristband")), uid)
     page = new_page(m["staff_key"], PHONE)
-    page.goto("/dashboard/till")
+    page.goto("/dashboard/till")  # the merchant's one venue: the till is there
     ready(page)
-    page.select_option("#venue", venue["id"])
     code = guest.member_code()["code"]
     page.fill("#guest_code", f"{code[:4]} {code[4:]}")
     page.click("#guest-check-in")

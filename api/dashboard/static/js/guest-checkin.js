@@ -1,11 +1,11 @@
 // The till's "check in a guest": a member code (8 digits) or a card's URL from the NFC reader,
-// sent as POST /v1/staff-checkins for the venue chosen at the top of the till.
+// sent as POST /v1/staff-checkins at the till's venue (the form's data-venue-id).
 
 import { api, el } from "./common.js";
 
 const form = document.getElementById("guest-form");
 const input = document.getElementById("guest_code");
-const venue = document.getElementById("venue");
+const venueId = document.getElementById("till-form")?.dataset.venueId;
 const result = document.getElementById("guest-result");
 
 const REFUSALS = {
@@ -44,9 +44,8 @@ export function parseGuest(raw) {
 
 form?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  if (!venue.value) {
-    show("error", "Choose the venue first", ["A visit is at one venue: pick it in “At venue” above."]);
-    venue.focus();
+  if (!venueId) {
+    show("error", "Choose the venue first", ["A visit is at one venue: choose the till's venue above."]);
     return;
   }
   const guest = parseGuest(input.value);
@@ -58,7 +57,7 @@ form?.addEventListener("submit", async (event) => {
   show("pending", "Checking the guest in…");
   let answer;
   try {
-    answer = await api("POST", "/staff-checkins", { venue_id: venue.value, ...guest }, { headers: { "Idempotency-Key": newKey() } });
+    answer = await api("POST", "/staff-checkins", { venue_id: venueId, ...guest }, { headers: { "Idempotency-Key": newKey() } });
   } catch (problem) {
     const [heading, hint] = REFUSALS[problem.code] || ["The guest could not be checked in", ""];
     show("error", heading, [hint || problem.detail]);

@@ -2,43 +2,18 @@
 // code and as digits, fetched again when it rotates (every minute). The previous code is still
 // accepted by the server, so a customer who scanned just before the change is fine.
 
-/* global qrcode */
 import { api, markReady } from "./common.js";
+import { drawQr } from "./qr.js";
 
 const box = document.getElementById("presence");
 const venueId = box.dataset.venueId;
 const codeText = document.getElementById("code");
 const timer = document.getElementById("timer");
 const svg = document.getElementById("qr");
-const SVG_NS = "http://www.w3.org/2000/svg";
 
 let current = null; // {code, valid_until}
 let skew = 0; // server time minus this device's clock, from the Date header
 let retryAt = 0;
-
-function drawQr(text) {
-  const qr = qrcode(0, "M");
-  qr.addData(text);
-  qr.make();
-  const n = qr.getModuleCount();
-  const margin = 4; // the quiet zone the QR standard asks for
-  let d = "";
-  for (let r = 0; r < n; r += 1) {
-    for (let c = 0; c < n; c += 1) if (qr.isDark(r, c)) d += `M${c + margin} ${r + margin}h1v1h-1z`;
-  }
-  const size = n + margin * 2;
-  svg.setAttribute("viewBox", `0 0 ${size} ${size}`);
-  const title = svg.querySelector("title");
-  const background = document.createElementNS(SVG_NS, "rect");
-  background.setAttribute("width", size);
-  background.setAttribute("height", size);
-  background.setAttribute("fill", "#fff");
-  const path = document.createElementNS(SVG_NS, "path");
-  path.setAttribute("d", d);
-  path.setAttribute("fill", "#000");
-  path.setAttribute("shape-rendering", "crispEdges");
-  svg.replaceChildren(title, background, path);
-}
 
 const now = () => Date.now() + skew;
 
@@ -59,7 +34,7 @@ async function refresh() {
     if (Number.isFinite(date)) skew = date - Date.now();
     current = await response.json();
     codeText.textContent = current.code.length === 6 ? `${current.code.slice(0, 3)} ${current.code.slice(3)}` : current.code;
-    drawQr(current.code);
+    drawQr(svg, current.code);
     box.classList.remove("stale");
     box.dataset.code = current.code;
   } catch {

@@ -1,19 +1,31 @@
-// The till: type or scan a code, see at once whether it is valid and for what, and redeem it.
-// Scanners that type the QR payload (CHECKIN-OFFERS:<code>) and Enter work as a keyboard.
+// The till: type or scan a code, see at once whether it is good and for what, and redeem it; and
+// the venue's day (redemptions and check-ins), read from the server so it survives a reload.
+//
+// The check is the API's (POST /v1/redemptions/check): it records the attempt, so a code refused
+// here reaches the leak report. Scanners that type the QR payload (CHECKIN-OFFERS:<code>) and
+// Enter work as a keyboard; the camera reads the same payload (scanner.js).
 
-import { api, dashboardCall, el, fmt, markReady } from "./common.js";
+import { api, el, fmt, markReady } from "./common.js";
+import { ScannerError, startScanner } from "./scanner.js";
 
 const form = document.getElementById("till-form");
 const input = document.getElementById("code");
-const venue = document.getElementById("venue");
 const result = document.getElementById("result");
-const recent = document.getElementById("recent");
+const scanButton = document.getElementById("scan");
+const scanner = document.getElementById("scanner");
+const video = document.getElementById("camera");
+const scanStatus = document.getElementById("scan-status");
+const stopButton = document.getElementById("stop-scan");
+const VENUE = form.dataset.venueId;
+const VENUE_NAME = form.dataset.venueName;
+const ZONE = form.dataset.timezone;
 const QR_PREFIX = "CHECKIN-OFFERS:";
 
 // Crockford base32 with a mod-37 check symbol (offers/codes.py): a typo is caught here at once.
 const SYMBOLS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const CHECK_SYMBOLS = SYMBOLS + "*~$=U";
 
+/** The canonical code (11 symbols, no dashes) of what was typed or scanned, or null. */
 export function normalize(raw) {
   let code = raw.trim();
   if (code.toUpperCase().startsWith(QR_PREFIX)) code = code.slice(QR_PREFIX.length);
@@ -29,10 +41,15 @@ export function normalize(raw) {
 }
 
 const pretty = (code) => `${code.slice(0, 4)}-${code.slice(4, 8)}-${code.slice(8)}`;
-const venueName = () => venue.selectedOptions[0]?.textContent || "";
-const STORE = "checkin-offers.till.venue";
+const quoted = (title) => (title ? `“${title}”` : "This code");
+// "just now" rather than "in 0 s" when the till's clock is a little behind the server's.
+const ago = (iso) => (Math.abs(Date.parse(iso) - Date.now()) < 60_000 ? "just now" : fmt.relative(iso));
+const at = (iso) => `${fmt.time(iso, ZONE)} on ${new Date(iso).toLocaleDateString("en-GB", { timeZone: ZONE, day: "numeric", month: "short" })}`;
 
-let checked = null; // the last check's answer, for the Redeem button
+let checked = null; // {code, title, key}: the code the Redeem button redeems
+let camera = null; // the scanner's controls while the camera is on
+let scanRun = 0; // each start of the camera is a run; a code read or a stop ends it
+let cameraWanted = false; // staff chose the camera: it comes back for the next code
 
 // A fresh Idempotency-Key per checked code: a retried tap cannot redeem twice.
 const newKey = () =>
@@ -40,15 +57,13 @@ const newKey = () =>
 
 function show(kind, heading, lines = [], actions = []) {
   result.className = `result result-${kind}`;
-  result.replaceChildren(
-    el("h2", {}, heading),
-    ...lines.filter(Boolean).map((line) => el("p", {}, line)),
-    actions.length ? el("div", { class: "actions" }, actions) : null,
-  );
+  const children = [el("h2", {}, heading), ...lines.filter(Boolean).map((line) => el("p", {}, line))];
+  if (actions.length) children.push(el("div", { class: "actions" }, actions));
+  result.replaceChildren(...children);
 }
 
 function nextButton() {
-  return el("button", { type: "button", onclick: reset }, "Next code");
+  return el("button", { type: "button", class: "next", onclick: reset }, cameraWanted ? "Scan the next code" : "Next code");
 }
 
 function reset() {
@@ -56,11 +71,13 @@ function reset() {
   input.value = "";
   result.replaceChildren();
   result.className = "result";
-  input.focus();
+  if (cameraWanted) startCamera();
+  else input.focus();
 }
 
-async function check() {
-  const raw = input.value;
+// ---- checking and redeeming ------------------------------------------------------------------
+
+async function check(raw) {
   if (!raw.trim()) {
     show("error", "Type or scan a code first.");
     input.focus();
@@ -69,7 +86,9 @@ async function check() {
   const code = normalize(raw);
   if (!code) {
     checked = null;
-    show("error", "Not a valid code", ["A symbol is mistyped or missing: check it against the customer's screen. (Codes have 11 symbols, like 7K3Q-XM9T-2RK.)"]);
+    show("error", "Not a valid code", [
+      "A symbol is mistyped or missing: check it against the customer's screen. (Codes have 11 symbols, like 7K3Q-XM9T-2RK.)",
+    ], [nextButton()]);
     input.select();
     return;
   }
@@ -77,42 +96,43 @@ async function check() {
   show("pending", `Checking ${pretty(code)}…`);
   let answer;
   try {
-    answer = await dashboardCall("POST", "/till/check", { code, venue_id: venue.value || null });
+    answer = await api("POST", "/redemptions/check", { code, venue_id: VENUE });
   } catch (problem) {
-    show("error", "The code could not be checked", [problem.detail]);
+    show("error", "The code could not be checked", [problem.detail], [nextButton()]);
     return;
   }
-  checked = { code, ...answer };
-  const title = answer.title ? `“${answer.title}”` : "";
-  switch (answer.state) {
+  checked = { code, title: answer.title, key: newKey() };
+  loadDay(); // the customer's check-in may be moments old
+  const title = quoted(answer.title);
+  switch (answer.outcome) {
     case "valid":
       show("valid", `Valid: ${answer.title}`, [
-        `Unlocked ${fmt.relative(answer.unlocked_at)}; expires ${fmt.relative(answer.expires_at)} (${fmt.dateTime(answer.expires_at)}).`,
-        answer.venues.length ? `Good at ${answer.venues.join(", ")}.` : "",
+        `Unlocked ${ago(answer.unlocked_at)}; expires ${fmt.relative(answer.expires_at)} (${at(answer.expires_at)}).`,
+        answer.venues.length ? `Good at ${answer.venues.map((v) => v.name).join(", ")}.` : "",
       ], [
         el("button", { type: "button", class: "primary big", id: "redeem", onclick: redeem }, `Redeem ${title}`),
         el("button", { type: "button", onclick: reset }, "Cancel"),
       ]);
       document.getElementById("redeem").focus(); // Enter redeems
       return;
-    case "already_redeemed":
+    case "already_redeemed": {
+      const r = answer.redemption;
+      const where = r?.venue_name ? ` at ${r.venue_name}${r.till ? ` (${r.till})` : ""}` : "";
       show("error", "Already redeemed", [
-        `${title} was redeemed ${fmt.relative(answer.redeemed_at)}, at ${fmt.dateTime(answer.redeemed_at)}. A code works only once.`,
+        `${title} was redeemed ${ago(r.redeemed_at)}, at ${at(r.redeemed_at)}${where}. A code works only once.`,
       ], [nextButton()]);
       break;
+    }
     case "expired":
-      show("error", "Expired", [`${title} expired ${fmt.relative(answer.expires_at)}, at ${fmt.dateTime(answer.expires_at)}.`], [nextButton()]);
+      show("error", "Expired", [`${title} expired ${fmt.relative(answer.expires_at)}, at ${at(answer.expires_at)}.`], [nextButton()]);
       break;
     case "wrong_venue":
       show("error", "Not valid at this venue", [
-        `${title} is for ${answer.venues.join(", ") || "other venues"}, not ${venueName()}.`,
+        `${title} is for ${answer.venues.map((v) => v.name).join(", ") || "other venues"}, not ${VENUE_NAME}.`,
       ], [nextButton()]);
       break;
-    case "unknown":
-      show("error", "Unknown code", ["No code like this was issued by this merchant. Check it against the customer's screen."], [nextButton()]);
-      break;
     default:
-      show("error", "Not a valid code", [answer.detail || ""], [nextButton()]);
+      show("error", "Unknown code", ["No code like this was issued by this merchant. Check it against the customer's screen."], [nextButton()]);
   }
   input.select(); // the next scan or typed code replaces this one
 }
@@ -128,26 +148,21 @@ async function redeem() {
   if (!checked) return;
   const button = document.getElementById("redeem");
   if (button) button.disabled = true;
+  const { code, key } = checked;
   try {
-    const done = await api(
-      "POST",
-      "/redemptions",
-      { code: checked.code, venue_id: venue.value || null },
-      { headers: { "Idempotency-Key": checked.key || (checked.key = newKey()) } },
-    );
-    show("success", `Redeemed: ${done.title}`, [`Code ${pretty(checked.code)} at ${fmt.time(done.redeemed_at)}. Hand over the offer.`], [nextButton()]);
-    recent.prepend(el("li", {}, el("span", { class: "item-title" }, done.title), el("span", { class: "item-meta" }, `${pretty(checked.code)} · ${fmt.time(done.redeemed_at)}`)));
-    document.getElementById("recent-box").hidden = false;
+    const done = await api("POST", "/redemptions", { code, venue_id: VENUE }, { headers: { "Idempotency-Key": key } });
+    show("success", `Redeemed: ${done.title}`, [`Code ${pretty(code)} at ${fmt.time(done.redeemed_at, ZONE)}. Hand over the offer.`], [nextButton()]);
     checked = null;
   } catch (problem) {
     show("error", REFUSALS[problem.code] || "Not redeemed", [problem.detail], [nextButton()]);
   }
-  input.select(); // ready for the next code
+  input.select(); // back in the code field: the next code typed or scanned replaces this one
+  loadDay();
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  check();
+  check(input.value);
 });
 input.addEventListener("input", () => {
   // A new code is being typed: the last answer no longer applies.
@@ -157,10 +172,130 @@ input.addEventListener("input", () => {
     result.className = "result";
   }
 });
-const saved = localStorage.getItem(STORE);
-if (saved !== null && [...venue.options].some((o) => o.value === saved)) venue.value = saved;
-venue.addEventListener("change", () => {
-  localStorage.setItem(STORE, venue.value);
-  if (checked) check();
+
+// ---- the camera ------------------------------------------------------------------------------
+
+async function startCamera() {
+  cameraWanted = true;
+  scanner.hidden = false;
+  scanner.classList.remove("paused");
+  scanButton.setAttribute("aria-expanded", "true");
+  scanButton.disabled = true;
+  if (camera) return;
+  scanStatus.textContent = "Starting the camera…";
+  const run = ++scanRun;
+  try {
+    // A code may be read before the camera's start has even answered: the run tells.
+    const controls = await startScanner(video, (text) => run === scanRun && onScanned(text), {
+      src: form.dataset.scanner,
+    });
+    if (run !== scanRun) {
+      controls.stop(); // read or stopped while starting
+      return;
+    }
+    camera = controls;
+    scanStatus.textContent = "Hold the customer's QR code in front of the camera.";
+    stopButton.focus();
+  } catch (error) {
+    if (run !== scanRun) return;
+    stopCamera();
+    show("error", "The camera is not available", [error instanceof ScannerError ? error.message : String(error)]);
+    input.focus();
+  }
+}
+
+/** Stop the camera; with `paused`, it stays on screen and comes back for the next code. */
+function stopCamera({ paused = false } = {}) {
+  scanRun += 1;
+  if (camera) camera.stop();
+  camera = null;
+  if (!paused) cameraWanted = false;
+  scanner.hidden = !paused;
+  scanner.classList.toggle("paused", paused);
+  scanButton.setAttribute("aria-expanded", String(paused));
+  scanButton.disabled = false;
+}
+
+function onScanned(text) {
+  const code = normalize(text);
+  if (!code) {
+    scanStatus.textContent = "That QR code is not an offer code. Show the code from the app's wallet.";
+    return;
+  }
+  // One code at a time: the camera pauses until the next code is wanted.
+  stopCamera({ paused: true });
+  scanStatus.textContent = `Read ${pretty(code)}. The camera is paused until the next code.`;
+  input.value = pretty(code);
+  check(code);
+}
+
+scanButton.addEventListener("click", startCamera);
+stopButton.addEventListener("click", () => {
+  stopCamera();
+  input.focus();
 });
-markReady();
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden && camera) stopCamera({ paused: true }); // no camera in a hidden tab
+});
+
+// ---- the venue's day -------------------------------------------------------------------------
+
+const REASONS = {
+  outside_geofence: "outside the venue",
+  low_accuracy: "location too rough",
+  stale_fix: "old location",
+  future_fix: "clock ahead",
+  mock_location: "mock location",
+  impossible_travel: "impossible travel",
+  too_soon: "too soon after the last visit",
+  presence_code_invalid: "wrong presence code",
+};
+
+const dayRedemptions = document.getElementById("today-redemptions");
+const dayCheckins = document.getElementById("today-checkins");
+const dayCount = document.getElementById("today-count");
+
+function listOrEmpty(list, items, empty) {
+  list.replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, empty)]));
+}
+
+async function loadDay() {
+  let day;
+  try {
+    day = await api("GET", `/venues/${VENUE}/till-day`);
+  } catch (problem) {
+    dayCount.textContent = `Could not load the day: ${problem.detail}`;
+    return;
+  }
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  dayCount.textContent = `${plural(day.redemptions_total, "redemption", "redemptions")} · ${plural(day.checkins_total, "check-in", "check-ins")}`;
+  listOrEmpty(
+    dayRedemptions,
+    day.redemptions.map((r) =>
+      el("li", {},
+        el("span", { class: "item-main" },
+          el("span", { class: "item-title" }, r.title),
+          el("span", { class: "item-meta" }, `${fmt.time(r.redeemed_at, ZONE)} · ${r.code}${r.till ? ` · ${r.till}` : ""}`))),
+    ),
+    "Nothing redeemed here yet today.",
+  );
+  listOrEmpty(
+    dayCheckins,
+    day.checkins.map((c) => {
+      const verified = c.status === "verified";
+      const what = verified
+        ? (c.unlocked.length ? `unlocked ${c.unlocked.join(", ")}` : "nothing unlocked")
+        : c.reasons.map((reason) => REASONS[reason] || reason).join(", ");
+      return el("li", { class: verified ? "checkin-ok" : "checkin-rejected" },
+        el("span", { class: "item-main" },
+          el("span", { class: "item-title" }, `${verified ? "✓ Verified" : "✕ Rejected"}`),
+          el("span", { class: "item-meta" }, `${fmt.time(c.created_at, ZONE)} · ${what}`)));
+    }),
+    "No check-ins here yet today.",
+  );
+}
+
+setInterval(() => {
+  if (!document.hidden) loadDay();
+}, 60_000);
+loadDay().then(markReady);
