@@ -22,8 +22,9 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from flask import Flask, Request, Response, has_request_context, request
+from flask import Flask, Request, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from werkzeug.wrappers import Response
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ device's key goes into a cookie of its own (`session.set_device_cookie`), never 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import current_app, g, redirect, render_template, request, session, url_for
@@ -30,6 +31,7 @@ def till() -> Any:
     principal: MerchantPrincipal = g.dashboard_principal
     venues = _venue_choices()
     device = None
+    wanted: uuid.UUID | None
     if principal.venue_id is not None:
         try:
             device = devices.get_device(db.session(), principal.merchant_id, principal.key_id)
