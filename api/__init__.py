@@ -16,7 +16,9 @@ Location-based check-in offers: an offer unlocks only on a check-in the server h
 issues a unique single-use code, and every step is measured.
 
 Authentication is `Authorization: Bearer <secret>`: merchant API keys (roles owner, staff,
-analyst) or mobile user tokens. Every error is `application/problem+json` (RFC 9457) with a
+analyst) or mobile user tokens. A till device's key (`/v1/devices`) is a staff key bound to one
+venue: it redeems and checks codes and reads the presence code and the till's day there, and any
+other call is 403 `device_not_allowed`. Every error is `application/problem+json` (RFC 9457) with a
 stable machine-readable `code`; validation errors (422) add `errors` by field.
 
 Request bodies are JSON (`Content-Type: application/json`); another media type is 415

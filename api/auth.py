@@ -32,7 +32,8 @@ SECURITY_SCHEMES = {
     "apiKey": {
         "type": "http",
         "scheme": "bearer",
-        "description": "A merchant API key (`cok_...`) with role owner, staff or analyst.",
+        "description": "A merchant API key (`cok_...`) with role owner, staff or analyst, or "
+        "a till device's key (staff at one venue only).",
     },
     "userToken": {
         "type": "http",

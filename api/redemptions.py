@@ -95,7 +95,7 @@ class RedemptionCheck(MethodView):
             data["code"],
             venue_id,
         )
-        return _check_view(found)
+        return _check_view(found, malformed=codes.normalize(data["code"]) is None)
 
 
 _DETAILS = {
@@ -107,9 +107,9 @@ _DETAILS = {
 }
 
 
-def _check_view(found: CodeCheck) -> dict[str, Any]:
+def _check_view(found: CodeCheck, *, malformed: bool) -> dict[str, Any]:
     detail = _DETAILS[found.outcome]
-    if found.code is None:
+    if malformed:
         detail = "not a code: a symbol is mistyped or missing"
     return {
         "outcome": found.outcome,

@@ -725,7 +725,9 @@ class CodeCheckSchema(ma.Schema):
     )
     detail = f.String(required=True, metadata={"description": "The outcome in words"})
     code = f.String(
-        required=True, allow_none=True, metadata={"description": "Display form; null if malformed"}
+        required=True,
+        allow_none=True,
+        metadata={"description": "The code's display form; null when `unknown`"},
     )
     offer_id = f.UUID(allow_none=True)
     title = f.String(allow_none=True, metadata={"description": "The offer's title"})

@@ -300,7 +300,7 @@ class CodeCheck:
     for a redeemed one."""
 
     outcome: str
-    code: str | None
+    code: str | None  # canonical; None for an unknown code (nothing is echoed about it)
     unlock_id: uuid.UUID | None = None
     offer_id: uuid.UUID | None = None
     title: str | None = None
@@ -334,12 +334,11 @@ def check(
             {**params, "id": str(uuid.uuid4()), "outcome": refusal or CHECKED},
         )
         uow.commit()
-    code = codes.normalize(raw_code)
     if refusal in ("unknown", "other_merchant"):  # nothing about another merchant's code
-        return CodeCheck("unknown", code)
+        return CodeCheck("unknown", None)
     return CodeCheck(
         refusal or "valid",
-        code,
+        codes.normalize(raw_code),
         row.id,
         row.offer_id,
         row.title,
