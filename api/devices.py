@@ -8,11 +8,11 @@ from typing import Any
 import marshmallow as ma
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields as f
 from marshmallow import validate as v
 
 from api import audit, auth, db
+from api.jsonbody import Blueprint
 from api.observability import request_id
 from api.schemas import Text, UtcDateTime
 from core.audit import Actor
