@@ -14,7 +14,7 @@ from marshmallow import validate as v
 from api import audit, auth, db
 from api.jsonbody import Blueprint
 from api.observability import request_id
-from api.schemas import Text, UtcDateTime
+from api.schemas import QueryFlag, Text, UtcDateTime
 from core.audit import Actor
 from core.errors import NotFoundError
 from offers import devices
@@ -79,9 +79,7 @@ class PairedSchema(ma.Schema):
 
 
 class DeviceListArgsSchema(ma.Schema):
-    include_revoked = f.Boolean(
-        truthy={"true"}, falsy={"false"}, load_default=False, metadata={"enum": ["true", "false"]}
-    )
+    include_revoked = QueryFlag(load_default=False, metadata={"enum": ["true", "false"]})
 
 
 class DeviceListSchema(ma.Schema):

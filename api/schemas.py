@@ -7,7 +7,7 @@ by `geo.geofence`, so every geometry mistake answers the one code `invalid_geome
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 import marshmallow as ma
@@ -745,10 +745,36 @@ class CodeCheckSchema(ma.Schema):
     )
 
 
+class QueryDate(Text):
+    """A calendar date in a query string: `YYYY-MM-DD`, ASCII digits, a real day."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+                raise ValueError(text)
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ma.ValidationError("Not a valid date: send YYYY-MM-DD.") from None
+
+
+class QueryFlag(Text):
+    """`true` or `false` in a query string, nothing else."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text not in ("true", "false"):
+            raise ma.ValidationError("Send true or false.")
+        return text == "true"
+
+
 class TillDayArgsSchema(ma.Schema):
-    date = f.Date(
+    date = QueryDate(
         load_default=None,
-        metadata={"description": "A local date at the venue (YYYY-MM-DD); default: today there"},
+        metadata={
+            "description": "A local date at the venue (YYYY-MM-DD); default: today there",
+            "format": "date",
+        },
     )
 
 
