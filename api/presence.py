@@ -163,7 +163,7 @@ class MemberCode(MethodView):
 
 @blp.route("/staff-checkins")
 class StaffCheckins(MethodView):
-    @auth.merchant("owner", "staff")
+    @auth.merchant("owner", "staff", devices=True)
     @blp.arguments(StaffCheckinCreateSchema())
     @blp.response(201, StaffCheckinSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -176,8 +176,10 @@ class StaffCheckins(MethodView):
         its unlocks land in the guest's wallet. A wrong or expired member code: 422
         `member_code_invalid` (10 wrong per key and venue in 15 min, then 429
         `too_many_attempts`); a bad card message: 422 `tap_invalid`; a replayed one: 409
-        `tap_replayed`."""
+        `tap_replayed`. A till device checks guests in at its own venue only (403
+        `venue_not_paired`)."""
         principal = auth.current_merchant()
+        auth.venue_scope(data["venue_id"])
         uow = db.uow()
         card = data.get("card") or {}
         command = StaffCheckinInput(

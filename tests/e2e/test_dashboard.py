@@ -26,7 +26,6 @@ from playwright import sync_api as playwright_sync  # a dev dependency: never sk
 
 from mobile_stub.client import ApiError, Client
 from mobile_stub.ntag import SoftTag, random_uid
-from offers.codes import new_code
 
 pytestmark = pytest.mark.e2e
 
