@@ -217,6 +217,22 @@ def test_redemptions_by_day_hour_venue_offer_and_csv(owner: Client, day: dict[st
     assert via_accept.text.splitlines()[0] == "venue_id,venue_name,redemptions"
 
 
+def test_csv_cells_never_start_a_formula(api: Client, owner: Client) -> None:
+    # A colleague's owner key names a venue and an offer to run in an analyst's spreadsheet.
+    venue = owner.create_venue(venue_body(name='=HYPERLINK("http://evil.example","Report")'))
+    offer = owner.activate_offer(
+        owner.create_offer(offer_body([venue["id"]], title="@SUM(1+1)*cmd|' /C calc'!A0"))["id"]
+    )
+    code = at(new_user(api), venue)["unlocks"][0]["code"]
+    owner.redeem(code, venue["id"])
+    by_venue = owner.redemption_report_csv("venue")
+    assert by_venue.splitlines()[1] == (
+        f'{venue["id"]},"\'=HYPERLINK(""http://evil.example"",""Report"")",1'
+    )
+    by_offer = owner.redemption_report_csv("offer")
+    assert by_offer.splitlines()[1] == f"{offer['id']},'@SUM(1+1)*cmd|' /C calc'!A0,1"
+
+
 def test_leak_report(owner: Client, day: dict[str, Any]) -> None:
     leaks = owner.call("GET", "/v1/analytics/leaks").body
     assert leaks["redemptions"] == 2
