@@ -830,8 +830,20 @@ class LeakReportSchema(ma.Schema):
     redemptions = f.Integer(required=True)
     backed_by_verified_checkin = f.Integer(required=True)
     backed_share = f.Float(allow_none=True)
-    refused_attempts = f.Dict(keys=f.String(), values=f.Integer(), required=True)
-    codes_tried_by_other_merchants = f.Integer(required=True)
+    refused_attempts = f.Dict(
+        keys=f.String(),
+        values=f.Integer(),
+        required=True,
+        metadata={
+            "description": "Refused attempts at this merchant's tills by outcome: "
+            "`already_redeemed`, `expired`, `unknown` (another merchant's code included), "
+            "`wrong_venue`"
+        },
+    )
+    codes_tried_by_other_merchants = f.Integer(
+        required=True,
+        metadata={"description": "Attempts by other merchants' keys on this merchant's codes"},
+    )
     suspicious = f.Nested(SuspiciousSchema, required=True)
     rejected_checkins = f.Dict(keys=f.String(), values=f.Integer(), required=True)
     strikes = f.Nested(StrikeReportSchema, required=True)

@@ -353,14 +353,19 @@ _LEAKS = text(
          JOIN venues a ON a.id = red.unlocked_venue_id
          JOIN venues b ON b.id = red.redeemed_venue_id
          WHERE ST_Distance(a.location, b.location) > :far_m) AS far,
-        -- refusals at this merchant's tills
+        -- refusals at this merchant's tills; another merchant's code is unknown to this one,
+        -- as the till's answer says (404 either way): telling them apart would let a merchant
+        -- learn which of a rival's codes are live
         (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
-            SELECT a.outcome, count(*) AS n
-            FROM redemption_attempts a LEFT JOIN unlocks u ON u.id = a.unlock_id
+            SELECT CASE WHEN a.outcome = 'other_merchant' THEN 'unknown'
+                        ELSE a.outcome END AS outcome,
+                   count(*) AS n
+            FROM redemption_attempts a LEFT JOIN unlocks u
+              ON u.id = a.unlock_id AND u.merchant_id = :m
             WHERE a.merchant_id = :m AND a.outcome <> 'redeemed'
               AND a.created_at >= :lo AND a.created_at < :hi
               AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)
-            GROUP BY a.outcome) x) AS refused,
+            GROUP BY 1) x) AS refused,
         -- this merchant's codes tried at other merchants' tills (recorded there as
         -- 'other_merchant')
         (SELECT count(*) FROM redemption_attempts a JOIN unlocks u ON u.id = a.unlock_id
@@ -442,6 +447,12 @@ TAP_BURST = 3
 ROUGH_FIX_M = 150.0
 
 
+# Refused attempts at a merchant's tills, as the leak report counts them. A code of another
+# merchant counts as `unknown` (it is stored as `other_merchant` for the code's own merchant's
+# `codes_tried_by_other_merchants`).
+REFUSALS = ("already_redeemed", "expired", "unknown", "wrong_venue")
+
+
 def leak_report(
     session: Session,
     merchant_id: uuid.UUID,
@@ -478,16 +489,7 @@ def leak_report(
         "redemptions": int(row.redemptions),
         "backed_by_verified_checkin": int(row.backed),
         "backed_share": _rate(int(row.backed), int(row.redemptions)),
-        "refused_attempts": {
-            outcome: refused.get(outcome, 0)
-            for outcome in (
-                "already_redeemed",
-                "expired",
-                "unknown",
-                "wrong_venue",
-                "other_merchant",
-            )
-        },
+        "refused_attempts": {outcome: refused.get(outcome, 0) for outcome in REFUSALS},
         "codes_tried_by_other_merchants": int(row.by_other_merchants),
         "suspicious": {
             "fast": int(row.fast),

@@ -217,6 +217,40 @@ def test_redemptions_by_day_hour_venue_offer_and_csv(owner: Client, day: dict[st
     assert via_accept.text.splitlines()[0] == "venue_id,venue_name,redemptions"
 
 
+def test_another_merchants_live_code_is_unknown_in_the_callers_leak_report(
+    api: Client, owner: Client, other_owner: Client
+) -> None:
+    venue = owner.create_venue(venue_body())
+    owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
+    live = at(new_user(api), venue)["unlocks"][0]["code"]
+    rivals = other_owner.create_venue(venue_body(name="Rival"))
+    rival_offer = other_owner.create_offer(offer_body([rivals["id"]]))
+
+    # The rival types our live code, then a code never issued: the same answer each time ...
+    refusals = []
+    for code in (live, "0000-0000-000"):
+        with pytest.raises(ApiError) as refused:
+            other_owner.redeem(code, rivals["id"])
+        error = refused.value
+        refusals.append((error.status, error.code, error.title, error.detail))
+    assert refusals[0] == refusals[1] == (404, "not_found", refusals[0][2], "no such code")
+    # ... and the same count in its leak report, whole or for one of its offers.
+    theirs = other_owner.leak_report()
+    assert theirs["refused_attempts"] == {
+        "already_redeemed": 0,
+        "expired": 0,
+        "unknown": 2,
+        "wrong_venue": 0,
+    }
+    assert theirs["codes_tried_by_other_merchants"] == 0
+    one_offer = other_owner.leak_report(offer_id=rival_offer["id"])["refused_attempts"]
+    assert one_offer["unknown"] == 0
+    # Our report, the code's merchant's, says one of our codes was tried elsewhere.
+    ours = owner.leak_report()
+    assert ours["codes_tried_by_other_merchants"] == 1
+    assert sum(ours["refused_attempts"].values()) == 0
+
+
 def test_csv_cells_never_start_a_formula(api: Client, owner: Client) -> None:
     # A colleague's owner key names a venue and an offer to run in an analyst's spreadsheet.
     venue = owner.create_venue(venue_body(name='=HYPERLINK("http://evil.example","Report")'))
@@ -242,7 +276,6 @@ def test_leak_report(owner: Client, day: dict[str, Any]) -> None:
         "expired": 0,
         "unknown": 1,
         "wrong_venue": 0,
-        "other_merchant": 0,
     }
     assert leaks["codes_tried_by_other_merchants"] == 1
     assert leaks["suspicious"]["far"] == 1

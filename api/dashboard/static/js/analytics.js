@@ -196,7 +196,6 @@ const OUTCOMES = {
   expired: "Expired",
   unknown: "Unknown code",
   wrong_venue: "Wrong venue",
-  other_merchant: "Another merchant's code",
 };
 
 async function loadLeaks() {
