@@ -111,8 +111,11 @@ class Key(MethodView):
     @auth.merchant("owner")
     @blp.response(200, KeySchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def delete(self, key_id: uuid.UUID) -> ApiKey:
-        """Revoke a key; it stops working at once. Revoking it again changes nothing."""
+        """Revoke a key; it stops working at once. Revoking it again changes nothing. The
+        merchant's last live owner key cannot be revoked: 409 `last_owner_key` (create another
+        owner key first)."""
         key, _revoked = accounts.revoke_api_key(
             db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, key_id
         )

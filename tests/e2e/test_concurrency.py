@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
 
+from core import accounts
+from core.audit import Actor
+from core.uow import UnitOfWork, make_engine
 from mobile_stub.client import ApiError, Client, HttpTransport
 from tests.factories import offer_body, venue_body
 
@@ -120,3 +126,81 @@ def test_parallel_retries_with_one_idempotency_key_apply_once(
     )
     assert all(isinstance(r, dict) for r in redemptions)
     assert len({r["id"] for r in redemptions}) == 1  # type: ignore[index]
+
+
+def test_two_owners_revoking_each_others_keys_at_once_leave_one(
+    live_server: str, live_api: Client
+) -> None:
+    """Each round, two owner keys revoke each other in parallel: one revocation wins, the other
+    is refused (409 `last_owner_key`, or 401 when its own key was already revoked before it
+    was authenticated), and exactly one owner key is left."""
+    owner = live_api.with_token(live_api.create_merchant("Co-owners", "co@example.com")["api_key"])
+    [first] = owner.list_keys()
+    survivor = (first["id"], owner.token or "")
+    outcomes: Counter[tuple[int, str]] = Counter()
+    for round_ in range(8):
+        created = owner.with_token(survivor[1]).create_key("owner", f"co-owner {round_}")
+        a, b = survivor, (created["id"], created["api_key"])
+        results = in_parallel(
+            [
+                lambda x=a, y=b: client(live_server, x[1]).revoke_key(y[0]),  # type: ignore[misc]
+                lambda x=a, y=b: client(live_server, y[1]).revoke_key(x[0]),  # type: ignore[misc]
+            ]
+        )
+        won = [i for i, r in enumerate(results) if isinstance(r, dict)]
+        lost = [r for r in results if isinstance(r, ApiError)]
+        assert len(won) == 1 and len(lost) == 1, results
+        outcomes[(lost[0].status, lost[0].code)] += 1
+        survivor = a if won == [0] else b
+        keys = client(live_server, survivor[1]).list_keys()
+        live_owners = [k["id"] for k in keys if k["role"] == "owner" and k["revoked_at"] is None]
+        assert live_owners == [survivor[0]]
+    assert set(outcomes) <= {(409, "last_owner_key"), (401, "unauthorized")}
+    assert outcomes[(409, "last_owner_key")] >= 1
+
+
+def test_parallel_revocations_by_the_operator_never_leave_a_merchant_without_an_owner(
+    live_database_url: str, live_api: Client
+) -> None:
+    """The use case itself, from two threads on two connections with real commits: the operator's
+    revocations take no lock on a key through the audit trail (its actor is no key), so only the
+    merchant lock stands between two "is there another owner?" checks that both say yes."""
+    engine = make_engine(live_database_url)
+    uow = lambda: UnitOfWork(sessionmaker(engine, expire_on_commit=False))  # noqa: E731
+    operator = Actor.operator("race-test")
+    try:
+        for _ in range(8):
+            owner = live_api.with_token(
+                live_api.create_merchant("Race", "race@example.com")["api_key"]
+            )
+            merchant_id = uuid.UUID(owner.me()["id"])
+            owner.create_key("owner")
+            keys = [uuid.UUID(k["id"]) for k in owner.list_keys()]
+            results = in_parallel(
+                [
+                    lambda k=k, m=merchant_id: _revoke_or_refusal(uow(), operator, m, k)  # type: ignore[misc]
+                    for k in keys
+                ]
+            )
+            assert sorted(results) == ["last_owner_key", "revoked"], results
+            with engine.connect() as conn:
+                live = conn.execute(
+                    text(
+                        "SELECT count(*) FROM api_keys WHERE merchant_id = :m"
+                        " AND role = 'owner' AND revoked_at IS NULL"
+                    ),
+                    {"m": merchant_id},
+                ).scalar()
+            assert live == 1
+    finally:
+        engine.dispose()
+
+
+def _revoke_or_refusal(
+    uow: UnitOfWork, actor: Actor, merchant_id: uuid.UUID, key_id: uuid.UUID
+) -> str:
+    try:
+        accounts.revoke_api_key(uow, actor, merchant_id, key_id)
+    except accounts.LastOwnerKeyError as refusal:
+        return refusal.code
+    return "revoked"
