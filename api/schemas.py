@@ -295,15 +295,18 @@ class TokenSchema(ma.Schema):
 class StaffUserCreateSchema(ma.Schema):
     handle = Text(
         required=True,
-        validate=v.Length(1, 64),
-        metadata={"description": "The handle of a user account that works for the merchant"},
+        validate=HANDLE,
+        metadata={
+            "description": "The handle of someone who works for the merchant. It is registered "
+            "whether or not an account has it yet (the answer does not say): the account with "
+            "it, now or once it signs up, never unlocks the merchant's offers"
+        },
     )
 
 
 class StaffUserSchema(ma.Schema):
-    id = f.UUID(required=True)
-    user_id = f.UUID(required=True)
-    handle = f.String(required=True)
+    id = f.UUID(required=True, metadata={"description": "The registration's id"})
+    handle = f.String(required=True, metadata={"description": "The handle as registered"})
     created_at = UtcDateTime(required=True)
 
 

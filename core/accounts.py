@@ -224,12 +224,30 @@ def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
     return MerchantPrincipal(key.merchant_id, key.id, key.role)
 
 
+_HANDLE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('handle:' || lower(:h), 0))")
+
+# A merchant may have registered the handle as its staff before the account existed
+# (offers/abuse.py): the new account takes those registrations up.
+_CLAIM_STAFF_REGISTRATIONS = text(
+    "UPDATE merchant_staff_users SET user_id = :user_id"
+    " WHERE user_id IS NULL AND lower(handle) = lower(:handle)"
+)
+
+
+def lock_handle(session: Session, handle: str) -> None:
+    """Until the commit, one transaction at a time works on this handle (in any case): a
+    sign-up, or a merchant registering it as staff, so neither misses the other."""
+    execute(session, _HANDLE_LOCK, {"h": handle})
+
+
 def create_user(
     uow: UnitOfWork, handle: str, password: str, ttl: timedelta = TOKEN_TTL
 ) -> tuple[User, str]:
-    """A mobile user and a first token. A taken handle (case-insensitively) is 409."""
+    """A mobile user and a first token. A taken handle (case-insensitively) is 409. Merchants'
+    staff registrations of the handle, made before the account existed, now apply to it."""
     password_hash = hash_password(password)  # slow on purpose: before the transaction starts
     with uow:
+        lock_handle(uow.session, handle)
         taken = uow.session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
         if taken is not None:
             raise HandleTakenError(f"the handle {handle!r} is taken")
@@ -239,6 +257,9 @@ def create_user(
             uow.session.flush()
         except IntegrityError as exc:  # a concurrent sign-up took it between check and insert
             raise HandleTakenError(f"the handle {handle!r} is taken") from exc
+        execute(
+            uow.session, _CLAIM_STAFF_REGISTRATIONS, {"user_id": str(user.id), "handle": handle}
+        )
         token = _issue_token(uow.session, user.id, ttl)
         uow.commit()
         return user, token

@@ -407,18 +407,31 @@ class StaffCheckinAttempt(Base):
 
 
 class MerchantStaffUser(Base):
-    """A user account its merchant's owner registered as staff: its check-ins never unlock that
-    merchant's offers."""
+    """A handle its merchant's owner registered as staff: the account with that handle, now or
+    once it signs up (`user_id`, never shown to the merchant), never unlocks that merchant's
+    offers."""
 
     __tablename__ = "merchant_staff_users"
-    # The unique index also serves the check-in's probe and the merchant's listing.
-    __table_args__ = (UniqueConstraint("merchant_id", "user_id"),)
+    # The unique index on (merchant, user) also serves the check-in's probe; the one on the
+    # handle makes a handle registered once per merchant, whatever its case.
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "user_id"),
+        Index(
+            "uq_merchant_staff_users_merchant_id_handle_lower",
+            "merchant_id",
+            func.lower(text("handle")),
+            unique=True,
+        ),
+    )
 
     id: Mapped[uuid.UUID] = _id()
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(
+    # Null until an account has the handle. Rows written before migration 0006 have a user and
+    # may lack the handle (NOT NULL waits for a release after it: docs/operations.md).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    handle: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
 
 

@@ -393,8 +393,9 @@ class Client:
         return cast(dict[str, Any], self._json("GET", "/v1/merchants/me/audit", params=params))
 
     def add_staff_user(self, handle: str) -> dict[str, Any]:
-        """Register a user account as the merchant's staff (owner key): its check-ins never
-        unlock the merchant's own offers. Answers `{"id", "user_id", "handle", "created_at"}`."""
+        """Register a handle as the merchant's staff (owner key): the account with it, now or
+        once it signs up, never unlocks the merchant's own offers. Answers `{"id", "handle",
+        "created_at"}`, the same whether an account has the handle or not."""
         return cast(
             dict[str, Any], self._json("POST", "/v1/merchants/me/staff-users", {"handle": handle})
         )

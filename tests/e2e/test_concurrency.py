@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import sessionmaker
 
 from core import accounts
 from core.audit import Actor
 from core.uow import UnitOfWork, make_engine
 from mobile_stub.client import ApiError, Client, HttpTransport
+from offers import abuse
 from tests.factories import offer_body, venue_body
 
 pytestmark = pytest.mark.e2e
@@ -204,3 +205,57 @@ def _revoke_or_refusal(
     except accounts.LastOwnerKeyError as refusal:
         return refusal.code
     return "revoked"
+
+
+def test_a_sign_up_and_its_staff_registration_at_once_never_miss_each_other(
+    live_database_url: str, live_api: Client
+) -> None:
+    """A merchant registers a handle as staff while its account signs up, interleaved in the
+    worst order: the sign-up has inserted the account, the registration does not see it yet and
+    inserts its row unlinked, the sign-up links the registrations it sees (not that one) and
+    commits, then the registration commits. The handle's lock (`core.accounts.lock_handle`)
+    forbids that order: the registration waits for the sign-up and finds the account. Each side
+    waits for the other at its step for at most a second, so with the lock the test takes one."""
+    owner = live_api.with_token(live_api.create_merchant("Staffed", "s@example.com")["api_key"])
+    merchant_id = uuid.UUID(owner.me()["id"])
+    handle = f"b{secrets.token_hex(6)}"
+    engine = make_engine(live_database_url)
+    user_inserted, registered, signed_up = (threading.Event() for _ in range(3))
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE merchant_staff_users SET user_id"):  # the sign-up's
+            user_inserted.set()
+            registered.wait(timeout=1)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO merchant_staff_users"):  # the registration's
+            registered.set()
+            signed_up.wait(timeout=1)
+
+    def sign_up() -> None:
+        accounts.create_user(UnitOfWork(sessionmaker(engine)), handle, "pass-word-1")
+        signed_up.set()
+
+    def register() -> None:
+        user_inserted.wait(timeout=5)
+        abuse.add_staff_user(
+            UnitOfWork(sessionmaker(engine)), Actor.operator("race-test"), merchant_id, handle
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(sign_up), pool.submit(register)]:
+                done.result()
+        with engine.connect() as conn:
+            linked = conn.execute(
+                text(
+                    "SELECT s.user_id = u.id FROM merchant_staff_users s"
+                    " JOIN users u ON lower(u.handle) = lower(s.handle) WHERE s.handle = :h"
+                ),
+                {"h": handle},
+            ).scalar()
+        assert linked is True
+    finally:
+        engine.dispose()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+import uuid
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from api.cli import alembic_config
 from core.models import Base
+from core.uow import sqlalchemy_url
 
 
 def _include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
@@ -61,3 +66,46 @@ def test_spatial_columns_have_gist_indexes_and_srid(engine: Engine) -> None:
     assert "WHERE (deleted_at IS NULL)" in indexes["ix_venues_location_live"]
     assert "USING gist (geofence)" in indexes["idx_venues_geofence"]
     assert columns == {"location": 4326, "geofence": 4326}
+
+
+def test_0006_keeps_staff_registrations_and_takes_user_ids_out_of_the_trail(
+    database_url: str,
+) -> None:
+    """A database with a staff registration made at 0004 (and its audit event, which carried the
+    user's id) keeps the registration, now with its handle, and loses the id from the trail."""
+    server = make_url(sqlalchemy_url(database_url))
+    name = f"co_mig_{secrets.token_hex(4)}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        config = alembic_config(url)
+        config.attributes["skip_logging"] = True
+        command.upgrade(config, "0004")
+        ids = {k: str(uuid.uuid4()) for k in ("merchant", "user", "staff", "event")}
+        with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO merchants (id, name, email) VALUES (:merchant, 'M', 'm@example.com')",
+                "INSERT INTO users (id, handle, password_hash) VALUES (:user, 'Barista', 'x')",
+                "INSERT INTO merchant_staff_users (id, merchant_id, user_id)"
+                " VALUES (:staff, :merchant, :user)",
+                "INSERT INTO audit_events (id, merchant_id, action, object_type, object_id,"
+                " changes) VALUES (:event, :merchant, 'staff_user.create', 'staff_user', :staff,"
+                " jsonb_build_object('user_id', jsonb_build_array(NULL, :user),"
+                "                    'handle', jsonb_build_array(NULL, 'Barista')))",
+            ):
+                conn.execute(text(statement), ids)
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT handle, user_id FROM merchant_staff_users")).one()
+            changes = conn.execute(text("SELECT changes FROM audit_events")).scalar()
+        assert (row.handle, str(row.user_id)) == ("Barista", ids["user"])
+        assert changes == {"handle": [None, "Barista"]}
+        command.downgrade(config, "0004")  # and back, for whoever must
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
