@@ -704,10 +704,22 @@ class PeriodArgsSchema(ma.Schema):
 
 
 class FunnelRatesSchema(ma.Schema):
-    checkin_per_impression = f.Float(allow_none=True)
-    verified_per_checkin = f.Float(allow_none=True)
-    unlock_per_verified = f.Float(allow_none=True)
-    redemption_per_unlock = f.Float(allow_none=True)
+    """Each rate is the share of a step that went on to the next: from 0 to 1, null when the
+    step is 0."""
+
+    checkin_per_impression = f.Float(
+        allow_none=True,
+        metadata={"description": "impressions_with_checkin / impressions"},
+    )
+    verified_per_checkin = f.Float(
+        allow_none=True, metadata={"description": "verified_checkins / checkins"}
+    )
+    unlock_per_verified = f.Float(
+        allow_none=True, metadata={"description": "verified_with_unlock / verified_checkins"}
+    )
+    redemption_per_unlock = f.Float(
+        allow_none=True, metadata={"description": "unlocks_redeemed / unlocks"}
+    )
 
 
 class TimeToRedeemSchema(ma.Schema):
@@ -724,12 +736,29 @@ class FunnelSchema(ma.Schema):
     offer_id = f.UUID(required=True)
     from_ = UtcDateTime(data_key="from", attribute="from", required=True)
     to = UtcDateTime(allow_none=True, metadata={"description": "null: up to now"})
-    impressions = f.Integer(required=True)
+    impressions = f.Integer(
+        required=True,
+        metadata={"description": "Signed-in users shown the offer, once per user and day"},
+    )
+    impressions_with_checkin = f.Integer(
+        required=True,
+        metadata={
+            "description": "Impressions followed by a check-in of the same user at one of its "
+            "venues within `attribution_hours`"
+        },
+    )
     checkins = f.Integer(required=True, metadata={"description": "At its venues while active"})
     verified_checkins = f.Integer(required=True)
+    verified_with_unlock = f.Integer(
+        required=True, metadata={"description": "Verified check-ins that unlocked the offer"}
+    )
     unlocks = f.Integer(required=True)
+    unlocks_redeemed = f.Integer(
+        required=True, metadata={"description": "Unlocks of the period redeemed since"}
+    )
     held_out = f.Integer(required=True)
-    redemptions = f.Integer(required=True)
+    redemptions = f.Integer(required=True, metadata={"description": "Redeemed in the period"})
+    attribution_hours = f.Integer(required=True)
     rates = f.Nested(FunnelRatesSchema, required=True)
     time_to_redeem_s = f.Nested(TimeToRedeemSchema, required=True)
     visitors = f.Nested(VisitorsSchema, required=True)
@@ -920,9 +949,24 @@ class OfferHealthSchema(ma.Schema):
     window_days = f.Integer(required=True)
     unlocks = f.Integer(required=True)
     redemptions = f.Integer(required=True)
-    checkins = f.Integer(required=True)
+    checkins = f.Integer(required=True, metadata={"description": "At its venues, any status"})
     rejected_checkins = f.Integer(required=True)
-    rejection_rate = f.Float(allow_none=True)
+    rejection_rate = f.Float(
+        allow_none=True, metadata={"description": "rejected_checkins / checkins"}
+    )
+    checkin_users = f.Integer(
+        required=True, metadata={"description": "People who checked in at its venues"}
+    )
+    turned_away_users = f.Integer(
+        required=True, metadata={"description": "Of them, those with every check-in rejected"}
+    )
+    turned_away_rate = f.Float(
+        allow_none=True,
+        metadata={
+            "description": "turned_away_users / checkin_users: what `high_rejection_rate` "
+            "reads (from 20 people and 50%)"
+        },
+    )
     unlocks_by_proof = f.Dict(
         keys=f.String(validate=v.OneOf(PROOFS)), values=f.Integer(), required=True
     )

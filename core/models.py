@@ -8,7 +8,7 @@ Geometry columns carry an explicit SRID. `venues.location` is geography (metres 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geography, Geometry
@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -519,16 +520,22 @@ class RedemptionAttempt(Base):
 
 
 class Impression(Base):
-    """An offer listed to a signed-in user by `nearby`."""
+    """An offer listed to a signed-in user by `nearby`, once per user, offer and day (the local
+    day at the venue it was first listed with that day): offers/measurement.py."""
 
     __tablename__ = "impressions"
-    __table_args__ = (Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),
+        UniqueConstraint("offer_id", "user_id", "day"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
     offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = _now()
+    # Null only in rows an older version wrote while migration 0007 rolled out.
+    day: Mapped[date | None] = mapped_column(Date)
 
 
 class IdempotencyRecord(Base):

@@ -129,6 +129,18 @@ def test_parallel_retries_with_one_idempotency_key_apply_once(
     assert len({r["id"] for r in redemptions}) == 1  # type: ignore[index]
 
 
+def test_parallel_listings_by_one_user_make_one_impression(
+    live_server: str, live_api: Client
+) -> None:
+    owner, venue, offer = setup_venue(live_api)
+    lon, lat = venue["location"]["coordinates"]
+    [token] = sign_up(live_api, 1)
+    phones = [client(live_server, token) for _ in range(12)]
+    listings = in_parallel([lambda p=p: p.nearby(lat, lon, radius_m=100) for p in phones])  # type: ignore[misc]
+    assert all(isinstance(found, list) and found for found in listings)
+    assert owner.offer_funnel(offer["id"])["impressions"] == 1
+
+
 def test_two_owners_revoking_each_others_keys_at_once_leave_one(
     live_server: str, live_api: Client
 ) -> None:

@@ -128,12 +128,21 @@ def test_funnel_counts_every_step_exactly(owner: Client, day: dict[str, Any]) ->
         "held_out": 0,
         "redemptions": 2,
     }
+    assert {
+        k: coffee[k]
+        for k in ("impressions_with_checkin", "verified_with_unlock", "unlocks_redeemed")
+    } == {
+        "impressions_with_checkin": 4,  # u1, u2, u3 (rejected, but a check-in) and u4
+        "verified_with_unlock": 3,  # c1, c2, c4 (c5 found coffee's per-user cap spent)
+        "unlocks_redeemed": 2,
+    }
     assert coffee["rates"] == {
-        "checkin_per_impression": 1.5,
+        "checkin_per_impression": 1.0,
         "verified_per_checkin": round(4 / 6, 4),
         "unlock_per_verified": 0.75,
         "redemption_per_unlock": round(2 / 3, 4),
     }
+    assert coffee["attribution_hours"] == 24
     assert coffee["visitors"] == {"new": 3, "returning": 0}
     # 600 s and 31,500 s from unlock to redemption
     assert coffee["time_to_redeem_s"] == {"median": 16_050.0, "p90": 28_410.0}
@@ -152,6 +161,89 @@ def test_funnel_counts_every_step_exactly(owner: Client, day: dict[str, Any]) ->
     ).body
     assert empty["checkins"] == empty["impressions"] == empty["redemptions"] == 0
     assert empty["rates"]["verified_per_checkin"] is None
+
+
+def test_an_impression_is_one_user_shown_one_offer_on_one_day(
+    app: Flask, api: Client, owner: Client
+) -> None:
+    # One offer at two venues side by side, and a second offer at one of them.
+    a = owner.create_venue(venue_body(name="A", location=A, checkin_cooldown_minutes=0))
+    a2 = owner.create_venue(venue_body(name="A2", location=A, checkin_cooldown_minutes=0))
+    both = owner.activate_offer(owner.create_offer(offer_body([a["id"], a2["id"]]))["id"])
+    one = owner.activate_offer(owner.create_offer(offer_body([a["id"]], title="One"))["id"])
+    user, other = new_user(api), new_user(api)
+    for _ in range(3):  # the app opened three times, both venues listed each time
+        listed = user.nearby(60.1699, 24.9384, radius_m=200)
+        assert {v["name"] for v in listed} == {"A", "A2"}
+    other.nearby(60.1699, 24.9384, radius_m=200)
+
+    def impressions(offer: dict[str, Any]) -> int:
+        return int(owner.offer_funnel(offer["id"])["impressions"])
+
+    assert (impressions(both), impressions(one)) == (2, 2)  # user and other, once each
+    days = sql(app, "SELECT DISTINCT day, now() AT TIME ZONE 'Europe/Helsinki' FROM impressions")
+    assert [d for d, _ in days] == [days[0][1].date()]  # the venue's local day
+    # The next day counts again.
+    sql(app, "UPDATE offers SET created_at = created_at - interval '2 days'")
+    sql(app, "UPDATE impressions SET day = day - 1, created_at = created_at - interval '1 day'")
+    user.nearby(60.1699, 24.9384, radius_m=200)
+    assert (impressions(both), impressions(one)) == (3, 3)
+
+
+def test_the_funnels_rates_are_shares_of_the_step_before(
+    app: Flask, api: Client, owner: Client
+) -> None:
+    venue = owner.create_venue(venue_body(name="A", location=A, checkin_cooldown_minutes=0))
+    offer = owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
+    came, came_late, stayed_home, walked_in = (new_user(api) for _ in range(4))
+    for user in (came, came_late, stayed_home):
+        user.nearby(60.1699, 24.9384, radius_m=200)
+    # Shown the offer three hours ago; `came` checks in now, twice (the second is rejected).
+    sql(app, "UPDATE impressions SET created_at = now() - interval '3 hours'")
+    sql(app, "UPDATE offers SET created_at = now() - interval '2 days'")
+    sql(app, "UPDATE offer_status_changes SET changed_at = now() - interval '2 days'")
+    assert at(came, venue)["unlocks"]
+    at(came, venue, offset_m=3_000)
+    code = at(walked_in, venue)["unlocks"][0]["code"]  # never opened the app
+    owner.redeem(code, venue["id"])
+    at(came_late, venue)
+    # ... `came_late` checked in 30 hours after seeing it: outside the 24 h attribution.
+    sql(
+        app,
+        "UPDATE impressions SET created_at = now() - interval '30 hours'"
+        " WHERE user_id = (SELECT user_id FROM checkins WHERE id = :c)",
+        c=at(came_late, venue)["id"],
+    )
+    funnel = owner.offer_funnel(offer["id"])
+    assert {
+        k: funnel[k]
+        for k in (
+            "impressions",
+            "impressions_with_checkin",
+            "checkins",
+            "verified_checkins",
+            "verified_with_unlock",
+            "unlocks",
+            "unlocks_redeemed",
+            "redemptions",
+        )
+    } == {
+        "impressions": 3,
+        "impressions_with_checkin": 1,  # came
+        "checkins": 5,  # came twice, walked_in, came_late twice
+        "verified_checkins": 4,
+        "verified_with_unlock": 3,  # came, walked_in, came_late's first (its second: cap)
+        "unlocks": 3,
+        "unlocks_redeemed": 1,
+        "redemptions": 1,
+    }
+    assert funnel["rates"] == {
+        "checkin_per_impression": round(1 / 3, 4),
+        "verified_per_checkin": 0.8,
+        "unlock_per_verified": 0.75,
+        "redemption_per_unlock": round(1 / 3, 4),
+    }
+    assert all(0 <= r <= 1 for r in funnel["rates"].values())
 
 
 def test_checkins_count_only_while_the_offer_was_active(
@@ -300,15 +392,41 @@ def test_offer_health_flags_unredeemed_and_mistrusted_offers(
     for user in users:
         assert at(user, venue)["unlocks"]
     for user in users[:12]:
-        at(user, venue, offset_m=3_000)  # 12 rejected of 32
+        at(user, venue, offset_m=3_000)  # 12 rejected of 32, but every one of them got in
     health = owner.call("GET", f"/v1/analytics/offers/{offer['id']}/health").body
     assert [f["code"] for f in health["flags"]] == ["unlocks_not_redeemed"]
-    for user in users[:10]:
-        at(user, venue, offset_m=3_000)  # 22 rejected of 42
+    turned_away = [new_user(api) for _ in range(21)]
+    for user in turned_away:
+        at(user, venue, offset_m=3_000)  # 21 of 41 people never got in
     listed = owner.call("GET", "/v1/analytics/offers/health").body["offers"]
     [mine] = [o for o in listed if o["offer_id"] == offer["id"]]
     assert [f["code"] for f in mine["flags"]] == ["unlocks_not_redeemed", "high_rejection_rate"]
-    assert mine["rejection_rate"] == round(22 / 42, 4)
+    assert (mine["checkins"], mine["rejected_checkins"]) == (53, 33)
+    assert mine["rejection_rate"] == round(33 / 53, 4)
+    assert (mine["checkin_users"], mine["turned_away_users"]) == (41, 21)
+    assert mine["turned_away_rate"] == round(21 / 41, 4)
+
+
+def test_one_stranger_cannot_raise_the_rejection_flag(api: Client, owner: Client) -> None:
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    offer = owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
+
+    def flags() -> list[str]:
+        health = owner.call("GET", f"/v1/analytics/offers/{offer['id']}/health").body
+        return [f["code"] for f in health["flags"]]
+
+    regulars = [new_user(api) for _ in range(10)]
+    for user in regulars:
+        at(user, venue)
+    stranger = new_user(api)
+    for _ in range(10):  # ten rejected check-ins: half of the 20 check-ins at the venue
+        at(stranger, venue, offset_m=3_000)
+    assert flags() == []  # 11 people: too few to judge
+    for user in (new_user(api) for _ in range(9)):
+        at(user, venue)
+    for _ in range(30):  # 40 of 59 check-ins rejected, but one person of 20
+        at(stranger, venue, offset_m=3_000)
+    assert flags() == []
 
 
 def test_roles_for_analytics(owner: Client, other_owner: Client, day: dict[str, Any]) -> None:

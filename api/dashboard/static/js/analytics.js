@@ -58,7 +58,7 @@ async function loadFunnel() {
   const offerId = offerSelect.value;
   if (!offerId) {
     $("funnel-chart").replaceChildren(el("p", { class: "empty" }, "No offers yet."));
-    table($("funnel-table"), ["Step", "Count", "Rate"], []);
+    table($("funnel-table"), ["Step", "Count", "Share of the step before"], []);
     return;
   }
   const f = await api("GET", `/analytics/offers/${offerId}/funnel${query({ from: period().from })}`);
@@ -82,7 +82,7 @@ async function loadFunnel() {
   const ttr = f.time_to_redeem_s;
   rows.push(["Time to redeem (median, p90)", ttr.median === null ? "–" : `${minutes(ttr.median)}, ${minutes(ttr.p90)}`, ""]);
   funnelRows.push(["Held out", f.held_out, null], ["New visitors", f.visitors.new, null], ["Returning visitors", f.visitors.returning, null]);
-  table($("funnel-table"), ["Step", "Count", "Rate"], rows, { numeric: [1, 2] });
+  table($("funnel-table"), ["Step", "Count", "Share of the step before"], rows, { numeric: [1, 2] });
 }
 
 function minutes(seconds) {
@@ -185,10 +185,10 @@ function renderHealth() {
     fmt.number(o.unlocks),
     fmt.number(o.redemptions),
     fmt.number(o.checkins),
-    fmt.percent(o.rejection_rate),
+    fmt.percent(o.turned_away_rate),
     o.flags.length ? el("ul", { class: "flags" }, o.flags.map((f) => el("li", {}, el("strong", {}, f.code.replaceAll("_", " ")), `: ${f.detail}`))) : el("span", { class: "ok" }, "Healthy"),
   ]);
-  table($("health-table"), ["Offer", "Status", "Unlocks", "Redemptions", "Check-ins", "Rejected", "Flags"], rows, { numeric: [2, 3, 4, 5] });
+  table($("health-table"), ["Offer", "Status", "Unlocks", "Redemptions", "Check-ins", "People turned away", "Flags"], rows, { numeric: [2, 3, 4, 5] });
 }
 
 const OUTCOMES = {
@@ -288,8 +288,8 @@ $("funnel-csv").addEventListener("click", () =>
 $("health-csv").addEventListener("click", () =>
   downloadCsv(
     "offer-health.csv",
-    ["offer_id", "title", "status", "unlocks", "redemptions", "checkins", "rejected_checkins", "rejection_rate", "flags"],
-    health.map((o) => [o.offer_id, o.title, o.status, o.unlocks, o.redemptions, o.checkins, o.rejected_checkins, o.rejection_rate ?? "", o.flags.map((f) => f.code).join(" ")]),
+    ["offer_id", "title", "status", "unlocks", "redemptions", "checkins", "rejected_checkins", "rejection_rate", "checkin_users", "turned_away_users", "turned_away_rate", "flags"],
+    health.map((o) => [o.offer_id, o.title, o.status, o.unlocks, o.redemptions, o.checkins, o.rejected_checkins, o.rejection_rate ?? "", o.checkin_users, o.turned_away_users, o.turned_away_rate ?? "", o.flags.map((f) => f.code).join(" ")]),
   ),
 );
 $("leaks-csv").addEventListener("click", () => downloadCsv("leaks.csv", ["measure", "value"], leakRows));
