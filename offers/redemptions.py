@@ -3,6 +3,12 @@
 A code is redeemed by one conditional UPDATE (`redeemed_at IS NULL AND expires_at > now()`), so
 of any number of concurrent attempts exactly one wins. Every attempt, won or lost, is recorded
 with who tried it and where: that is the raw material of leak detection.
+
+A code is a promise made when it was issued, kept until it expires: it stays redeemable after
+its offer is paused or ended (those stop new unlocks, not codes already given), within the
+offer's `code_ttl_minutes`. A venue that has been deleted is no longer one of the offer's
+venues: a till that names it is refused with `wrong_venue`. A till that names no venue is
+trusted to be at one of the merchant's venues (docs/checkins.md, Redemption).
 """
 
 from __future__ import annotations
@@ -58,14 +64,16 @@ class RedemptionResult:
 
 
 # Everything the decision needs, in one round trip: the code's unlock (if any), its offer's
-# title and kind, whether the till's venue is this merchant's and one of the offer's venues.
+# title and kind, whether the till's venue is this merchant's and one of the offer's live
+# venues (a deleted venue is one no more, though its offer still lists it).
 _LOOKUP = text(
     """
     SELECT till.venue_id AS till_venue, u.id, u.offer_id, u.user_id, u.merchant_id,
            u.expires_at, u.redeemed_at, u.expires_at <= now() AS expired,
            o.title, o.rule->>'kind' AS kind,
-           EXISTS (SELECT 1 FROM offer_venues ov
-                   WHERE ov.offer_id = u.offer_id AND ov.venue_id = :venue_id) AS at_venue
+           EXISTS (SELECT 1 FROM offer_venues ov JOIN venues v ON v.id = ov.venue_id
+                   WHERE ov.offer_id = u.offer_id AND ov.venue_id = :venue_id
+                     AND v.deleted_at IS NULL) AS at_venue
     FROM (SELECT (SELECT id FROM venues WHERE id = :venue_id AND merchant_id = :merchant_id)
                  AS venue_id) till
     LEFT JOIN unlocks u ON u.code = :code

@@ -338,6 +338,41 @@ def test_redemption_refusals_in_the_contracts_order(
     assert mobile.wallet()[0]["status"] == "expired"
 
 
+def test_codes_outlive_their_offer_until_they_expire_but_not_their_venue(
+    app: Flask, api: Client, owner: Client, staff: Client, venue: dict[str, Any]
+) -> None:
+    second = owner.create_venue(venue_body(name="Second", radius_m=50, checkin_cooldown_minutes=0))
+    offer = live_offer(owner, [venue["id"], second["id"]], per_user_cap=10)
+    users = [new_user(api) for _ in range(5)]
+    codes = [visit(u, venue)["unlocks"][0]["code"] for u in users]
+
+    # Paused, then ended: nothing more unlocks, but the codes already given are honoured.
+    owner.pause_offer(offer["id"])
+    assert staff.redeem(codes[0], venue["id"])["offer_id"] == offer["id"]
+    owner.activate_offer(offer["id"])
+    owner.end_offer(offer["id"])
+    assert visit(new_user(api), venue)["unlocks"] == []
+    assert users[1].wallet()[0]["status"] == "active"
+    assert staff.redeem(codes[1], venue["id"])["offer_id"] == offer["id"]
+
+    # The venue where they were earned is deleted: a till that names it is refused, another of
+    # the offer's venues, or a till that names none, still redeems.
+    owner.delete_venue(venue["id"])
+    with pytest.raises(ApiError) as err:
+        staff.redeem(codes[2], venue["id"])
+    assert (err.value.status, err.value.code) == (422, "wrong_venue")
+    assert staff.redeem(codes[2], second["id"])["venue_id"] == second["id"]
+    assert staff.redeem(codes[3])["offer_id"] == offer["id"]
+
+    # Expiry still ends every promise.
+    with app.app_context():
+        db.session().execute(text("UPDATE unlocks SET expires_at = now() - interval '1 second'"))
+        db.session().commit()
+    with pytest.raises(ApiError) as err:
+        staff.redeem(codes[4], second["id"])
+    assert (err.value.status, err.value.code) == (410, "expired")
+
+
 def test_redemption_idempotency(
     app: Flask, owner: Client, staff: Client, mobile: Client, venue: dict[str, Any]
 ) -> None:

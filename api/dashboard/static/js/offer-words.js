@@ -134,7 +134,7 @@ export function describeOffer(offer, venueNames, timeZone) {
   caps.push(perUser === 1 ? "one per customer" : `up to ${perUser} per customer`);
   sentences.push(`${caps.join(", ").replace(/^./, (c) => c.toUpperCase())}; each code is valid for ${duration(offer.code_ttl_minutes ?? 1440)}.`);
   if (offer.status === "draft" || !offer.status) sentences.push("Nothing unlocks until the offer is activated.");
-  if (offer.status === "paused") sentences.push("It is paused: nothing unlocks until it is activated again.");
-  if (offer.status === "ended") sentences.push("It has ended for good.");
+  if (offer.status === "paused") sentences.push("It is paused: nothing unlocks until it is activated again; codes already given can still be redeemed until they expire.");
+  if (offer.status === "ended") sentences.push("It has ended for good; codes already given can still be redeemed until they expire.");
   return sentences;
 }
