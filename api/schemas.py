@@ -806,10 +806,27 @@ class LiftArgsSchema(ma.Schema):
 
 
 class LiftGroupSchema(ma.Schema):
-    users = f.Integer(required=True, metadata={"description": "Users whose window has ended"})
-    returned = f.Integer(required=True)
-    return_rate = f.Float(allow_none=True)
-    pending = f.Integer(required=True, metadata={"description": "Users still inside their window"})
+    users = f.Integer(
+        required=True,
+        metadata={
+            "description": "Every user assigned to the group (at their first eligible visit)"
+        },
+    )
+    pending = f.Integer(
+        required=True,
+        metadata={"description": "Of `users`, those still inside their window: not yet measured"},
+    )
+    measured = f.Integer(
+        required=True, metadata={"description": "Of `users`, those whose window has ended"}
+    )
+    returned = f.Integer(
+        required=True,
+        metadata={"description": "Of `measured`, those with another verified check-in in it"},
+    )
+    return_rate = f.Float(
+        allow_none=True,
+        metadata={"description": "returned / measured; null while nobody is measured"},
+    )
 
 
 class LiftSchema(ma.Schema):
@@ -818,8 +835,18 @@ class LiftSchema(ma.Schema):
     holdout_pct = f.Float(required=True)
     treatment = f.Nested(LiftGroupSchema, required=True)
     control = f.Nested(LiftGroupSchema, required=True)
-    lift = f.Float(allow_none=True, metadata={"description": "Treatment minus control return rate"})
-    ci95 = f.List(f.Float(), allow_none=True, metadata={"description": "[low, high]"})
+    lift = f.Float(
+        allow_none=True,
+        metadata={
+            "description": "Treatment minus control return rate, over measured users only; "
+            "null until both groups have some"
+        },
+    )
+    ci95 = f.List(
+        f.Float(),
+        allow_none=True,
+        metadata={"description": "[low, high], over measured users only"},
+    )
     method = f.String(required=True)
 
 

@@ -632,7 +632,8 @@ class Client:
         return cast(dict[str, Any], self._json("GET", f"/v1/analytics/offers/{offer_id}/health"))
 
     def offer_lift(self, offer_id: str, window_days: int | None = None) -> dict[str, Any]:
-        """Return rates of treated and held-out users, the lift and its 95% interval."""
+        """Each group's users (all assigned), pending and measured users and return rate, the
+        lift and its 95% interval (from measured users only)."""
         params = self._params(window_days=window_days)
         return cast(
             dict[str, Any],

@@ -254,8 +254,10 @@ def redemptions_by(
 
 # Treatment and control are fixed at each user's first eligible visit: the first check-in at
 # which the offer unlocked for them or held them out. The outcome is another verified check-in at
-# any of the offer's venues within the window after it. Users whose window has not ended yet are
-# counted apart (`pending`), so a young offer does not look like it fails to bring people back.
+# any of the offer's venues within the window after it. Every assigned user is counted in
+# `users`; those whose window has not ended yet are also `pending`, and the rates, the lift and
+# its interval use only the others, so a young offer does not look like it fails to bring
+# people back.
 _LIFT = text(
     """
     WITH venues AS (SELECT venue_id FROM offer_venues WHERE offer_id = :o),
@@ -285,9 +287,9 @@ _LIFT = text(
         FROM firsts f
     )
     SELECT held_out,
-           count(*) FILTER (WHERE mature) AS users,
-           count(*) FILTER (WHERE mature AND returned) AS returned,
-           count(*) FILTER (WHERE NOT mature) AS pending
+           count(*) AS users,
+           count(*) FILTER (WHERE NOT mature) AS pending,
+           count(*) FILTER (WHERE mature AND returned) AS returned
     FROM outcomes GROUP BY held_out
     """
 )
@@ -295,29 +297,39 @@ _LIFT = text(
 
 @dataclass(frozen=True)
 class Group:
+    """One arm of the experiment: every user assigned to it (`users`), of whom `pending` are
+    still inside their window and `measured` are not; `returned` counts among the measured."""
+
     users: int
-    returned: int
     pending: int
+    returned: int
+
+    @property
+    def measured(self) -> int:
+        return self.users - self.pending
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "users": self.users,
-            "returned": self.returned,
-            "return_rate": _rate(self.returned, self.users),
             "pending": self.pending,
+            "measured": self.measured,
+            "returned": self.returned,
+            "return_rate": _rate(self.returned, self.measured),
         }
 
 
 def lift(
     session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, window_days: int = 30
 ) -> dict[str, Any]:
-    """Return-visit lift of an offer with a holdout, with a 95% interval (Newcombe)."""
+    """Return-visit lift of an offer with a holdout, with a 95% interval (Newcombe), from the
+    users whose window has ended (the contract: `users` counts every assigned user, `pending`
+    those still inside their window)."""
     _offer_created_at(session, merchant_id, offer_id)
     holdout = session.scalar(
         text("SELECT holdout_pct FROM offers WHERE id = :o"), {"o": str(offer_id)}
     )
     rows = {
-        row.held_out: Group(int(row.users), int(row.returned), int(row.pending))
+        row.held_out: Group(int(row.users), int(row.pending), int(row.returned))
         for row in session.execute(_LIFT, {"o": str(offer_id), "window": window_days})
     }
     treatment = rows.get(False, Group(0, 0, 0))
@@ -332,10 +344,10 @@ def lift(
         "ci95": None,
         "method": "difference of return rates; 95% CI by Newcombe's hybrid score interval",
     }
-    if treatment.users and control.users:
-        diff = treatment.returned / treatment.users - control.returned / control.users
+    if treatment.measured and control.measured:
+        diff = treatment.returned / treatment.measured - control.returned / control.measured
         low, high = newcombe_difference(
-            treatment.returned, treatment.users, control.returned, control.users
+            treatment.returned, treatment.measured, control.returned, control.measured
         )
         result["lift"] = round(diff, 4)
         result["ci95"] = [round(low, 4), round(high, 4)]

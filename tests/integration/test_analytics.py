@@ -489,6 +489,21 @@ def simulate(app: Flask, owner: Client, n: int, p_treat: float, p_ctrl: float) -
                     "at": t0 + timedelta(days=rng.randint(31, 55)),
                 }
             )
+    _insert_history(app, venue["id"], offer["id"], users, checkins, unlocks, holdouts)
+    return {"offer": offer, "returned": returned}
+
+
+def _insert_history(
+    app: Flask,
+    venue_id: str,
+    offer_id: str,
+    users: list[dict[str, Any]],
+    checkins: list[dict[str, Any]],
+    unlocks: list[dict[str, Any]],
+    holdouts: list[dict[str, Any]],
+) -> None:
+    """Users, their verified check-ins at the venue, and the unlocks and holdouts of the offer."""
+    venue, offer = {"id": venue_id}, {"id": offer_id}
     with app.app_context():
         session = db.session()
         session.execute(
@@ -522,7 +537,6 @@ def simulate(app: Flask, owner: Client, n: int, p_treat: float, p_ctrl: float) -
             [{**h, "offer": offer["id"]} for h in holdouts],
         )
         session.commit()
-    return {"offer": offer, "returned": returned}
 
 
 def test_lift_recovers_a_known_effect(app: Flask, owner: Client) -> None:
@@ -532,15 +546,17 @@ def test_lift_recovers_a_known_effect(app: Flask, owner: Client) -> None:
     treated, control = sim["returned"][False], sim["returned"][True]
     assert lift["treatment"] == {
         "users": n,
+        "pending": 0,
+        "measured": n,
         "returned": treated,
         "return_rate": round(treated / n, 4),
-        "pending": 0,
     }
     assert lift["control"] == {
         "users": n,
+        "pending": 0,
+        "measured": n,
         "returned": control,
         "return_rate": round(control / n, 4),
-        "pending": 0,
     }
     assert lift["lift"] == round(treated / n - control / n, 4)
     low, high = lift["ci95"]
@@ -551,7 +567,74 @@ def test_lift_recovers_a_known_effect(app: Flask, owner: Client) -> None:
     short = owner.call(
         "GET", f"/v1/analytics/offers/{sim['offer']['id']}/lift", params={"window_days": 90}
     ).body
-    assert short["treatment"]["pending"] == n  # a 90-day window has not ended for anyone
+    # A 90-day window has not ended for anyone: all assigned, all pending, nothing measured.
+    assert short["treatment"] == {
+        "users": n,
+        "pending": n,
+        "measured": 0,
+        "returned": 0,
+        "return_rate": None,
+    }
+    assert short["lift"] is None and short["ci95"] is None
+
+
+def test_lift_counts_pending_users_as_assigned_but_measures_only_ended_windows(
+    app: Flask, owner: Client
+) -> None:
+    """Per group: users whose 30-day window ended (60 days ago) and users still inside it (5
+    days ago), some of whom already came back. `users` counts both; the rates, the lift and its
+    interval only the first."""
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    offer = owner.activate_offer(
+        owner.create_offer(offer_body([venue["id"]], holdout_pct=50))["id"]
+    )
+    now = datetime.now(UTC)
+    # (held out, first eligible visit days ago, days after it of a return visit or None)
+    people = (
+        [(False, 60, 3)] * 6
+        + [(False, 60, None)] * 3
+        + [(False, 60, 40)]  # came back after the window: not a return
+        + [(False, 5, 2)] * 3  # pending, already back: not counted yet
+        + [(False, 5, None)]
+        + [(True, 60, 10)] * 3
+        + [(True, 60, None)] * 7
+        + [(True, 5, None)] * 2
+    )
+    users, checkins, unlocks, holdouts = [], [], [], []
+    for i, (held_out, ago, back) in enumerate(people):
+        user_id, first = uuid.uuid4(), uuid.uuid4()
+        t0 = now - timedelta(days=ago, minutes=i)
+        users.append({"id": user_id, "handle": f"p{i}_{secrets.token_hex(3)}"})
+        checkins.append({"id": first, "user_id": user_id, "at": t0})
+        if back is not None:
+            checkins.append({"id": uuid.uuid4(), "user_id": user_id, "at": t0 + timedelta(back)})
+        if held_out:
+            holdouts.append({"checkin_id": first, "user_id": user_id})
+        else:
+            code = secrets.token_hex(5).upper()
+            unlocks.append(
+                {"id": uuid.uuid4(), "checkin_id": first, "user_id": user_id, "code": code}
+            )
+    _insert_history(app, venue["id"], offer["id"], users, checkins, unlocks, holdouts)
+
+    lift = owner.offer_lift(offer["id"])
+    assert lift["treatment"] == {
+        "users": 14,
+        "pending": 4,
+        "measured": 10,
+        "returned": 6,
+        "return_rate": 0.6,
+    }
+    assert lift["control"] == {
+        "users": 12,
+        "pending": 2,
+        "measured": 10,
+        "returned": 3,
+        "return_rate": 0.3,
+    }
+    assert lift["lift"] == 0.3
+    low, high = newcombe_difference(6, 10, 3, 10)
+    assert lift["ci95"] == [round(low, 4), round(high, 4)]
 
 
 def test_lift_of_an_offer_without_data(owner: Client) -> None:

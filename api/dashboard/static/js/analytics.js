@@ -107,7 +107,7 @@ async function loadLift() {
     parts.push(el("p", {}, `“${offer?.title ?? "This offer"}” has no holdout, so its lift cannot be measured. Give an offer a holdout (in its form) to compare customers who get it with customers who do not.`));
   } else if (lift.lift === null) {
     parts.push(
-      el("p", {}, `Not enough finished ${lift.window_days}-day windows yet: ${fmt.number(lift.treatment.users)} treated and ${fmt.number(lift.control.users)} held-out customers so far (${fmt.number(lift.treatment.pending + lift.control.pending)} still inside their window).`),
+      el("p", {}, `Not enough finished ${lift.window_days}-day windows yet: ${fmt.number(lift.treatment.users)} treated and ${fmt.number(lift.control.users)} held-out customers so far, of whom ${fmt.number(lift.treatment.pending + lift.control.pending)} are still inside their window.`),
     );
   } else {
     const [low, high] = lift.ci95;
@@ -120,17 +120,21 @@ async function loadLift() {
   const t = el("table", { class: "data" }, el("caption", { class: "visually-hidden" }, "Treatment and control groups"));
   table(
     t,
-    ["Group", "Customers", "Came back", "Return rate", "Still in window"],
-    [
-      ["Got the offer (treatment)", fmt.number(lift.treatment.users), fmt.number(lift.treatment.returned), fmt.percent(lift.treatment.return_rate), fmt.number(lift.treatment.pending)],
-      [`Held out (control, ${lift.holdout_pct}%)`, fmt.number(lift.control.users), fmt.number(lift.control.returned), fmt.percent(lift.control.return_rate), fmt.number(lift.control.pending)],
-    ],
-    { numeric: [1, 2, 3, 4] },
+    ["Group", "Customers", "Still in window", "Window ended", "Came back", "Return rate"],
+    [lift.treatment, lift.control].map((g, i) => [
+      i === 0 ? "Got the offer (treatment)" : `Held out (control, ${lift.holdout_pct}%)`,
+      fmt.number(g.users),
+      fmt.number(g.pending),
+      fmt.number(g.measured),
+      fmt.number(g.returned),
+      fmt.percent(g.return_rate),
+    ]),
+    { numeric: [1, 2, 3, 4, 5] },
   );
   if (lift.holdout_pct) {
     parts.push(
       el("div", { class: "table-scroll", role: "region", "aria-label": "Treatment and control groups", tabindex: "0" }, t),
-      el("p", { class: "hint" }, `Method: ${lift.method}. A customer's group is fixed at their first eligible visit; they count once their ${lift.window_days}-day window has ended.`),
+      el("p", { class: "hint" }, `Method: ${lift.method}. A customer's group is fixed at their first eligible visit; the return rate counts them once their ${lift.window_days}-day window has ended.`),
     );
   }
   box.replaceChildren(...parts);
