@@ -21,7 +21,7 @@ from geo.proof import MIN_PROOFS, PROOFS
 from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M, REASON_CODES
 from offers import analytics, catalog, checkins
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
-from offers.rules import DAYS, RULE_KINDS
+from offers.rules import DAYS, DEFAULT_TOP_VISITOR_MIN_VISITS, RULE_KINDS
 
 POINT_DOC = {
     "type": "object",
@@ -425,7 +425,7 @@ RULE_PARAMS: dict[str, tuple[set[str], set[str]]] = {
     "every_checkin": (set(), set()),
     "first_visit": (set(), set()),
     "nth_visit": ({"visits"}, {"within_days", "repeat"}),
-    "top_visitor": (set(), {"window_days"}),
+    "top_visitor": (set(), {"window_days", "min_visits"}),
     "group": ({"min_people", "within_minutes"}, set()),
 }
 
@@ -438,6 +438,13 @@ class RuleSchema(ma.Schema):
     within_days = Integer(allow_none=True, validate=v.Range(1, 3_650))
     repeat = Boolean()
     window_days = Integer(validate=v.Range(1, 365))
+    min_visits = Integer(
+        validate=v.Range(1, 1_000),
+        metadata={
+            "description": "top_visitor: the fewest verified visits over `window_days` that can "
+            f"make someone the top visitor (default {DEFAULT_TOP_VISITOR_MIN_VISITS})"
+        },
+    )
     min_people = Integer(validate=v.Range(2, 100))
     within_minutes = Integer(validate=v.Range(1, 1_440))
 
