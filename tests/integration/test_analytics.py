@@ -163,9 +163,14 @@ def test_funnel_counts_every_step_exactly(owner: Client, day: dict[str, Any]) ->
     assert empty["rates"]["verified_per_checkin"] is None
 
 
+# Nearby records impressions on its own autocommit connection in production: the tests of
+# impressions go through it, on committed data (the `committed_*` fixtures).
+
+
 def test_an_impression_is_one_user_shown_one_offer_on_one_day(
-    app: Flask, api: Client, owner: Client
+    committed_app: Flask, committed_api: Client, committed_owner: Client
 ) -> None:
+    app, api, owner = committed_app, committed_api, committed_owner
     # One offer at two venues side by side, and a second offer at one of them.
     a = owner.create_venue(venue_body(name="A", location=A, checkin_cooldown_minutes=0))
     a2 = owner.create_venue(venue_body(name="A2", location=A, checkin_cooldown_minutes=0))
@@ -191,8 +196,9 @@ def test_an_impression_is_one_user_shown_one_offer_on_one_day(
 
 
 def test_the_funnels_rates_are_shares_of_the_step_before(
-    app: Flask, api: Client, owner: Client
+    committed_app: Flask, committed_api: Client, committed_owner: Client
 ) -> None:
+    app, api, owner = committed_app, committed_api, committed_owner
     venue = owner.create_venue(venue_body(name="A", location=A, checkin_cooldown_minutes=0))
     offer = owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
     came, came_late, stayed_home, walked_in = (new_user(api) for _ in range(4))
