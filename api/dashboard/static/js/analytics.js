@@ -58,7 +58,7 @@ async function loadFunnel() {
   const offerId = offerSelect.value;
   if (!offerId) {
     $("funnel-chart").replaceChildren(el("p", { class: "empty" }, "No offers yet."));
-    table($("funnel-table"), ["Step", "Count", "Share of the step before"], []);
+    table($("funnel-table"), ["Step", "Count", "Rate"], []);
     return;
   }
   const f = await api("GET", `/analytics/offers/${offerId}/funnel${query({ from: period().from })}`);
@@ -82,7 +82,7 @@ async function loadFunnel() {
   const ttr = f.time_to_redeem_s;
   rows.push(["Time to redeem (median, p90)", ttr.median === null ? "–" : `${minutes(ttr.median)}, ${minutes(ttr.p90)}`, ""]);
   funnelRows.push(["Held out", f.held_out, null], ["New visitors", f.visitors.new, null], ["Returning visitors", f.visitors.returning, null]);
-  table($("funnel-table"), ["Step", "Count", "Share of the step before"], rows, { numeric: [1, 2] });
+  table($("funnel-table"), ["Step", "Count", "Rate"], rows, { numeric: [1, 2] });
 }
 
 function minutes(seconds) {
