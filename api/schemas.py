@@ -750,8 +750,8 @@ class FunnelSchema(ma.Schema):
     impressions_with_checkin = f.Integer(
         required=True,
         metadata={
-            "description": "Impressions followed by a check-in of the same user at one of its "
-            "venues within `attribution_hours`"
+            "description": "Impressions followed, within `attribution_hours`, by one of the "
+            "same user's `checkins`"
         },
     )
     checkins = f.Integer(required=True, metadata={"description": "At its venues while active"})
