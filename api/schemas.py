@@ -1134,4 +1134,5 @@ class StaffCheckinCreateSchema(ma.Schema):
 
 
 class StaffCheckinSchema(CheckinSchema):
-    user_id = f.UUID(required=True, metadata={"description": "Whose visit was recorded"})
+    """The check-in recorded for the guest: what the guest's own answer says, and never who the
+    guest is (no user id: a merchant learns no one's account, as with staff registrations)."""

@@ -229,7 +229,7 @@ class MemberCode(TypedDict):
 
 
 class StaffCheckin(Checkin):
-    user_id: str
+    """The guest's check-in as the till sees it (never the guest's user id)."""
 
 
 class WalletEntry(IssuedUnlock):
