@@ -111,8 +111,11 @@ class Key(MethodView):
     @auth.merchant("owner")
     @blp.response(200, KeySchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
     def delete(self, key_id: uuid.UUID) -> ApiKey:
-        """Revoke a key; it stops working at once. Revoking it again changes nothing."""
+        """Revoke a key; it stops working at once. Revoking it again changes nothing. The
+        merchant's last live owner key cannot be revoked: 409 `last_owner_key` (create another
+        owner key first)."""
         key, _revoked = accounts.revoke_api_key(
             db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, key_id
         )
@@ -151,7 +154,7 @@ class StaffUsers(MethodView):
     @auth.merchant("owner")
     @blp.response(200, StaffUserListSchema)
     def get(self) -> dict[str, Any]:
-        """The user accounts registered as the merchant's staff."""
+        """The handles registered as the merchant's staff (never whether an account has one)."""
         return {
             "staff_users": abuse.list_staff_users(db.session(), auth.current_merchant().merchant_id)
         }
@@ -159,7 +162,6 @@ class StaffUsers(MethodView):
     @auth.merchant("owner")
     @blp.arguments(StaffUserCreateSchema())
     @blp.response(201, StaffUserSchema)
-    @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @blp.doc(
         responses={
@@ -174,9 +176,10 @@ class StaffUsers(MethodView):
         }
     )
     def post(self, data: dict[str, Any]) -> abuse.StaffUser:
-        """Register a user account as the merchant's staff: its check-ins (and check-ins from
-        devices it used) never unlock the merchant's own offers. Unknown handle: 404; already
-        registered: 409 `already_staff`."""
+        """Register a handle as the merchant's staff: the account with it, now or once it signs
+        up, never unlocks the merchant's own offers (nor do check-ins from devices it used).
+        The answer is the same whether an account has the handle or not, and never shows the
+        account's id. Registered already (in any case): 409 `already_staff`."""
         return abuse.add_staff_user(
             db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, data["handle"]
         )
@@ -188,7 +191,7 @@ class StaffUser(MethodView):
     @blp.response(200, StaffUserSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, staff_user_id: uuid.UUID) -> abuse.StaffUser:
-        """Unregister a staff account; its past check-ins keep their record."""
+        """Unregister a staff handle; its account's past check-ins keep their record."""
         return abuse.remove_staff_user(
             db.uow(), audit.current_actor(), auth.current_merchant().merchant_id, staff_user_id
         )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from typing import Any
 
-from flask import Response, request
+from flask import request
 from flask.views import MethodView
 
 from api import auth, db
+from api.csvfile import csv_response
 from api.jsonbody import Blueprint
 from api.schemas import (
     FunnelSchema,
@@ -79,26 +78,18 @@ class Redemptions(MethodView):
             and request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
         )
         if wants_csv:
-            return _csv(args["group_by"], rows)
+            return csv_response(
+                f"redemptions-by-{args['group_by']}.csv", REDEMPTION_COLUMNS[args["group_by"]], rows
+            )
         return {"group_by": args["group_by"], "rows": rows}
 
 
-def _csv(group_by: str, rows: list[dict[str, Any]]) -> Response:
-    columns = {
-        "day": ["day", "redemptions"],
-        "hour": ["hour", "redemptions"],
-        "venue": ["venue_id", "venue_name", "redemptions"],
-        "offer": ["offer_id", "offer_title", "redemptions"],
-    }[group_by]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="redemptions-by-{group_by}.csv"'},
-    )
+REDEMPTION_COLUMNS = {
+    "day": ["day", "redemptions"],
+    "hour": ["hour", "redemptions"],
+    "venue": ["venue_id", "venue_name", "redemptions"],
+    "offer": ["offer_id", "offer_title", "redemptions"],
+}
 
 
 @blp.route("/offers/<uuid:offer_id>/lift")

@@ -1,28 +1,24 @@
-"""The audit trail over HTTP: views record their changes here, and the owner reads them.
+"""The audit trail over HTTP: the owner reads it, and views name the actor of their changes.
 
-A view that changes a merchant's venue, offer, key or redemption calls `record(...)` before it
-commits, so the event is part of the same transaction (`core/audit.py`). The actor is the API key
-of the request (`auth.current_merchant()`), and its request id ties the event to the request's log
+The use cases record their own events in their transaction (`core/audit.py`); views hand them
+`current_actor()`: the request's API key, whose request id ties the event to the request's log
 line. `GET /v1/merchants/me/audit` (owner) lists the events newest first.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import fields as f
 from marshmallow import validate as v
-from sqlalchemy import select
 
 from api import auth, db
 from api.jsonbody import Blueprint
 from api.observability import request_id
 from api.schemas import QueryInteger, UtcDateTime
 from core import audit
-from core.models import Base
 
 blp = Blueprint(
     "audit",
@@ -112,21 +108,10 @@ class AuditTrail(MethodView):
         return {"events": events, "next_before": events[-1].id if more else None}
 
 
-# ---- recording, for the views ----------------------------------------------------------------
+# ---- the actor, for the views ------------------------------------------------------------------
 
 
 def current_actor() -> audit.Actor:
     """The request's API key, as the actor of what it changes."""
     principal = auth.current_merchant()
     return audit.Actor(principal.key_id, principal.role, request_id())
-
-
-def lock(model: type[Base], object_id: uuid.UUID) -> None:
-    """Lock the merchant's row until the commit, so the `before` read next is exactly what
-    the change replaces (a missing row is left to the use case to refuse)."""
-    table: Any = model
-    db.session().execute(
-        select(table.id)
-        .where(table.id == object_id, table.merchant_id == auth.current_merchant().merchant_id)
-        .with_for_update()
-    )

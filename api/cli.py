@@ -125,12 +125,18 @@ def create_key(merchant_id: uuid.UUID, role: str, label: str | None) -> None:
 @click.argument("key_id", type=click.UUID)
 @with_appcontext
 def revoke_key(key_id: uuid.UUID) -> None:
-    """Revoke an API key: it stops working at once. Revoking it again changes nothing."""
+    """Revoke an API key: it stops working at once. Revoking it again changes nothing. A
+    merchant's last live owner key is refused: create another owner key first."""
     with _unit_of_work() as uow:
         merchant_id = uow.session.scalar(select(ApiKey.merchant_id).where(ApiKey.id == key_id))
     if merchant_id is None:
         raise click.ClickException(f"no key {key_id}")
-    key, revoked = accounts.revoke_api_key(_unit_of_work(), _operator(), merchant_id, key_id)
+    try:
+        key, revoked = accounts.revoke_api_key(_unit_of_work(), _operator(), merchant_id, key_id)
+    except DomainError as exc:  # the merchant's last owner key
+        raise click.ClickException(
+            f"{exc.detail}: flask --app api.wsgi create-key {merchant_id} owner"
+        ) from None
     if not revoked:
         click.echo(f"key {key_id} was already revoked at {_when(key.revoked_at)}")
         return

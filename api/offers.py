@@ -94,5 +94,13 @@ def _transition_view(action: str, doc: str) -> None:
 
 
 _transition_view("activate", "Activate a draft or paused offer. Any other status: 409.")
-_transition_view("pause", "Pause an active offer. Any other status: 409.")
-_transition_view("end", "End an active or paused offer, for good. Any other status: 409.")
+_transition_view(
+    "pause",
+    "Pause an active offer: nothing unlocks until it is activated again; codes already issued "
+    "stay redeemable until they expire. Any other status: 409.",
+)
+_transition_view(
+    "end",
+    "End an active or paused offer, for good: nothing unlocks any more; codes already issued "
+    "stay redeemable until they expire (`code_ttl_minutes`). Any other status: 409.",
+)

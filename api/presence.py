@@ -208,7 +208,7 @@ class StaffCheckins(MethodView):
                     refused.headers["Retry-After"] = str(error.retry_after_s)
                 return refused
             recorded.append(result)
-            body = _STAFF_CHECKIN.dump({**present(result), "user_id": result.user_id})
+            body = _STAFF_CHECKIN.dump(present(result))
             return Response(json.dumps(body), status=201, mimetype="application/json")
 
         response = idempotency.run(uow, f"key:{principal.key_id}", data, work)

@@ -38,10 +38,14 @@ class Redemptions(MethodView):
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data: dict[str, Any]) -> Response:
         """Redeem a code. Refusals, first match wins: unknown or another merchant's code 404
-        `not_found`; a venue_id not among the offer's venues 422 `wrong_venue`; already
-        redeemed 409 `already_redeemed` (its detail says when and where); expired 410 `expired`.
-        Every attempt is recorded. A till device redeems at its own venue: `venue_id` defaults
-        to it, and another venue is 403 `venue_not_paired`."""
+        `not_found`; a venue_id not among the offer's venues (a deleted venue is not) 422
+        `wrong_venue`; already redeemed 409 `already_redeemed` (its detail says when and where);
+        expired 410 `expired`. Every attempt is recorded. A till device redeems at its own venue:
+        `venue_id` defaults to it, and another venue is 403 `venue_not_paired`.
+
+        A code stays redeemable until it expires even after its offer is paused or ended: those
+        stop new unlocks, not codes already given. A till that sends no venue_id is trusted to
+        be at one of the merchant's venues."""
         principal = auth.current_merchant()
         venue_id = auth.venue_scope(data["venue_id"])
         uow = db.uow()

@@ -22,7 +22,7 @@ from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M,
 from offers import analytics, catalog, checkins
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.redemptions import UNLOCK_STATUSES
-from offers.rules import DAYS, RULE_KINDS
+from offers.rules import DAYS, DEFAULT_TOP_VISITOR_MIN_VISITS, RULE_KINDS
 
 POINT_DOC = {
     "type": "object",
@@ -303,15 +303,18 @@ class TokenSchema(ma.Schema):
 class StaffUserCreateSchema(ma.Schema):
     handle = Text(
         required=True,
-        validate=v.Length(1, 64),
-        metadata={"description": "The handle of a user account that works for the merchant"},
+        validate=HANDLE,
+        metadata={
+            "description": "The handle of someone who works for the merchant. It is registered "
+            "whether or not an account has it yet (the answer does not say): the account with "
+            "it, now or once it signs up, never unlocks the merchant's offers"
+        },
     )
 
 
 class StaffUserSchema(ma.Schema):
-    id = f.UUID(required=True)
-    user_id = f.UUID(required=True)
-    handle = f.String(required=True)
+    id = f.UUID(required=True, metadata={"description": "The registration's id"})
+    handle = f.String(required=True, metadata={"description": "The handle as registered"})
     created_at = UtcDateTime(required=True)
 
 
@@ -430,7 +433,7 @@ RULE_PARAMS: dict[str, tuple[set[str], set[str]]] = {
     "every_checkin": (set(), set()),
     "first_visit": (set(), set()),
     "nth_visit": ({"visits"}, {"within_days", "repeat"}),
-    "top_visitor": (set(), {"window_days"}),
+    "top_visitor": (set(), {"window_days", "min_visits"}),
     "group": ({"min_people", "within_minutes"}, set()),
 }
 
@@ -443,6 +446,13 @@ class RuleSchema(ma.Schema):
     within_days = Integer(allow_none=True, validate=v.Range(1, 3_650))
     repeat = Boolean()
     window_days = Integer(validate=v.Range(1, 365))
+    min_visits = Integer(
+        validate=v.Range(1, 1_000),
+        metadata={
+            "description": "top_visitor: the fewest verified visits over `window_days` that can "
+            f"make someone the top visitor (default {DEFAULT_TOP_VISITOR_MIN_VISITS})"
+        },
+    )
     min_people = Integer(validate=v.Range(2, 100))
     within_minutes = Integer(validate=v.Range(1, 1_440))
 
@@ -823,10 +833,22 @@ class PeriodArgsSchema(ma.Schema):
 
 
 class FunnelRatesSchema(ma.Schema):
-    checkin_per_impression = f.Float(allow_none=True)
-    verified_per_checkin = f.Float(allow_none=True)
-    unlock_per_verified = f.Float(allow_none=True)
-    redemption_per_unlock = f.Float(allow_none=True)
+    """Each rate is the share of a step that went on to the next: from 0 to 1, null when the
+    step is 0."""
+
+    checkin_per_impression = f.Float(
+        allow_none=True,
+        metadata={"description": "impressions_with_checkin / impressions"},
+    )
+    verified_per_checkin = f.Float(
+        allow_none=True, metadata={"description": "verified_checkins / checkins"}
+    )
+    unlock_per_verified = f.Float(
+        allow_none=True, metadata={"description": "verified_with_unlock / verified_checkins"}
+    )
+    redemption_per_unlock = f.Float(
+        allow_none=True, metadata={"description": "unlocks_redeemed / unlocks"}
+    )
 
 
 class TimeToRedeemSchema(ma.Schema):
@@ -843,12 +865,29 @@ class FunnelSchema(ma.Schema):
     offer_id = f.UUID(required=True)
     from_ = UtcDateTime(data_key="from", attribute="from", required=True)
     to = UtcDateTime(allow_none=True, metadata={"description": "null: up to now"})
-    impressions = f.Integer(required=True)
+    impressions = f.Integer(
+        required=True,
+        metadata={"description": "Signed-in users shown the offer, once per user and day"},
+    )
+    impressions_with_checkin = f.Integer(
+        required=True,
+        metadata={
+            "description": "Impressions followed, within `attribution_hours`, by one of the "
+            "same user's `checkins`"
+        },
+    )
     checkins = f.Integer(required=True, metadata={"description": "At its venues while active"})
     verified_checkins = f.Integer(required=True)
+    verified_with_unlock = f.Integer(
+        required=True, metadata={"description": "Verified check-ins that unlocked the offer"}
+    )
     unlocks = f.Integer(required=True)
+    unlocks_redeemed = f.Integer(
+        required=True, metadata={"description": "Unlocks of the period redeemed since"}
+    )
     held_out = f.Integer(required=True)
-    redemptions = f.Integer(required=True)
+    redemptions = f.Integer(required=True, metadata={"description": "Redeemed in the period"})
+    attribution_hours = f.Integer(required=True)
     rates = f.Nested(FunnelRatesSchema, required=True)
     time_to_redeem_s = f.Nested(TimeToRedeemSchema, required=True)
     visitors = f.Nested(VisitorsSchema, required=True)
@@ -896,10 +935,27 @@ class LiftArgsSchema(ma.Schema):
 
 
 class LiftGroupSchema(ma.Schema):
-    users = f.Integer(required=True, metadata={"description": "Users whose window has ended"})
-    returned = f.Integer(required=True)
-    return_rate = f.Float(allow_none=True)
-    pending = f.Integer(required=True, metadata={"description": "Users still inside their window"})
+    users = f.Integer(
+        required=True,
+        metadata={
+            "description": "Every user assigned to the group (at their first eligible visit)"
+        },
+    )
+    pending = f.Integer(
+        required=True,
+        metadata={"description": "Of `users`, those still inside their window: not yet measured"},
+    )
+    measured = f.Integer(
+        required=True, metadata={"description": "Of `users`, those whose window has ended"}
+    )
+    returned = f.Integer(
+        required=True,
+        metadata={"description": "Of `measured`, those with another verified check-in in it"},
+    )
+    return_rate = f.Float(
+        allow_none=True,
+        metadata={"description": "returned / measured; null while nobody is measured"},
+    )
 
 
 class LiftSchema(ma.Schema):
@@ -908,8 +964,18 @@ class LiftSchema(ma.Schema):
     holdout_pct = f.Float(required=True)
     treatment = f.Nested(LiftGroupSchema, required=True)
     control = f.Nested(LiftGroupSchema, required=True)
-    lift = f.Float(allow_none=True, metadata={"description": "Treatment minus control return rate"})
-    ci95 = f.List(f.Float(), allow_none=True, metadata={"description": "[low, high]"})
+    lift = f.Float(
+        allow_none=True,
+        metadata={
+            "description": "Treatment minus control return rate, over measured users only; "
+            "null until both groups have some"
+        },
+    )
+    ci95 = f.List(
+        f.Float(),
+        allow_none=True,
+        metadata={"description": "[low, high], over measured users only"},
+    )
     method = f.String(required=True)
 
 
@@ -952,8 +1018,20 @@ class LeakReportSchema(ma.Schema):
     redemptions = f.Integer(required=True)
     backed_by_verified_checkin = f.Integer(required=True)
     backed_share = f.Float(allow_none=True)
-    refused_attempts = f.Dict(keys=f.String(), values=f.Integer(), required=True)
-    codes_tried_by_other_merchants = f.Integer(required=True)
+    refused_attempts = f.Dict(
+        keys=f.String(),
+        values=f.Integer(),
+        required=True,
+        metadata={
+            "description": "Refused attempts at this merchant's tills by outcome: "
+            "`already_redeemed`, `expired`, `unknown` (another merchant's code included), "
+            "`wrong_venue`"
+        },
+    )
+    codes_tried_by_other_merchants = f.Integer(
+        required=True,
+        metadata={"description": "Attempts by other merchants' keys on this merchant's codes"},
+    )
     suspicious = f.Nested(SuspiciousSchema, required=True)
     rejected_checkins = f.Dict(keys=f.String(), values=f.Integer(), required=True)
     strikes = f.Nested(StrikeReportSchema, required=True)
@@ -1027,9 +1105,24 @@ class OfferHealthSchema(ma.Schema):
     window_days = f.Integer(required=True)
     unlocks = f.Integer(required=True)
     redemptions = f.Integer(required=True)
-    checkins = f.Integer(required=True)
+    checkins = f.Integer(required=True, metadata={"description": "At its venues, any status"})
     rejected_checkins = f.Integer(required=True)
-    rejection_rate = f.Float(allow_none=True)
+    rejection_rate = f.Float(
+        allow_none=True, metadata={"description": "rejected_checkins / checkins"}
+    )
+    checkin_users = f.Integer(
+        required=True, metadata={"description": "People who checked in at its venues"}
+    )
+    turned_away_users = f.Integer(
+        required=True, metadata={"description": "Of them, those with every check-in rejected"}
+    )
+    turned_away_rate = f.Float(
+        allow_none=True,
+        metadata={
+            "description": "turned_away_users / checkin_users: what `high_rejection_rate` "
+            "reads (from 20 people and 50%)"
+        },
+    )
     unlocks_by_proof = f.Dict(
         keys=f.String(validate=v.OneOf(PROOFS)), values=f.Integer(), required=True
     )
@@ -1163,4 +1256,5 @@ class StaffCheckinCreateSchema(ma.Schema):
 
 
 class StaffCheckinSchema(CheckinSchema):
-    user_id = f.UUID(required=True, metadata={"description": "Whose visit was recorded"})
+    """The check-in recorded for the guest: what the guest's own answer says, and never who the
+    guest is (no user id: a merchant learns no one's account, as with staff registrations)."""

@@ -6,9 +6,17 @@ Every answer gets `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
 problem+json, which a browser should never run or frame: `default-src 'none'`. Pages set their
 own policy: `/docs` (Swagger UI from the installed package, one inline script allowed by its
 hash) gets `DOCS_CSP`, and the dashboard's blueprint sets its own before this runs (only headers
-still missing are added here). An answer to a request that carried `Authorization` is
-`Cache-Control: no-store` unless its view chose otherwise. `Strict-Transport-Security` only
-when `HSTS_SECONDS` is set: the service does not know whether it is reached over HTTPS.
+still missing are added here). `Strict-Transport-Security` only when `HSTS_SECONDS` is set: the
+service does not know whether it is reached over HTTPS.
+
+Caching, one rule for every answer: **every `/v1` answer is `Cache-Control: no-store`, and so is
+any answer to a request that carried `Authorization`**, except the answers listed in `PUBLIC`
+(the same for everyone, carrying nothing personal). The API's answers carry secrets (sign-up
+keys and tokens, new and rotated keys, unlock codes in check-ins and the wallet, presence
+codes) or one caller's data, and a secret must not rest in a browser's or a proxy's cache; an
+answer written before this rule knew which fields are secret, so the rule does not try to. The
+only public answer is an anonymous `GET /v1/venues/nearby`; with a user token it records
+impressions and is `no-store` like the rest. Error answers follow the same rule.
 
 CORS is off unless `CORS_ORIGINS` names origins: without it no `Access-Control-*` header is ever
 sent, so browsers keep other sites' scripts out. With it, the listed origins (or any, with `*`)
@@ -59,6 +67,10 @@ DOCS_CSP = "; ".join(
     )
 )
 
+# Endpoints whose answer, to a request without `Authorization`, is public: no `no-store`.
+PUBLIC = frozenset({"venues.Nearby"})
+API_PREFIX = "/v1/"
+
 CORS_PATHS = ("/v1/", "/openapi.json")
 CORS_ALLOW_METHODS = "GET, POST, PATCH, DELETE"
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
@@ -96,12 +108,19 @@ def _security_headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "no-referrer")
     csp = DOCS_CSP if request.endpoint == "docs.page" else API_CSP
     headers.setdefault("Content-Security-Policy", csp)
-    if "Authorization" in request.headers and "Cache-Control" not in headers:
+    if "Cache-Control" not in headers and _private(request.path, request.endpoint):
         headers["Cache-Control"] = "no-store"
     hsts = current_app.config.get("HSTS_SECONDS") or 0
     if hsts > 0:
         headers.setdefault("Strict-Transport-Security", f"max-age={hsts}")
     return response
+
+
+def _private(path: str, endpoint: str | None) -> bool:
+    """Whether an answer must not be stored by any cache (the rule in the module's docstring)."""
+    if "Authorization" in request.headers:
+        return True
+    return path.startswith(API_PREFIX) and endpoint not in PUBLIC
 
 
 def _cors(response: Response) -> Response:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask.views import MethodView
-from sqlalchemy import insert
 
 from api import audit, auth, db
 from api.jsonbody import Blueprint
@@ -20,8 +19,8 @@ from api.schemas import (
     VenuePatchSchema,
     VenueSchema,
 )
-from core.models import Impression
 from geo import venues
+from offers import measurement
 from offers.rules import describe_rule, rule_from_json
 
 blp = Blueprint("venues", __name__, url_prefix="/v1/venues", description="Venues and geofences")
@@ -107,7 +106,8 @@ class Nearby(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Venues nearest first, with their live offers (never codes).
 
-        No auth needed; with a user token, the offers listed are recorded as impressions.
+        No auth needed; with a user token, the offers listed are recorded as impressions, once
+        per user, offer and day.
         """
         # Each statement stands alone: the listing, the token, the impressions it records.
         conn = db.connection()
@@ -120,16 +120,10 @@ class Nearby(MethodView):
                 elif offer["requires_presence_code"]:
                     offer["unlock"] += ", with the code shown at the venue"
         user = auth.current_user_or_none(conn)
-        impressions = (
-            [
-                {"user_id": user.user_id, "venue_id": venue.id, "offer_id": offer["id"]}
-                for venue in found
-                for offer in venue.offers
-            ]
-            if user
-            else []
-        )
-        if impressions:
-            conn.execute(insert(Impression), impressions)
-            conn.commit()
+        if user:
+            measurement.record_impressions(
+                conn,
+                user.user_id,
+                ((venue.id, offer["id"]) for venue in found for offer in venue.offers),
+            )
         return {"venues": found}

@@ -99,11 +99,14 @@ SELECT gen_random_uuid(), :m, unlock_id, venue_id, 'ABCD',
        redeemed_at + interval '1 hour'
 FROM redemptions WHERE random() < 0.1;
 
-INSERT INTO impressions (user_id, venue_id, offer_id, created_at)
-SELECT bu.id, bv.id, ov.offer_id, now() - random() * interval '90 days'
-FROM (SELECT floor(random() * :users)::int AS un, floor(random() * 200)::int AS vn
+INSERT INTO impressions (user_id, venue_id, offer_id, created_at, day)
+SELECT bu.id, bv.id, ov.offer_id, g.t, (g.t AT TIME ZONE v.timezone)::date
+FROM (SELECT floor(random() * :users)::int AS un, floor(random() * 200)::int AS vn,
+             now() - random() * interval '90 days' AS t
       FROM generate_series(1, :checkins / 2)) g
-JOIN bu ON bu.n = g.un JOIN bv ON bv.n = g.vn JOIN offer_venues ov ON ov.venue_id = bv.id;
+JOIN bu ON bu.n = g.un JOIN bv ON bv.n = g.vn JOIN venues v ON v.id = bv.id
+JOIN offer_venues ov ON ov.venue_id = bv.id
+ON CONFLICT DO NOTHING;
 """
 
 

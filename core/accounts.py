@@ -130,26 +130,53 @@ class KeyRevokedError(ConflictError):
     title = "Key revoked"
 
 
+class LastOwnerKeyError(ConflictError):
+    code = "last_owner_key"
+    title = "Last owner key"
+
+
 def _lock_key(session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
     key = session.scalar(
         select(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.merchant_id == merchant_id)
         .with_for_update()
+        .execution_options(populate_existing=True)  # as committed by the lock's last holder
     )
     if key is None:
         raise NotFoundError("no such key")
     return key
 
 
+def _lock_merchant_keys(session: Session, merchant_id: uuid.UUID) -> None:
+    """One revocation of a merchant's keys at a time: the merchant's row is locked until the
+    commit, so the owner keys counted next are the ones that will remain. `FOR NO KEY UPDATE`
+    leaves the row free for the foreign-key checks of every other insert (check-ins, unlocks)."""
+    session.execute(
+        select(Merchant.id).where(Merchant.id == merchant_id).with_for_update(key_share=True)
+    )
+
+
 def revoke_api_key(
     uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, key_id: uuid.UUID
 ) -> tuple[ApiKey, bool]:
     """Revoke a key: it fails from the commit on (every request looks the key up; nothing caches
-    it). Revoking it again changes nothing; the flag says whether this call revoked it."""
+    it). Revoking it again changes nothing; the flag says whether this call revoked it.
+
+    The merchant's last live owner key cannot be revoked (409 `last_owner_key`): nothing could
+    create an owner key again, and the merchant would be locked out for good. Revocations of one
+    merchant's keys take turns (`_lock_merchant_keys`), so two owners revoking each other's keys
+    at once leave one of them."""
     with uow:
+        _lock_merchant_keys(uow.session, merchant_id)
         key = _lock_key(uow.session, merchant_id, key_id)
         if key.revoked_at is not None:
             return key, False
+        if key.role == "owner" and not _other_owner_keys(uow.session, merchant_id, key.id):
+            raise LastOwnerKeyError(
+                "this is the merchant's last owner key: revoking it would lock the merchant "
+                "out for good. Create another owner key first (rotate this one if its secret "
+                "leaked)"
+            )
         before = key_view(key)
         key.revoked_at = datetime.now(UTC)
         uow.session.flush()
@@ -160,11 +187,26 @@ def revoke_api_key(
         return key, True
 
 
+def _other_owner_keys(session: Session, merchant_id: uuid.UUID, key_id: uuid.UUID) -> int:
+    count: int | None = session.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(
+            ApiKey.merchant_id == merchant_id,
+            ApiKey.role == "owner",
+            ApiKey.revoked_at.is_(None),
+            ApiKey.id != key_id,
+        )
+    )
+    return count or 0
+
+
 def rotate_api_key(
     uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, key_id: uuid.UUID
 ) -> tuple[ApiKey, str]:
     """A new secret for the same key (id, role, label); the old secret fails from the commit on.
-    A revoked key stays revoked: 409 `key_revoked`."""
+    A revoked key stays revoked: 409 `key_revoked`. Rotation cannot lock a merchant out: the
+    key stays live and its new secret is in the answer."""
     with uow:
         key = _lock_key(uow.session, merchant_id, key_id)
         if key.revoked_at is not None:
@@ -205,12 +247,30 @@ def authenticate_key(session: Session, token: str) -> MerchantPrincipal | None:
     return MerchantPrincipal(key.merchant_id, key.id, key.role, key.venue_id, key.last_used_at)
 
 
+_HANDLE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('handle:' || lower(:h), 0))")
+
+# A merchant may have registered the handle as its staff before the account existed
+# (offers/abuse.py): the new account takes those registrations up.
+_CLAIM_STAFF_REGISTRATIONS = text(
+    "UPDATE merchant_staff_users SET user_id = :user_id"
+    " WHERE user_id IS NULL AND lower(handle) = lower(:handle)"
+)
+
+
+def lock_handle(session: Session, handle: str) -> None:
+    """Until the commit, one transaction at a time works on this handle (in any case): a
+    sign-up, or a merchant registering it as staff, so neither misses the other."""
+    execute(session, _HANDLE_LOCK, {"h": handle})
+
+
 def create_user(
     uow: UnitOfWork, handle: str, password: str, ttl: timedelta = TOKEN_TTL
 ) -> tuple[User, str]:
-    """A mobile user and a first token. A taken handle (case-insensitively) is 409."""
+    """A mobile user and a first token. A taken handle (case-insensitively) is 409. Merchants'
+    staff registrations of the handle, made before the account existed, now apply to it."""
     password_hash = hash_password(password)  # slow on purpose: before the transaction starts
     with uow:
+        lock_handle(uow.session, handle)
         taken = uow.session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
         if taken is not None:
             raise HandleTakenError(f"the handle {handle!r} is taken")
@@ -220,6 +280,9 @@ def create_user(
             uow.session.flush()
         except IntegrityError as exc:  # a concurrent sign-up took it between check and insert
             raise HandleTakenError(f"the handle {handle!r} is taken") from exc
+        execute(
+            uow.session, _CLAIM_STAFF_REGISTRATIONS, {"user_id": str(user.id), "handle": handle}
+        )
         token = _issue_token(uow.session, user.id, ttl)
         uow.commit()
         return user, token

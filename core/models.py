@@ -8,7 +8,7 @@ Geometry columns carry an explicit SRID. `venues.location` is geography (metres 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geography, Geometry
@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -436,18 +437,31 @@ class StaffCheckinAttempt(Base):
 
 
 class MerchantStaffUser(Base):
-    """A user account its merchant's owner registered as staff: its check-ins never unlock that
-    merchant's offers."""
+    """A handle its merchant's owner registered as staff: the account with that handle, now or
+    once it signs up (`user_id`, never shown to the merchant), never unlocks that merchant's
+    offers."""
 
     __tablename__ = "merchant_staff_users"
-    # The unique index also serves the check-in's probe and the merchant's listing.
-    __table_args__ = (UniqueConstraint("merchant_id", "user_id"),)
+    # The unique index on (merchant, user) also serves the check-in's probe; the one on the
+    # handle makes a handle registered once per merchant, whatever its case.
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "user_id"),
+        Index(
+            "uq_merchant_staff_users_merchant_id_handle_lower",
+            "merchant_id",
+            func.lower(text("handle")),
+            unique=True,
+        ),
+    )
 
     id: Mapped[uuid.UUID] = _id()
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(
+    # Null until an account has the handle. Rows written before migration 0006 have a user and
+    # may lack the handle (NOT NULL waits for a release after it: docs/operations.md).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    handle: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
 
 
@@ -535,16 +549,22 @@ class RedemptionAttempt(Base):
 
 
 class Impression(Base):
-    """An offer listed to a signed-in user by `nearby`."""
+    """An offer listed to a signed-in user by `nearby`, once per user, offer and day (the local
+    day at the venue it was first listed with that day): offers/measurement.py."""
 
     __tablename__ = "impressions"
-    __table_args__ = (Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),
+        UniqueConstraint("offer_id", "user_id", "day"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
     offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = _now()
+    # Null only in rows an older version wrote while migration 0007 rolled out.
+    day: Mapped[date | None] = mapped_column(Date)
 
 
 class IdempotencyRecord(Base):

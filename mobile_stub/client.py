@@ -231,7 +231,7 @@ class MemberCode(TypedDict):
 
 
 class StaffCheckin(Checkin):
-    user_id: str
+    """The guest's check-in as the till sees it (never the guest's user id)."""
 
 
 class WalletEntry(IssuedUnlock):
@@ -443,8 +443,9 @@ class Client:
         return cast(dict[str, Any], self._json("GET", "/v1/merchants/me/audit", params=params))
 
     def add_staff_user(self, handle: str) -> dict[str, Any]:
-        """Register a user account as the merchant's staff (owner key): its check-ins never
-        unlock the merchant's own offers. Answers `{"id", "user_id", "handle", "created_at"}`."""
+        """Register a handle as the merchant's staff (owner key): the account with it, now or
+        once it signs up, never unlocks the merchant's own offers. Answers `{"id", "handle",
+        "created_at"}`, the same whether an account has the handle or not."""
         return cast(
             dict[str, Any], self._json("POST", "/v1/merchants/me/staff-users", {"handle": handle})
         )
@@ -719,7 +720,8 @@ class Client:
         return cast(dict[str, Any], self._json("GET", f"/v1/analytics/offers/{offer_id}/health"))
 
     def offer_lift(self, offer_id: str, window_days: int | None = None) -> dict[str, Any]:
-        """Return rates of treated and held-out users, the lift and its 95% interval."""
+        """Each group's users (all assigned), pending and measured users and return rate, the
+        lift and its 95% interval (from measured users only)."""
         params = self._params(window_days=window_days)
         return cast(
             dict[str, Any],

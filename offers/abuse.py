@@ -17,10 +17,13 @@ unlocks offers only if it carried the venue's current presence code, which needs
 venue whatever the phone says; the check-in itself is still judged and recorded as usual (the
 contract's rejection codes do not change).
 
-A merchant's owner may register user accounts as staff (`merchant_staff_users`). A check-in by a
-staff account (`staff_user`), or from a device a staff account checked in from over the last
-`staff_device_days` (`staff_device`), never unlocks that merchant's offers; other merchants' offers
-are unaffected.
+A merchant's owner may register the handles of the people who work for it as staff
+(`merchant_staff_users`). A check-in by the account with a registered handle (`staff_user`), or
+from a device such an account checked in from over the last `staff_device_days` (`staff_device`),
+never unlocks that merchant's offers; other merchants' offers are unaffected. A registration
+answers the same whether an account has the handle or not, and never shows the account's id:
+otherwise any merchant could probe which handles exist and collect people's ids. A handle no
+account has yet waits for the account that signs up with it (`core.accounts.create_user`).
 
 Device ids are reported by the phone, so they can be left out or made up; a made-up id per try
 shows as `many_devices`, and leaving it out escapes the device strikes only (documented in
@@ -39,6 +42,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.accounts import lock_handle
 from core.errors import ConflictError, NotFoundError
 from core.models import MerchantStaffUser, User
 from core.uow import UnitOfWork
@@ -166,34 +170,41 @@ class AlreadyStaffError(ConflictError):
 
 @dataclass(frozen=True)
 class StaffUser:
+    """A staff registration as its merchant sees it: the handle, never the account behind it."""
+
     id: uuid.UUID
-    user_id: uuid.UUID
     handle: str
     created_at: datetime
 
 
 def _staff_view(entry: StaffUser) -> dict[str, Any]:
-    return {"user_id": entry.user_id, "handle": entry.handle}
+    return {"handle": entry.handle}
 
 
 def add_staff_user(
     uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, handle: str
 ) -> StaffUser:
-    """Register the account with `handle` as the merchant's staff."""
+    """Register `handle` as the merchant's staff, whether or not an account has it yet (the
+    answer is the same either way). Registered already, in any case: 409 `already_staff`.
+
+    One statement inserts the registration with the account that has the handle, if any; the
+    handle's lock (shared with sign-up) keeps a sign-up with that handle from slipping between
+    them unlinked."""
     with uow:
         session = uow.session
-        user = session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
-        if user is None:
-            raise NotFoundError(f"no user with the handle {handle!r}")
+        lock_handle(session, handle)
+        account = (
+            select(User.id).where(func.lower(User.handle) == func.lower(handle)).scalar_subquery()
+        )
         row = session.execute(
             insert(MerchantStaffUser)
-            .values(id=uuid.uuid4(), merchant_id=merchant_id, user_id=user.id)
+            .values(id=uuid.uuid4(), merchant_id=merchant_id, handle=handle, user_id=account)
             .on_conflict_do_nothing()
             .returning(MerchantStaffUser.id, MerchantStaffUser.created_at)
         ).one_or_none()
         if row is None:
-            raise AlreadyStaffError(f"{user.handle!r} is already registered as staff")
-        entry = StaffUser(row.id, user.id, user.handle, row.created_at)
+            raise AlreadyStaffError(f"{handle!r} is already registered as staff")
+        entry = StaffUser(row.id, handle, row.created_at)
         audit.record(
             session,
             merchant_id,
@@ -206,34 +217,39 @@ def add_staff_user(
         return entry
 
 
+# Rows written before migration 0006 may lack the handle: their account's is shown instead.
+_SHOWN_HANDLE = func.coalesce(MerchantStaffUser.handle, User.handle, "")
+
+
 def list_staff_users(session: Session, merchant_id: uuid.UUID) -> list[StaffUser]:
-    """The merchant's staff accounts, oldest first."""
+    """The merchant's staff registrations, oldest first."""
     rows = session.execute(
-        select(MerchantStaffUser, User.handle)
-        .join(User, User.id == MerchantStaffUser.user_id)
+        select(MerchantStaffUser.id, _SHOWN_HANDLE.label("handle"), MerchantStaffUser.created_at)
+        .outerjoin(User, User.id == MerchantStaffUser.user_id)
         .where(MerchantStaffUser.merchant_id == merchant_id)
         .order_by(MerchantStaffUser.created_at, MerchantStaffUser.id)
     ).all()
-    return [StaffUser(e.id, e.user_id, handle, e.created_at) for e, handle in rows]
+    return [StaffUser(r.id, r.handle, r.created_at) for r in rows]
 
 
 def remove_staff_user(
     uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, entry_id: uuid.UUID
 ) -> StaffUser:
-    """Unregister a staff account (its past check-ins keep their record)."""
+    """Unregister a staff handle (its account's past check-ins keep their record)."""
     with uow:
         session = uow.session
         row = session.execute(
-            delete(MerchantStaffUser)
-            .where(MerchantStaffUser.id == entry_id, MerchantStaffUser.merchant_id == merchant_id)
-            .returning(
-                MerchantStaffUser.id, MerchantStaffUser.user_id, MerchantStaffUser.created_at
+            select(
+                MerchantStaffUser.id, _SHOWN_HANDLE.label("handle"), MerchantStaffUser.created_at
             )
+            .outerjoin(User, User.id == MerchantStaffUser.user_id)
+            .where(MerchantStaffUser.id == entry_id, MerchantStaffUser.merchant_id == merchant_id)
+            .with_for_update(of=MerchantStaffUser)
         ).one_or_none()
         if row is None:
             raise NotFoundError("no such staff user")
-        handle = session.scalar(select(User.handle).where(User.id == row.user_id)) or ""
-        entry = StaffUser(row.id, row.user_id, handle, row.created_at)
+        session.execute(delete(MerchantStaffUser).where(MerchantStaffUser.id == entry_id))
+        entry = StaffUser(row.id, row.handle, row.created_at)
         audit.record(
             session,
             merchant_id,

@@ -48,7 +48,13 @@ def _period(
     return lo, hi
 
 
+# An impression counts as followed by a check-in when one of the funnel's check-ins (at the
+# offer's venues while it was active, in the period; verified or not) is the same user's within
+# this long after being shown the offer.
+ATTRIBUTION_HOURS = 24
+
 # Check-ins at the offer's venues while it was active: the status history gives the intervals.
+# Each rate's numerator is a subset of its denominator (docs/analytics.md, Funnel).
 _FUNNEL = text(
     """
     WITH hist AS (
@@ -59,12 +65,25 @@ _FUNNEL = text(
     active AS (SELECT since, until FROM hist WHERE status = 'active'),
     venues AS (SELECT venue_id FROM offer_venues WHERE offer_id = :o),
     c AS (
-        SELECT c.user_id, c.status, c.created_at, c.proof
+        SELECT c.id, c.user_id, c.status, c.created_at, c.proof
         FROM checkins c
-        WHERE c.venue_id IN (SELECT venue_id FROM venues)
+        -- an array, so the planner sees a few venues and reads them from their index
+        WHERE c.venue_id = ANY (ARRAY(SELECT venue_id FROM venues))
           AND c.created_at >= :lo AND c.created_at < :hi
           AND EXISTS (SELECT 1 FROM active a WHERE c.created_at >= a.since
                                                AND c.created_at < a.until)
+    ),
+    imp AS (
+        SELECT i.user_id, i.created_at FROM impressions i
+        WHERE i.offer_id = :o AND i.created_at >= :lo AND i.created_at < :hi
+    ),
+    -- the offer's unlocks, read once: those of the period, and the check-ins behind them
+    ou AS (
+        SELECT u.checkin_id, u.created_at, u.redeemed_at FROM unlocks u WHERE u.offer_id = :o
+    ),
+    ul AS (
+        SELECT count(*) AS n, count(*) FILTER (WHERE ou.redeemed_at IS NOT NULL) AS redeemed
+        FROM ou WHERE ou.created_at >= :lo AND ou.created_at < :hi
     ),
     visitors AS (
         SELECT DISTINCT c.user_id FROM c WHERE c.status = 'verified'
@@ -91,12 +110,19 @@ _FUNNEL = text(
         SELECT k.proof, 'redemptions' FROM red JOIN checkins k ON k.id = red.checkin_id
     )
     SELECT
-        (SELECT count(*) FROM impressions i
-         WHERE i.offer_id = :o AND i.created_at >= :lo AND i.created_at < :hi) AS impressions,
+        (SELECT count(*) FROM imp) AS impressions,
+        -- semi-joins on the user (hashed), not a probe per impression
+        (SELECT count(*) FROM imp WHERE EXISTS (
+            SELECT 1 FROM c
+            WHERE c.user_id = imp.user_id AND c.created_at >= imp.created_at
+              AND c.created_at < imp.created_at + make_interval(hours => :attribution_hours)))
+            AS impressions_with_checkin,
         (SELECT count(*) FROM c) AS checkins,
         (SELECT count(*) FROM c WHERE c.status = 'verified') AS verified_checkins,
-        (SELECT count(*) FROM unlocks u
-         WHERE u.offer_id = :o AND u.created_at >= :lo AND u.created_at < :hi) AS unlocks,
+        (SELECT count(*) FROM c WHERE c.status = 'verified'
+           AND c.id IN (SELECT ou.checkin_id FROM ou)) AS verified_with_unlock,
+        (SELECT n FROM ul) AS unlocks,
+        (SELECT redeemed FROM ul) AS unlocks_redeemed,
         (SELECT count(*) FROM holdouts h
          WHERE h.offer_id = :o AND h.created_at >= :lo AND h.created_at < :hi) AS held_out,
         (SELECT count(*) FROM red) AS redemptions,
@@ -125,16 +151,22 @@ def funnel(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> dict[str, Any]:
-    """The offer's funnel over a period (default: its whole life), with the rates between steps."""
+    """The offer's funnel over a period (default: its whole life), with the rate of each step:
+    the share of the step before that went on to it."""
     lo, hi = _period(start, end, _offer_created_at(session, merchant_id, offer_id))
-    row = session.execute(_FUNNEL, {"o": str(offer_id), "lo": lo, "hi": hi}).one()
+    row = session.execute(
+        _FUNNEL, {"o": str(offer_id), "lo": lo, "hi": hi, "attribution_hours": ATTRIBUTION_HOURS}
+    ).one()
     counts = {
         name: int(getattr(row, name))
         for name in (
             "impressions",
+            "impressions_with_checkin",
             "checkins",
             "verified_checkins",
+            "verified_with_unlock",
             "unlocks",
+            "unlocks_redeemed",
             "held_out",
             "redemptions",
         )
@@ -144,11 +176,16 @@ def funnel(
         "from": lo,
         "to": end,
         **counts,
+        "attribution_hours": ATTRIBUTION_HOURS,
         "rates": {
-            "checkin_per_impression": _rate(counts["checkins"], counts["impressions"]),
+            "checkin_per_impression": _rate(
+                counts["impressions_with_checkin"], counts["impressions"]
+            ),
             "verified_per_checkin": _rate(counts["verified_checkins"], counts["checkins"]),
-            "unlock_per_verified": _rate(counts["unlocks"], counts["verified_checkins"]),
-            "redemption_per_unlock": _rate(counts["redemptions"], counts["unlocks"]),
+            "unlock_per_verified": _rate(
+                counts["verified_with_unlock"], counts["verified_checkins"]
+            ),
+            "redemption_per_unlock": _rate(counts["unlocks_redeemed"], counts["unlocks"]),
         },
         "time_to_redeem_s": {
             "median": None if row.median_s is None else round(float(row.median_s), 1),
@@ -222,8 +259,10 @@ def redemptions_by(
 
 # Treatment and control are fixed at each user's first eligible visit: the first check-in at
 # which the offer unlocked for them or held them out. The outcome is another verified check-in at
-# any of the offer's venues within the window after it. Users whose window has not ended yet are
-# counted apart (`pending`), so a young offer does not look like it fails to bring people back.
+# any of the offer's venues within the window after it. Every assigned user is counted in
+# `users`; those whose window has not ended yet are also `pending`, and the rates, the lift and
+# its interval use only the others, so a young offer does not look like it fails to bring
+# people back.
 _LIFT = text(
     """
     WITH venues AS (SELECT venue_id FROM offer_venues WHERE offer_id = :o),
@@ -253,9 +292,9 @@ _LIFT = text(
         FROM firsts f
     )
     SELECT held_out,
-           count(*) FILTER (WHERE mature) AS users,
-           count(*) FILTER (WHERE mature AND returned) AS returned,
-           count(*) FILTER (WHERE NOT mature) AS pending
+           count(*) AS users,
+           count(*) FILTER (WHERE NOT mature) AS pending,
+           count(*) FILTER (WHERE mature AND returned) AS returned
     FROM outcomes GROUP BY held_out
     """
 )
@@ -263,29 +302,39 @@ _LIFT = text(
 
 @dataclass(frozen=True)
 class Group:
+    """One arm of the experiment: every user assigned to it (`users`), of whom `pending` are
+    still inside their window and `measured` are not; `returned` counts among the measured."""
+
     users: int
-    returned: int
     pending: int
+    returned: int
+
+    @property
+    def measured(self) -> int:
+        return self.users - self.pending
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "users": self.users,
-            "returned": self.returned,
-            "return_rate": _rate(self.returned, self.users),
             "pending": self.pending,
+            "measured": self.measured,
+            "returned": self.returned,
+            "return_rate": _rate(self.returned, self.measured),
         }
 
 
 def lift(
     session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID, window_days: int = 30
 ) -> dict[str, Any]:
-    """Return-visit lift of an offer with a holdout, with a 95% interval (Newcombe)."""
+    """Return-visit lift of an offer with a holdout, with a 95% interval (Newcombe), from the
+    users whose window has ended (the contract: `users` counts every assigned user, `pending`
+    those still inside their window)."""
     _offer_created_at(session, merchant_id, offer_id)
     holdout = session.scalar(
         text("SELECT holdout_pct FROM offers WHERE id = :o"), {"o": str(offer_id)}
     )
     rows = {
-        row.held_out: Group(int(row.users), int(row.returned), int(row.pending))
+        row.held_out: Group(int(row.users), int(row.pending), int(row.returned))
         for row in session.execute(_LIFT, {"o": str(offer_id), "window": window_days})
     }
     treatment = rows.get(False, Group(0, 0, 0))
@@ -300,10 +349,10 @@ def lift(
         "ci95": None,
         "method": "difference of return rates; 95% CI by Newcombe's hybrid score interval",
     }
-    if treatment.users and control.users:
-        diff = treatment.returned / treatment.users - control.returned / control.users
+    if treatment.measured and control.measured:
+        diff = treatment.returned / treatment.measured - control.returned / control.measured
         low, high = newcombe_difference(
-            treatment.returned, treatment.users, control.returned, control.users
+            treatment.returned, treatment.measured, control.returned, control.measured
         )
         result["lift"] = round(diff, 4)
         result["ci95"] = [round(low, 4), round(high, 4)]
@@ -353,14 +402,19 @@ _LEAKS = text(
          JOIN venues a ON a.id = red.unlocked_venue_id
          JOIN venues b ON b.id = red.redeemed_venue_id
          WHERE ST_Distance(a.location, b.location) > :far_m) AS far,
-        -- refusals at this merchant's tills
+        -- refusals at this merchant's tills; another merchant's code is unknown to this one,
+        -- as the till's answer says (404 either way): telling them apart would let a merchant
+        -- learn which of a rival's codes are live
         (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
-            SELECT a.outcome, count(*) AS n
-            FROM redemption_attempts a LEFT JOIN unlocks u ON u.id = a.unlock_id
+            SELECT CASE WHEN a.outcome = 'other_merchant' THEN 'unknown'
+                        ELSE a.outcome END AS outcome,
+                   count(*) AS n
+            FROM redemption_attempts a LEFT JOIN unlocks u
+              ON u.id = a.unlock_id AND u.merchant_id = :m
             WHERE a.merchant_id = :m AND a.outcome = ANY (CAST(:refusals AS text[]))
               AND a.created_at >= :lo AND a.created_at < :hi
               AND (CAST(:offer AS uuid) IS NULL OR u.offer_id = :offer)
-            GROUP BY a.outcome) x) AS refused,
+            GROUP BY 1) x) AS refused,
         -- this merchant's codes tried at other merchants' tills (recorded there as
         -- 'other_merchant')
         (SELECT count(*) FROM redemption_attempts a JOIN unlocks u ON u.id = a.unlock_id
@@ -442,6 +496,12 @@ TAP_BURST = 3
 ROUGH_FIX_M = 150.0
 
 
+# Refused attempts at a merchant's tills, as the leak report counts them. A code of another
+# merchant counts as `unknown` (it is stored as `other_merchant` for the code's own merchant's
+# `codes_tried_by_other_merchants`).
+REFUSALS = ("already_redeemed", "expired", "unknown", "wrong_venue")
+
+
 def leak_report(
     session: Session,
     merchant_id: uuid.UUID,
@@ -479,7 +539,7 @@ def leak_report(
         "redemptions": int(row.redemptions),
         "backed_by_verified_checkin": int(row.backed),
         "backed_share": _rate(int(row.backed), int(row.redemptions)),
-        "refused_attempts": {outcome: refused.get(outcome, 0) for outcome in redemptions.REFUSALS},
+        "refused_attempts": {outcome: refused.get(outcome, 0) for outcome in REFUSALS},
         "codes_tried_by_other_merchants": int(row.by_other_merchants),
         "suspicious": {
             "fast": int(row.fast),
@@ -543,8 +603,11 @@ def _nfc_report(
 
 HEALTH_WINDOW_DAYS = 7
 MIN_UNLOCKS_FOR_FLAG = 20
-MIN_CHECKINS_FOR_FLAG = 20
-HIGH_REJECTION_RATE = 0.5
+# The rejection flag counts people, not check-ins, so one stranger retrying a rejected check-in
+# (or a handful probing the verifier) moves it by one person at most; and it waits for enough
+# people to say something about the offer.
+MIN_USERS_FOR_FLAG = 20
+HIGH_TURNED_AWAY_RATE = 0.5
 
 _HEALTH = text(
     """
@@ -555,18 +618,26 @@ _HEALTH = text(
         (SELECT count(*) FROM redemptions r
          WHERE r.offer_id = o.id AND r.redeemed_at > now() - make_interval(days => :days))
             AS redemptions,
-        (SELECT count(*) FROM checkins c
-         WHERE c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
-           AND c.created_at > now() - make_interval(days => :days)) AS checkins,
-        (SELECT count(*) FROM checkins c
-         WHERE c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
-           AND c.status = 'rejected'
-           AND c.created_at > now() - make_interval(days => :days)) AS rejected,
+        COALESCE(ci.checkins, 0) AS checkins, COALESCE(ci.rejected, 0) AS rejected,
+        COALESCE(ci.users, 0) AS users, COALESCE(ci.turned_away, 0) AS turned_away,
         (SELECT COALESCE(json_object_agg(proof, n), '{}') FROM (
             SELECT k.proof, count(*) AS n FROM unlocks u JOIN checkins k ON k.id = u.checkin_id
             WHERE u.offer_id = o.id AND u.created_at > now() - make_interval(days => :days)
             GROUP BY k.proof) p) AS unlocks_by_proof
     FROM offers o
+    -- each person who checked in at its venues, with how many of their check-ins were rejected
+    CROSS JOIN LATERAL (
+        SELECT sum(p.n) AS checkins, sum(p.rejected) AS rejected, count(*) AS users,
+               count(*) FILTER (WHERE p.rejected = p.n) AS turned_away
+        FROM (
+            SELECT c.user_id, count(*) AS n, count(*) FILTER (WHERE c.status = 'rejected')
+                   AS rejected
+            FROM checkins c
+            WHERE c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+              AND c.created_at > now() - make_interval(days => :days)
+            GROUP BY c.user_id
+        ) p
+    ) ci
     WHERE o.merchant_id = :m AND (CAST(:offer AS uuid) IS NULL OR o.id = :offer)
     ORDER BY o.created_at, o.id
     """
@@ -577,7 +648,8 @@ def offer_health(
     session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID | None = None
 ) -> list[dict[str, Any]]:
     """Flags on offers that look broken or mistrusted over the last week: many unlocks and no
-    redemption, or a high share of rejected check-ins at their venues."""
+    redemption, or many of the people who checked in at their venues turned away (every one of
+    their check-ins rejected)."""
     if offer_id is not None:
         _offer_created_at(session, merchant_id, offer_id)
     rows = session.execute(
@@ -599,17 +671,19 @@ def offer_health(
                     " is the offer honoured at the till, and do customers know how to redeem?",
                 }
             )
-        rate = _rate(int(row.rejected), int(row.checkins))
+        users, turned_away = int(row.users), int(row.turned_away)
+        turned_away_rate = _rate(turned_away, users)
         if (
-            row.checkins >= MIN_CHECKINS_FOR_FLAG
-            and rate is not None
-            and (rate >= HIGH_REJECTION_RATE)
+            users >= MIN_USERS_FOR_FLAG
+            and turned_away_rate is not None
+            and turned_away_rate >= HIGH_TURNED_AWAY_RATE
         ):
             flags.append(
                 {
                     "code": "high_rejection_rate",
-                    "detail": f"{rate:.0%} of {row.checkins} check-ins at its venues were rejected in"
-                    f" {HEALTH_WINDOW_DAYS} days: check the geofence, accuracy limit and cooldown",
+                    "detail": f"{turned_away} of the {users} people who checked in at its venues"
+                    f" in {HEALTH_WINDOW_DAYS} days ({turned_away_rate:.0%}) had every check-in"
+                    " rejected: check the geofence, accuracy limit and cooldown",
                 }
             )
         out.append(
@@ -622,7 +696,10 @@ def offer_health(
                 "redemptions": int(row.redemptions),
                 "checkins": int(row.checkins),
                 "rejected_checkins": int(row.rejected),
-                "rejection_rate": rate,
+                "rejection_rate": _rate(int(row.rejected), int(row.checkins)),
+                "checkin_users": users,
+                "turned_away_users": turned_away,
+                "turned_away_rate": turned_away_rate,
                 "unlocks_by_proof": {
                     proof: int((row.unlocks_by_proof or {}).get(proof, 0))
                     for proof in proofs.PROOFS

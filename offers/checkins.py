@@ -61,7 +61,12 @@ from offers.abuse import (
     assess,
 )
 from offers.engine import PROOF_REQUIRED, OfferTerms, VisitFacts, counts_toward_group, decide
-from offers.rules import Group, rule_from_json, window_from_json
+from offers.rules import (
+    DEFAULT_TOP_VISITOR_WINDOW_DAYS,
+    Group,
+    rule_from_json,
+    window_from_json,
+)
 
 VERIFIED, REJECTED = "verified", "rejected"
 STATUSES = (VERIFIED, REJECTED)
@@ -219,7 +224,7 @@ _CANDIDATES = text(
             WHERE o.rule->>'kind' = 'top_visitor'
               AND c.venue_id = :venue_id AND c.status = 'verified'
               AND c.created_at > now() - make_interval(
-                  days => COALESCE((o.rule->>'window_days')::int, 60))
+                  days => COALESCE((o.rule->>'window_days')::int, :top_window_days))
             GROUP BY c.user_id
         ) t
     ) top
@@ -646,7 +651,13 @@ def _unlock(
     grants: list[_Grant] = []
     holdouts: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []  # checkin, offer, user
     candidates = execute(
-        session, _CANDIDATES, {"venue_id": str(venue_id), "user_id": str(user_id)}
+        session,
+        _CANDIDATES,
+        {
+            "venue_id": str(venue_id),
+            "user_id": str(user_id),
+            "top_window_days": DEFAULT_TOP_VISITOR_WINDOW_DAYS,
+        },
     ).all()
     for offer in candidates:
         result.offer_kinds[offer.id] = str(offer.rule["kind"])

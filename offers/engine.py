@@ -174,7 +174,8 @@ def rule_met(rule: Rule, facts: VisitFacts) -> bool:
         # Once, at the Nth: a later decline in a rolling window must not unlock it a second time.
         return count == rule.visits and facts.user_unlocks == 0
     if isinstance(rule, TopVisitor):
-        return facts.top_visits > facts.best_other_visits  # strictly the most; a tie doesn't win
+        # Strictly the most (a tie doesn't win), and at least `min_visits` of them.
+        return facts.top_visits >= rule.min_visits and facts.top_visits > facts.best_other_visits
     if isinstance(rule, Group):
         return facts.group_size >= rule.min_people
     assert_never(rule)

@@ -8,6 +8,12 @@ redeems it (`check`) records its attempt too, refused or not.
 Two rules live here and nowhere else: whether an unlock is active, redeemed or expired
 (`UNLOCK_STATUS_SQL`, read by the wallet, the till and the CLI's code history), and the order
 in which a code is refused (`_refusal`, for redeeming and for checking alike).
+
+A code is a promise made when it was issued, kept until it expires: it stays redeemable after
+its offer is paused or ended (those stop new unlocks, not codes already given), within the
+offer's `code_ttl_minutes`. A venue that has been deleted is no longer one of the offer's
+venues: a till that names it is refused with `wrong_venue`. A till that names no venue is
+trusted to be at one of the merchant's venues (docs/checkins.md, Redemption).
 """
 
 from __future__ import annotations
@@ -82,13 +88,15 @@ class RedemptionResult:
 
 # Everything the decision needs, in one round trip: the code's unlock (if any) and its status,
 # its offer's title and kind, whether the till's venue is this merchant's and one of the offer's
-# venues, and where and when it was redeemed, if it was. The till's check adds the offer's venues.
+# live venues (a deleted venue is one no more, though its offer still lists it), and where and
+# when it was redeemed, if it was. The till's check adds the offer's venues.
 _LOOKUP_SQL = """
     SELECT till.venue_id AS till_venue, u.id, u.offer_id, u.user_id, u.merchant_id,
            u.created_at, u.expires_at, u.redeemed_at, {status} AS status,
            o.title, o.rule->>'kind' AS kind,
-           EXISTS (SELECT 1 FROM offer_venues ov
-                   WHERE ov.offer_id = u.offer_id AND ov.venue_id = :venue_id) AS at_venue,
+           EXISTS (SELECT 1 FROM offer_venues ov JOIN venues v ON v.id = ov.venue_id
+                   WHERE ov.offer_id = u.offer_id AND ov.venue_id = :venue_id
+                     AND v.deleted_at IS NULL) AS at_venue,
            r.venue_id AS redeemed_venue_id, rv.name AS redeemed_venue_name,
            rk.label AS redeemed_by{extra}
     FROM (SELECT (SELECT id FROM venues WHERE id = :venue_id AND merchant_id = :merchant_id)

@@ -13,6 +13,9 @@ from typing import Any
 RULE_KINDS = ("every_checkin", "first_visit", "nth_visit", "top_visitor", "group")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TOP_VISITOR_WINDOW_DAYS = 60
+# The fewest verified visits over the window that can make someone the top visitor: with one,
+# a first-time visitor on a quiet day became "regular of the month".
+DEFAULT_TOP_VISITOR_MIN_VISITS = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class NthVisit:
 @dataclass(frozen=True)
 class TopVisitor:
     window_days: int = DEFAULT_TOP_VISITOR_WINDOW_DAYS
+    min_visits: int = DEFAULT_TOP_VISITOR_MIN_VISITS
     kind: str = "top_visitor"
 
 
@@ -58,7 +62,10 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
     if kind == "nth_visit":
         return NthVisit(int(data["visits"]), data.get("within_days"), bool(data.get("repeat")))
     if kind == "top_visitor":
-        return TopVisitor(int(data.get("window_days", DEFAULT_TOP_VISITOR_WINDOW_DAYS)))
+        return TopVisitor(
+            int(data.get("window_days", DEFAULT_TOP_VISITOR_WINDOW_DAYS)),
+            int(data.get("min_visits", DEFAULT_TOP_VISITOR_MIN_VISITS)),
+        )
     if kind == "group":
         return Group(int(data["min_people"]), int(data["within_minutes"]))
     raise ValueError(f"unknown rule kind {kind!r}")
@@ -93,5 +100,9 @@ def describe_rule(rule: Rule) -> str:
             return f"Check in every {rule.visits} visits{span}"
         return f"Check in {rule.visits} times{span}"
     if isinstance(rule, TopVisitor):
-        return f"Be the most frequent visitor over {rule.window_days} days"
+        visits = "visit" if rule.min_visits == 1 else "visits"
+        return (
+            f"Be the most frequent visitor over {rule.window_days} days, "
+            f"with at least {rule.min_visits} {visits}"
+        )
     return f"Check in with {rule.min_people} people within {rule.within_minutes} minutes"

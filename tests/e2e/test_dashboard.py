@@ -397,8 +397,12 @@ def test_every_rule_kind_can_be_created_from_the_form(live_api: Client, new_page
             ("Unlocks on a customer's 4th verified visit at Kinds.", "It unlocks once."),
         ),
         "top_visitor": (
-            {"#rule_window_days": "14"},
-            ("with the most verified check-ins over the last 14 days at Kinds.", "a tie does not"),
+            {"#rule_window_days": "14", "#rule_min_visits": "3"},
+            (
+                "with the most verified check-ins over the last 14 days, and at least 3 of them"
+                " at Kinds.",
+                "a tie does not win, and nobody wins with fewer than 3 visits",
+            ),
         ),
         "group": (
             {"#rule_min_people": "4", "#rule_within_minutes": "20"},
@@ -423,7 +427,7 @@ def test_every_rule_kind_can_be_created_from_the_form(live_api: Client, new_page
         "A every_checkin offer": {"kind": "every_checkin"},
         "A first_visit offer": {"kind": "first_visit"},
         "A nth_visit offer": {"kind": "nth_visit", "visits": 4, "repeat": False},
-        "A top_visitor offer": {"kind": "top_visitor", "window_days": 14},
+        "A top_visitor offer": {"kind": "top_visitor", "window_days": 14, "min_visits": 3},
         "A group offer": {"kind": "group", "min_people": 4, "within_minutes": 20},
     }
 

@@ -51,6 +51,7 @@ def test_walk_in_check_in_redeem(live_api: Client) -> None:
     user = live_api.with_token(live_api.create_user("maija", "pulla-pulla")["token"])
     [listed] = [v for v in user.nearby(60.1747, 24.9121, radius_m=300) if v["id"] == venue["id"]]
     assert listed["offers"][0]["title"] == "Cinnamon bun on the house"
+    user.nearby(60.1747, 24.9121, radius_m=300)  # and looks again: still one impression today
     now = datetime.now(UTC).isoformat()
     checkin = user.check_in(venue["id"], 60.17472, 24.91205, 8, now, device_id="phone-1")
     assert checkin["status"] == "verified"
@@ -63,6 +64,9 @@ def test_walk_in_check_in_redeem(live_api: Client) -> None:
         staff.redeem(unlock["code"])
     assert err.value.code == "already_redeemed"
     assert [u["status"] for u in user.wallet()] == ["redeemed"]
+    funnel = owner.offer_funnel(offer["id"])
+    assert (funnel["impressions"], funnel["checkins"], funnel["redemptions"]) == (1, 1, 1)
+    assert funnel["rates"]["checkin_per_impression"] == 1.0
 
     # A user 2 km away is rejected, and gets nothing.
     faraway = live_api.with_token(live_api.create_user("kaukana", "far-far-away")["token"])

@@ -186,7 +186,7 @@ def test_staff_never_unlock_their_own_merchants_offers(
 ) -> None:
     barista, handle = new_named_user(api)
     entry = owner.add_staff_user(handle.upper())  # handles match case-insensitively
-    assert entry["handle"] == handle
+    assert entry["handle"] == handle.upper()  # as registered: the account's would tell it exists
     checkin = visit(barista, venue, device_id="barista-phone")
     assert checkin["status"] == "verified" and checkin["unlocks"] == []
     assert checkin["verification"]["staff_exclusion"]["code"] == "staff_user"
@@ -230,16 +230,13 @@ def test_staff_user_registration(
 ) -> None:
     _, handle = new_named_user(api)
     entry = owner.add_staff_user(handle)
-    assert set(entry) == {"id", "user_id", "handle", "created_at"}
+    assert set(entry) == {"id", "handle", "created_at"}  # never the account's id
     assert owner.list_staff_users() == [entry]
     with pytest.raises(ApiError) as err:
-        owner.add_staff_user(handle)
+        owner.add_staff_user(handle.upper())
     assert (err.value.status, err.value.code) == (409, "already_staff")
-    with pytest.raises(ApiError) as err:
-        owner.add_staff_user("nobody_by_that_name")
-    assert (err.value.status, err.value.code) == (404, "not_found")
     # The same person may work for two merchants; each sees only its own list.
-    assert other_owner.add_staff_user(handle)["user_id"] == entry["user_id"]
+    assert other_owner.add_staff_user(handle)["handle"] == handle
     assert [s["id"] for s in owner.list_staff_users()] == [entry["id"]]
     for role in ("staff", "analyst"):
         keyed = owner.with_token(owner.create_key(role)["api_key"])
@@ -247,6 +244,9 @@ def test_staff_user_registration(
             with pytest.raises(ApiError) as err:
                 attempt()
             assert err.value.status == 403
+    with pytest.raises(ApiError) as err:
+        owner.add_staff_user("not a handle!")
+    assert (err.value.status, err.value.code) == (422, "validation_error")
     assert owner.remove_staff_user(entry["id"])["id"] == entry["id"]
     assert owner.list_staff_users() == []
     with pytest.raises(ApiError) as err:
@@ -255,6 +255,36 @@ def test_staff_user_registration(
     with pytest.raises(ApiError) as err:
         owner.remove_staff_user(str(uuid.uuid4()))
     assert err.value.status == 404
+
+
+def test_registering_a_staff_handle_tells_nothing_about_who_has_it(
+    api: Client, owner: Client
+) -> None:
+    _, handle = new_named_user(api)
+    known = owner.call("POST", "/v1/merchants/me/staff-users", {"handle": handle})
+    unknown = owner.call("POST", "/v1/merchants/me/staff-users", {"handle": "nobody_yet"})
+    assert known.status == unknown.status == 201
+    assert set(known.body) == set(unknown.body) == {"id", "handle", "created_at"}
+    assert sorted(s["handle"] for s in owner.list_staff_users()) == sorted([handle, "nobody_yet"])
+    assert [set(s) for s in owner.list_staff_users()] == [{"id", "handle", "created_at"}] * 2
+    # Nor does the audit trail, which the owner reads.
+    events = owner.audit_trail(limit=10)["events"]
+    created = [e["changes"] for e in events if e["action"] == "staff_user.create"]
+    assert sorted(created, key=str) == sorted(
+        [{"handle": [None, "nobody_yet"]}, {"handle": [None, handle]}], key=str
+    )
+
+
+def test_a_handle_registered_before_its_account_exists_applies_once_it_signs_up(
+    api: Client, owner: Client, venue: Any
+) -> None:
+    owner.add_staff_user("New_Barista")
+    barista = api.with_token(api.create_user("new_barista", "pass-word-1")["token"])
+    checkin = visit(barista, venue)
+    assert checkin["unlocks"] == []
+    assert checkin["verification"]["staff_exclusion"]["code"] == "staff_user"
+    # ... and someone else, under another handle, is a customer.
+    assert visit(new_user(api), venue)["unlocks"]
 
 
 # ---- the leak report -------------------------------------------------------------------------

@@ -52,6 +52,33 @@ def test_revoked_key_stops_working_at_once(owner: Client) -> None:
     assert err.value.status == 401
 
 
+def test_the_last_owner_key_cannot_be_revoked(owner: Client) -> None:
+    [mine] = owner.list_keys()
+    with pytest.raises(ApiError) as err:
+        owner.revoke_key(mine["id"])
+    assert (err.value.status, err.value.code) == (409, "last_owner_key")
+    assert "create another owner key first" in err.value.detail.lower()
+    assert owner.me()  # still works
+    # Staff and analyst keys do not count as owners.
+    for role in ("staff", "analyst"):
+        owner.create_key(role)
+    with pytest.raises(ApiError) as err:
+        owner.revoke_key(mine["id"])
+    assert err.value.code == "last_owner_key"
+    # With a second owner key, either may go, but not both.
+    second = owner.create_key("owner", "the other owner")
+    other = owner.with_token(second["api_key"])
+    other.revoke_key(mine["id"])
+    with pytest.raises(ApiError) as err:
+        other.revoke_key(second["id"])
+    assert err.value.code == "last_owner_key"
+    # Rotating the last owner key keeps the merchant in: the new secret is the answer.
+    rotated = other.rotate_key(second["id"])
+    assert owner.with_token(rotated["api_key"]).me()
+    live = [k for k in other.with_token(rotated["api_key"]).list_keys() if k["revoked_at"] is None]
+    assert [k["role"] for k in live if k["role"] == "owner"] == ["owner"]
+
+
 @pytest.mark.parametrize(
     "header",
     ["", "Bearer", "Bearer nonsense", "Basic abc", "Bearer cok_000000000000_wrongsecret"],

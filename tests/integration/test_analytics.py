@@ -128,12 +128,21 @@ def test_funnel_counts_every_step_exactly(owner: Client, day: dict[str, Any]) ->
         "held_out": 0,
         "redemptions": 2,
     }
+    assert {
+        k: coffee[k]
+        for k in ("impressions_with_checkin", "verified_with_unlock", "unlocks_redeemed")
+    } == {
+        "impressions_with_checkin": 4,  # u1, u2, u3 (rejected, but a check-in) and u4
+        "verified_with_unlock": 3,  # c1, c2, c4 (c5 found coffee's per-user cap spent)
+        "unlocks_redeemed": 2,
+    }
     assert coffee["rates"] == {
-        "checkin_per_impression": 1.5,
+        "checkin_per_impression": 1.0,
         "verified_per_checkin": round(4 / 6, 4),
         "unlock_per_verified": 0.75,
         "redemption_per_unlock": round(2 / 3, 4),
     }
+    assert coffee["attribution_hours"] == 24
     assert coffee["visitors"] == {"new": 3, "returning": 0}
     # 600 s and 31,500 s from unlock to redemption
     assert coffee["time_to_redeem_s"] == {"median": 16_050.0, "p90": 28_410.0}
@@ -152,6 +161,95 @@ def test_funnel_counts_every_step_exactly(owner: Client, day: dict[str, Any]) ->
     ).body
     assert empty["checkins"] == empty["impressions"] == empty["redemptions"] == 0
     assert empty["rates"]["verified_per_checkin"] is None
+
+
+# Nearby records impressions on its own autocommit connection in production: the tests of
+# impressions go through it, on committed data (the `committed_*` fixtures).
+
+
+def test_an_impression_is_one_user_shown_one_offer_on_one_day(
+    committed_app: Flask, committed_api: Client, committed_owner: Client
+) -> None:
+    app, api, owner = committed_app, committed_api, committed_owner
+    # One offer at two venues side by side, and a second offer at one of them.
+    a = owner.create_venue(venue_body(name="A", location=A, checkin_cooldown_minutes=0))
+    a2 = owner.create_venue(venue_body(name="A2", location=A, checkin_cooldown_minutes=0))
+    both = owner.activate_offer(owner.create_offer(offer_body([a["id"], a2["id"]]))["id"])
+    one = owner.activate_offer(owner.create_offer(offer_body([a["id"]], title="One"))["id"])
+    user, other = new_user(api), new_user(api)
+    for _ in range(3):  # the app opened three times, both venues listed each time
+        listed = user.nearby(60.1699, 24.9384, radius_m=200)
+        assert {v["name"] for v in listed} == {"A", "A2"}
+    other.nearby(60.1699, 24.9384, radius_m=200)
+
+    def impressions(offer: dict[str, Any]) -> int:
+        return int(owner.offer_funnel(offer["id"])["impressions"])
+
+    assert (impressions(both), impressions(one)) == (2, 2)  # user and other, once each
+    days = sql(app, "SELECT DISTINCT day, now() AT TIME ZONE 'Europe/Helsinki' FROM impressions")
+    assert [d for d, _ in days] == [days[0][1].date()]  # the venue's local day
+    # The next day counts again.
+    sql(app, "UPDATE offers SET created_at = created_at - interval '2 days'")
+    sql(app, "UPDATE impressions SET day = day - 1, created_at = created_at - interval '1 day'")
+    user.nearby(60.1699, 24.9384, radius_m=200)
+    assert (impressions(both), impressions(one)) == (3, 3)
+
+
+def test_the_funnels_rates_are_shares_of_the_step_before(
+    committed_app: Flask, committed_api: Client, committed_owner: Client
+) -> None:
+    app, api, owner = committed_app, committed_api, committed_owner
+    venue = owner.create_venue(venue_body(name="A", location=A, checkin_cooldown_minutes=0))
+    offer = owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
+    came, came_late, stayed_home, walked_in = (new_user(api) for _ in range(4))
+    for user in (came, came_late, stayed_home):
+        user.nearby(60.1699, 24.9384, radius_m=200)
+    # Shown the offer three hours ago; `came` checks in now, twice (the second is rejected).
+    sql(app, "UPDATE impressions SET created_at = now() - interval '3 hours'")
+    sql(app, "UPDATE offers SET created_at = now() - interval '2 days'")
+    sql(app, "UPDATE offer_status_changes SET changed_at = now() - interval '2 days'")
+    assert at(came, venue)["unlocks"]
+    at(came, venue, offset_m=3_000)
+    code = at(walked_in, venue)["unlocks"][0]["code"]  # never opened the app
+    owner.redeem(code, venue["id"])
+    at(came_late, venue)
+    # ... `came_late` checked in 30 hours after seeing it: outside the 24 h attribution.
+    sql(
+        app,
+        "UPDATE impressions SET created_at = now() - interval '30 hours'"
+        " WHERE user_id = (SELECT user_id FROM checkins WHERE id = :c)",
+        c=at(came_late, venue)["id"],
+    )
+    funnel = owner.offer_funnel(offer["id"])
+    assert {
+        k: funnel[k]
+        for k in (
+            "impressions",
+            "impressions_with_checkin",
+            "checkins",
+            "verified_checkins",
+            "verified_with_unlock",
+            "unlocks",
+            "unlocks_redeemed",
+            "redemptions",
+        )
+    } == {
+        "impressions": 3,
+        "impressions_with_checkin": 1,  # came
+        "checkins": 5,  # came twice, walked_in, came_late twice
+        "verified_checkins": 4,
+        "verified_with_unlock": 3,  # came, walked_in, came_late's first (its second: cap)
+        "unlocks": 3,
+        "unlocks_redeemed": 1,
+        "redemptions": 1,
+    }
+    assert funnel["rates"] == {
+        "checkin_per_impression": round(1 / 3, 4),
+        "verified_per_checkin": 0.8,
+        "unlock_per_verified": 0.75,
+        "redemption_per_unlock": round(1 / 3, 4),
+    }
+    assert all(0 <= r <= 1 for r in funnel["rates"].values())
 
 
 def test_checkins_count_only_while_the_offer_was_active(
@@ -217,6 +315,56 @@ def test_redemptions_by_day_hour_venue_offer_and_csv(owner: Client, day: dict[st
     assert via_accept.text.splitlines()[0] == "venue_id,venue_name,redemptions"
 
 
+def test_another_merchants_live_code_is_unknown_in_the_callers_leak_report(
+    api: Client, owner: Client, other_owner: Client
+) -> None:
+    venue = owner.create_venue(venue_body())
+    owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
+    live = at(new_user(api), venue)["unlocks"][0]["code"]
+    rivals = other_owner.create_venue(venue_body(name="Rival"))
+    rival_offer = other_owner.create_offer(offer_body([rivals["id"]]))
+
+    # The rival types our live code, then a code never issued: the same answer each time ...
+    refusals = []
+    for code in (live, "0000-0000-000"):
+        with pytest.raises(ApiError) as refused:
+            other_owner.redeem(code, rivals["id"])
+        error = refused.value
+        refusals.append((error.status, error.code, error.title, error.detail))
+    assert refusals[0] == refusals[1] == (404, "not_found", refusals[0][2], "no such code")
+    # ... and the same count in its leak report, whole or for one of its offers.
+    theirs = other_owner.leak_report()
+    assert theirs["refused_attempts"] == {
+        "already_redeemed": 0,
+        "expired": 0,
+        "unknown": 2,
+        "wrong_venue": 0,
+    }
+    assert theirs["codes_tried_by_other_merchants"] == 0
+    one_offer = other_owner.leak_report(offer_id=rival_offer["id"])["refused_attempts"]
+    assert one_offer["unknown"] == 0
+    # Our report, the code's merchant's, says one of our codes was tried elsewhere.
+    ours = owner.leak_report()
+    assert ours["codes_tried_by_other_merchants"] == 1
+    assert sum(ours["refused_attempts"].values()) == 0
+
+
+def test_csv_cells_never_start_a_formula(api: Client, owner: Client) -> None:
+    # A colleague's owner key names a venue and an offer to run in an analyst's spreadsheet.
+    venue = owner.create_venue(venue_body(name='=HYPERLINK("http://evil.example","Report")'))
+    offer = owner.activate_offer(
+        owner.create_offer(offer_body([venue["id"]], title="@SUM(1+1)*cmd|' /C calc'!A0"))["id"]
+    )
+    code = at(new_user(api), venue)["unlocks"][0]["code"]
+    owner.redeem(code, venue["id"])
+    by_venue = owner.redemption_report_csv("venue")
+    assert by_venue.splitlines()[1] == (
+        f'{venue["id"]},"\'=HYPERLINK(""http://evil.example"",""Report"")",1'
+    )
+    by_offer = owner.redemption_report_csv("offer")
+    assert by_offer.splitlines()[1] == f"{offer['id']},'@SUM(1+1)*cmd|' /C calc'!A0,1"
+
+
 def test_leak_report(owner: Client, day: dict[str, Any]) -> None:
     leaks = owner.call("GET", "/v1/analytics/leaks").body
     assert leaks["redemptions"] == 2
@@ -226,7 +374,6 @@ def test_leak_report(owner: Client, day: dict[str, Any]) -> None:
         "expired": 0,
         "unknown": 1,
         "wrong_venue": 0,
-        "other_merchant": 0,
     }
     assert leaks["codes_tried_by_other_merchants"] == 1
     assert leaks["suspicious"]["far"] == 1
@@ -251,15 +398,41 @@ def test_offer_health_flags_unredeemed_and_mistrusted_offers(
     for user in users:
         assert at(user, venue)["unlocks"]
     for user in users[:12]:
-        at(user, venue, offset_m=3_000)  # 12 rejected of 32
+        at(user, venue, offset_m=3_000)  # 12 rejected of 32, but every one of them got in
     health = owner.call("GET", f"/v1/analytics/offers/{offer['id']}/health").body
     assert [f["code"] for f in health["flags"]] == ["unlocks_not_redeemed"]
-    for user in users[:10]:
-        at(user, venue, offset_m=3_000)  # 22 rejected of 42
+    turned_away = [new_user(api) for _ in range(21)]
+    for user in turned_away:
+        at(user, venue, offset_m=3_000)  # 21 of 41 people never got in
     listed = owner.call("GET", "/v1/analytics/offers/health").body["offers"]
     [mine] = [o for o in listed if o["offer_id"] == offer["id"]]
     assert [f["code"] for f in mine["flags"]] == ["unlocks_not_redeemed", "high_rejection_rate"]
-    assert mine["rejection_rate"] == round(22 / 42, 4)
+    assert (mine["checkins"], mine["rejected_checkins"]) == (53, 33)
+    assert mine["rejection_rate"] == round(33 / 53, 4)
+    assert (mine["checkin_users"], mine["turned_away_users"]) == (41, 21)
+    assert mine["turned_away_rate"] == round(21 / 41, 4)
+
+
+def test_one_stranger_cannot_raise_the_rejection_flag(api: Client, owner: Client) -> None:
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    offer = owner.activate_offer(owner.create_offer(offer_body([venue["id"]]))["id"])
+
+    def flags() -> list[str]:
+        health = owner.call("GET", f"/v1/analytics/offers/{offer['id']}/health").body
+        return [f["code"] for f in health["flags"]]
+
+    regulars = [new_user(api) for _ in range(10)]
+    for user in regulars:
+        at(user, venue)
+    stranger = new_user(api)
+    for _ in range(10):  # ten rejected check-ins: half of the 20 check-ins at the venue
+        at(stranger, venue, offset_m=3_000)
+    assert flags() == []  # 11 people: too few to judge
+    for user in (new_user(api) for _ in range(9)):
+        at(user, venue)
+    for _ in range(30):  # 40 of 59 check-ins rejected, but one person of 20
+        at(stranger, venue, offset_m=3_000)
+    assert flags() == []
 
 
 def test_roles_for_analytics(owner: Client, other_owner: Client, day: dict[str, Any]) -> None:
@@ -322,6 +495,21 @@ def simulate(app: Flask, owner: Client, n: int, p_treat: float, p_ctrl: float) -
                     "at": t0 + timedelta(days=rng.randint(31, 55)),
                 }
             )
+    _insert_history(app, venue["id"], offer["id"], users, checkins, unlocks, holdouts)
+    return {"offer": offer, "returned": returned}
+
+
+def _insert_history(
+    app: Flask,
+    venue_id: str,
+    offer_id: str,
+    users: list[dict[str, Any]],
+    checkins: list[dict[str, Any]],
+    unlocks: list[dict[str, Any]],
+    holdouts: list[dict[str, Any]],
+) -> None:
+    """Users, their verified check-ins at the venue, and the unlocks and holdouts of the offer."""
+    venue, offer = {"id": venue_id}, {"id": offer_id}
     with app.app_context():
         session = db.session()
         session.execute(
@@ -355,7 +543,6 @@ def simulate(app: Flask, owner: Client, n: int, p_treat: float, p_ctrl: float) -
             [{**h, "offer": offer["id"]} for h in holdouts],
         )
         session.commit()
-    return {"offer": offer, "returned": returned}
 
 
 def test_lift_recovers_a_known_effect(app: Flask, owner: Client) -> None:
@@ -365,15 +552,17 @@ def test_lift_recovers_a_known_effect(app: Flask, owner: Client) -> None:
     treated, control = sim["returned"][False], sim["returned"][True]
     assert lift["treatment"] == {
         "users": n,
+        "pending": 0,
+        "measured": n,
         "returned": treated,
         "return_rate": round(treated / n, 4),
-        "pending": 0,
     }
     assert lift["control"] == {
         "users": n,
+        "pending": 0,
+        "measured": n,
         "returned": control,
         "return_rate": round(control / n, 4),
-        "pending": 0,
     }
     assert lift["lift"] == round(treated / n - control / n, 4)
     low, high = lift["ci95"]
@@ -384,7 +573,74 @@ def test_lift_recovers_a_known_effect(app: Flask, owner: Client) -> None:
     short = owner.call(
         "GET", f"/v1/analytics/offers/{sim['offer']['id']}/lift", params={"window_days": 90}
     ).body
-    assert short["treatment"]["pending"] == n  # a 90-day window has not ended for anyone
+    # A 90-day window has not ended for anyone: all assigned, all pending, nothing measured.
+    assert short["treatment"] == {
+        "users": n,
+        "pending": n,
+        "measured": 0,
+        "returned": 0,
+        "return_rate": None,
+    }
+    assert short["lift"] is None and short["ci95"] is None
+
+
+def test_lift_counts_pending_users_as_assigned_but_measures_only_ended_windows(
+    app: Flask, owner: Client
+) -> None:
+    """Per group: users whose 30-day window ended (60 days ago) and users still inside it (5
+    days ago), some of whom already came back. `users` counts both; the rates, the lift and its
+    interval only the first."""
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    offer = owner.activate_offer(
+        owner.create_offer(offer_body([venue["id"]], holdout_pct=50))["id"]
+    )
+    now = datetime.now(UTC)
+    # (held out, first eligible visit days ago, days after it of a return visit or None)
+    people = (
+        [(False, 60, 3)] * 6
+        + [(False, 60, None)] * 3
+        + [(False, 60, 40)]  # came back after the window: not a return
+        + [(False, 5, 2)] * 3  # pending, already back: not counted yet
+        + [(False, 5, None)]
+        + [(True, 60, 10)] * 3
+        + [(True, 60, None)] * 7
+        + [(True, 5, None)] * 2
+    )
+    users, checkins, unlocks, holdouts = [], [], [], []
+    for i, (held_out, ago, back) in enumerate(people):
+        user_id, first = uuid.uuid4(), uuid.uuid4()
+        t0 = now - timedelta(days=ago, minutes=i)
+        users.append({"id": user_id, "handle": f"p{i}_{secrets.token_hex(3)}"})
+        checkins.append({"id": first, "user_id": user_id, "at": t0})
+        if back is not None:
+            checkins.append({"id": uuid.uuid4(), "user_id": user_id, "at": t0 + timedelta(back)})
+        if held_out:
+            holdouts.append({"checkin_id": first, "user_id": user_id})
+        else:
+            code = secrets.token_hex(5).upper()
+            unlocks.append(
+                {"id": uuid.uuid4(), "checkin_id": first, "user_id": user_id, "code": code}
+            )
+    _insert_history(app, venue["id"], offer["id"], users, checkins, unlocks, holdouts)
+
+    lift = owner.offer_lift(offer["id"])
+    assert lift["treatment"] == {
+        "users": 14,
+        "pending": 4,
+        "measured": 10,
+        "returned": 6,
+        "return_rate": 0.6,
+    }
+    assert lift["control"] == {
+        "users": 12,
+        "pending": 2,
+        "measured": 10,
+        "returned": 3,
+        "return_rate": 0.3,
+    }
+    assert lift["lift"] == 0.3
+    low, high = newcombe_difference(6, 10, 3, 10)
+    assert lift["ci95"] == [round(low, 4), round(high, 4)]
 
 
 def test_lift_of_an_offer_without_data(owner: Client) -> None:

@@ -197,12 +197,49 @@ def test_a_group_unlocks_for_every_member(
 
 def test_top_visitor(api: Client, owner: Client, venue: dict[str, Any]) -> None:
     live_offer(
-        owner, [venue["id"]], rule={"kind": "top_visitor", "window_days": 30}, per_user_cap=10
+        owner,
+        [venue["id"]],
+        rule={"kind": "top_visitor", "window_days": 30, "min_visits": 1},
+        per_user_cap=10,
     )
     regular, rival = new_user(api), new_user(api)
     assert len(visit(regular, venue)["unlocks"]) == 1  # the only visitor is the top one
     assert visit(rival, venue)["unlocks"] == []  # tied: no winner
     assert len(visit(regular, venue)["unlocks"]) == 1
+
+
+def test_a_first_time_visitor_is_not_the_top_visitor_by_default(
+    api: Client, owner: Client, venue: dict[str, Any]
+) -> None:
+    offer = live_offer(owner, [venue["id"]], rule={"kind": "top_visitor"}, per_user_cap=10)
+    assert offer["rule"] == {"kind": "top_visitor"}  # stored as sent: min_visits defaults to 2
+    newcomer, regular = new_user(api), new_user(api)
+    assert visit(newcomer, venue)["unlocks"] == []  # alone, but once is not a regular
+    assert visit(regular, venue)["unlocks"] == []
+    assert len(visit(regular, venue)["unlocks"]) == 1  # twice, and more than anyone
+    assert visit(newcomer, venue)["unlocks"] == []  # twice too, but tied
+    [listed] = newcomer.nearby(LAT, LON, radius_m=100)
+    assert listed["offers"][0]["unlock"] == (
+        "Be the most frequent visitor over 60 days, with at least 2 visits"
+    )
+
+
+def test_top_visitor_min_visits_is_checked(owner: Client, venue: dict[str, Any]) -> None:
+    three = owner.create_offer(
+        offer_body([venue["id"]], rule={"kind": "top_visitor", "window_days": 7, "min_visits": 3})
+    )
+    assert three["rule"] == {"kind": "top_visitor", "window_days": 7, "min_visits": 3}
+    for rule in (
+        {"kind": "top_visitor", "min_visits": 0},
+        {"kind": "top_visitor", "min_visits": 1001},
+        {"kind": "top_visitor", "min_visits": "2"},
+        {"kind": "every_checkin", "min_visits": 2},
+        {"kind": "nth_visit", "visits": 3, "min_visits": 2},
+    ):
+        with pytest.raises(ApiError) as err:
+            owner.create_offer(offer_body([venue["id"]], rule=rule))
+        assert (err.value.status, err.value.code) == (422, "validation_error"), rule
+        assert "min_visits" in str(err.value.errors), rule
 
 
 def test_unknown_venue_is_404_and_records_nothing(app: Flask, mobile: Client) -> None:
@@ -336,6 +373,41 @@ def test_redemption_refusals_in_the_contracts_order(
         ["unknown", "unknown", "other_merchant", "other_merchant", "wrong_venue", "expired"]
     )
     assert mobile.wallet()[0]["status"] == "expired"
+
+
+def test_codes_outlive_their_offer_until_they_expire_but_not_their_venue(
+    app: Flask, api: Client, owner: Client, staff: Client, venue: dict[str, Any]
+) -> None:
+    second = owner.create_venue(venue_body(name="Second", radius_m=50, checkin_cooldown_minutes=0))
+    offer = live_offer(owner, [venue["id"], second["id"]], per_user_cap=10)
+    users = [new_user(api) for _ in range(5)]
+    codes = [visit(u, venue)["unlocks"][0]["code"] for u in users]
+
+    # Paused, then ended: nothing more unlocks, but the codes already given are honoured.
+    owner.pause_offer(offer["id"])
+    assert staff.redeem(codes[0], venue["id"])["offer_id"] == offer["id"]
+    owner.activate_offer(offer["id"])
+    owner.end_offer(offer["id"])
+    assert visit(new_user(api), venue)["unlocks"] == []
+    assert users[1].wallet()[0]["status"] == "active"
+    assert staff.redeem(codes[1], venue["id"])["offer_id"] == offer["id"]
+
+    # The venue where they were earned is deleted: a till that names it is refused, another of
+    # the offer's venues, or a till that names none, still redeems.
+    owner.delete_venue(venue["id"])
+    with pytest.raises(ApiError) as err:
+        staff.redeem(codes[2], venue["id"])
+    assert (err.value.status, err.value.code) == (422, "wrong_venue")
+    assert staff.redeem(codes[2], second["id"])["venue_id"] == second["id"]
+    assert staff.redeem(codes[3])["offer_id"] == offer["id"]
+
+    # Expiry still ends every promise.
+    with app.app_context():
+        db.session().execute(text("UPDATE unlocks SET expires_at = now() - interval '1 second'"))
+        db.session().commit()
+    with pytest.raises(ApiError) as err:
+        staff.redeem(codes[4], second["id"])
+    assert (err.value.status, err.value.code) == (410, "expired")
 
 
 def test_redemption_idempotency(

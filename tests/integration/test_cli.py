@@ -94,6 +94,17 @@ def test_revoke_key(app: Flask, api: Client, owner: Client) -> None:
     assert f"no key {missing}" in refused(app, "revoke-key", missing)
 
 
+def test_revoke_key_refuses_the_last_owner_key(app: Flask, owner: Client) -> None:
+    [mine] = owner.list_keys()
+    message = refused(app, "revoke-key", mine["id"])
+    assert "last owner key" in message
+    assert f"create-key {owner.me()['id']} owner" in message
+    assert owner.me()  # the key still works
+    second = owner.create_key("owner")
+    assert ok(app, "revoke-key", mine["id"]).startswith(f"key {mine['id']} revoked at ")
+    assert "last owner key" in refused(app, "revoke-key", second["id"])
+
+
 # ---- offers -------------------------------------------------------------------------------------
 
 

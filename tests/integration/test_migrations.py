@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
+import uuid
+from datetime import UTC
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from api.cli import alembic_config
 from core.models import Base
+from core.uow import sqlalchemy_url
 
 
 def _include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
@@ -61,3 +67,65 @@ def test_spatial_columns_have_gist_indexes_and_srid(engine: Engine) -> None:
     assert "WHERE (deleted_at IS NULL)" in indexes["ix_venues_location_live"]
     assert "USING gist (geofence)" in indexes["idx_venues_geofence"]
     assert columns == {"location": 4326, "geofence": 4326}
+
+
+def test_0006_and_0007_keep_what_they_must_and_drop_what_they_must(database_url: str) -> None:
+    """A database with history written at 0004: a staff registration (and its audit event,
+    which carried the user's id), and impressions counted on every listing. After the upgrade the
+    registration has its handle, the trail has no user id, and one impression is left per user,
+    offer and local day at the venue (Helsinki: 23:30 UTC is the next day)."""
+    server = make_url(sqlalchemy_url(database_url))
+    name = f"co_mig_{secrets.token_hex(4)}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        config = alembic_config(url)
+        config.attributes["skip_logging"] = True
+        command.upgrade(config, "0004")
+        ids = {k: str(uuid.uuid4()) for k in ("merchant", "user", "staff", "event", "venue", "o")}
+        with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO merchants (id, name, email) VALUES (:merchant, 'M', 'm@example.com')",
+                "INSERT INTO users (id, handle, password_hash) VALUES (:user, 'Barista', 'x')",
+                "INSERT INTO merchant_staff_users (id, merchant_id, user_id)"
+                " VALUES (:staff, :merchant, :user)",
+                "INSERT INTO audit_events (id, merchant_id, action, object_type, object_id,"
+                " changes) VALUES (:event, :merchant, 'staff_user.create', 'staff_user', :staff,"
+                " jsonb_build_object('user_id', jsonb_build_array(NULL, :user),"
+                "                    'handle', jsonb_build_array(NULL, 'Barista')))",
+                "INSERT INTO venues (id, merchant_id, name, timezone, location, geofence,"
+                " checkin_cooldown_minutes, max_accuracy_m, presence_secret) VALUES (:venue,"
+                " :merchant, 'V', 'Europe/Helsinki', 'SRID=4326;POINT(24.94 60.17)',"
+                " ST_Multi(ST_Buffer('SRID=4326;POINT(24.94 60.17)'::geometry, 0.001)), 60, 100,"
+                " '\\x00')",
+                "INSERT INTO offers (id, merchant_id, title, rule, per_user_cap,"
+                " code_ttl_minutes, requires_presence_code, holdout_pct)"
+                " VALUES (:o, :merchant, 'O', '{\"kind\": \"every_checkin\"}', 1, 60, false, 0)",
+                "INSERT INTO impressions (user_id, venue_id, offer_id, created_at)"
+                " SELECT :user, :venue, :o, t::timestamptz FROM unnest(ARRAY["
+                "  '2026-11-20T08:00Z', '2026-11-20T09:00Z', '2026-11-20T21:00Z',"
+                "  '2026-11-20T23:30Z', '2026-11-21T10:00Z']) t",
+            ):
+                conn.execute(text(statement), ids)
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT handle, user_id FROM merchant_staff_users")).one()
+            changes = conn.execute(text("SELECT changes FROM audit_events")).scalar()
+            kept = conn.execute(
+                text("SELECT day::text, created_at FROM impressions ORDER BY created_at")
+            ).all()
+        assert (row.handle, str(row.user_id)) == ("Barista", ids["user"])
+        assert changes == {"handle": [None, "Barista"]}
+        assert [(day, at.astimezone(UTC).isoformat()) for day, at in kept] == [
+            ("2026-11-20", "2026-11-20T08:00:00+00:00"),
+            ("2026-11-21", "2026-11-20T23:30:00+00:00"),
+        ]
+        command.downgrade(config, "0004")  # and back, for whoever must
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

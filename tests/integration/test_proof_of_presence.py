@@ -308,6 +308,7 @@ def test_a_member_code_checks_a_guest_in_through_the_same_rules(
     staff = api.with_token(owner.create_key("staff")["api_key"])
     visit = staff.staff_check_in(venue["id"], member_code=member["code"])
     assert visit["status"] == "verified" and visit["proof"] == "staff"
+    assert "user_id" not in visit  # the merchant learns no one's account id
     assert [u["title"] for u in visit["unlocks"]] == ["Tap or staff"]
     assert [u["title"] for u in mobile.wallet()] == ["Tap or staff"]
     # The cooldown holds for staff visits too.

@@ -34,6 +34,7 @@ from offers.rules import (
     Rule,
     TopVisitor,
     Window,
+    describe_rule,
     rule_from_json,
     window_from_json,
 )
@@ -150,11 +151,43 @@ def test_nth_visit_of_zero_never_unlocks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mine", "best_other", "met"), [(5, 4, True), (5, 5, False), (4, 5, False), (1, 0, True)]
+    ("mine", "best_other", "met"), [(5, 4, True), (5, 5, False), (4, 5, False), (2, 0, True)]
 )
 def test_top_visitor_must_be_strictly_the_most(mine: int, best_other: int, met: bool) -> None:
     rule = TopVisitor(window_days=60)
     assert rule_met(rule, facts(top_visits=mine, best_other_visits=best_other)) is met
+
+
+@pytest.mark.parametrize(
+    ("mine", "best_other", "min_visits", "met"),
+    [
+        (1, 0, 2, False),  # a first-time visitor on a quiet day is not the regular of the month
+        (2, 0, 2, True),
+        (2, 1, 2, True),
+        (1, 0, 1, True),  # min_visits 1: the most visits is enough
+        (3, 2, 4, False),
+        (4, 2, 4, True),
+        (4, 4, 4, False),  # enough visits, but tied
+    ],
+)
+def test_top_visitor_needs_min_visits(
+    mine: int, best_other: int, min_visits: int, met: bool
+) -> None:
+    rule = TopVisitor(window_days=30, min_visits=min_visits)
+    assert rule_met(rule, facts(top_visits=mine, best_other_visits=best_other)) is met
+
+
+def test_top_visitor_takes_min_visits_from_json_with_the_contracts_default() -> None:
+    assert rule_from_json({"kind": "top_visitor"}) == TopVisitor(window_days=60, min_visits=2)
+    assert rule_from_json({"kind": "top_visitor", "window_days": 7, "min_visits": 3}) == TopVisitor(
+        window_days=7, min_visits=3
+    )
+    assert describe_rule(rule_from_json({"kind": "top_visitor"})) == (
+        "Be the most frequent visitor over 60 days, with at least 2 visits"
+    )
+    assert describe_rule(TopVisitor(window_days=30, min_visits=1)) == (
+        "Be the most frequent visitor over 30 days, with at least 1 visit"
+    )
 
 
 @pytest.mark.parametrize(("size", "met"), [(1, False), (2, False), (3, True), (7, True)])
@@ -168,7 +201,7 @@ def test_group_needs_min_people(size: int, met: bool) -> None:
         {"kind": "every_checkin"},
         {"kind": "first_visit"},
         {"kind": "nth_visit", "visits": 1},
-        {"kind": "top_visitor"},
+        {"kind": "top_visitor", "min_visits": 1},
         {"kind": "group", "min_people": 1, "within_minutes": 5},
     ],
 )

@@ -107,7 +107,7 @@ async function loadLift() {
     parts.push(el("p", {}, `“${offer?.title ?? "This offer"}” has no holdout, so its lift cannot be measured. Give an offer a holdout (in its form) to compare customers who get it with customers who do not.`));
   } else if (lift.lift === null) {
     parts.push(
-      el("p", {}, `Not enough finished ${lift.window_days}-day windows yet: ${fmt.number(lift.treatment.users)} treated and ${fmt.number(lift.control.users)} held-out customers so far (${fmt.number(lift.treatment.pending + lift.control.pending)} still inside their window).`),
+      el("p", {}, `Not enough finished ${lift.window_days}-day windows yet: ${fmt.number(lift.treatment.users)} treated and ${fmt.number(lift.control.users)} held-out customers so far, of whom ${fmt.number(lift.treatment.pending + lift.control.pending)} are still inside their window.`),
     );
   } else {
     const [low, high] = lift.ci95;
@@ -120,17 +120,21 @@ async function loadLift() {
   const t = el("table", { class: "data" }, el("caption", { class: "visually-hidden" }, "Treatment and control groups"));
   table(
     t,
-    ["Group", "Customers", "Came back", "Return rate", "Still in window"],
-    [
-      ["Got the offer (treatment)", fmt.number(lift.treatment.users), fmt.number(lift.treatment.returned), fmt.percent(lift.treatment.return_rate), fmt.number(lift.treatment.pending)],
-      [`Held out (control, ${lift.holdout_pct}%)`, fmt.number(lift.control.users), fmt.number(lift.control.returned), fmt.percent(lift.control.return_rate), fmt.number(lift.control.pending)],
-    ],
-    { numeric: [1, 2, 3, 4] },
+    ["Group", "Customers", "Still in window", "Window ended", "Came back", "Return rate"],
+    [lift.treatment, lift.control].map((g, i) => [
+      i === 0 ? "Got the offer (treatment)" : `Held out (control, ${lift.holdout_pct}%)`,
+      fmt.number(g.users),
+      fmt.number(g.pending),
+      fmt.number(g.measured),
+      fmt.number(g.returned),
+      fmt.percent(g.return_rate),
+    ]),
+    { numeric: [1, 2, 3, 4, 5] },
   );
   if (lift.holdout_pct) {
     parts.push(
       el("div", { class: "table-scroll", role: "region", "aria-label": "Treatment and control groups", tabindex: "0" }, t),
-      el("p", { class: "hint" }, `Method: ${lift.method}. A customer's group is fixed at their first eligible visit; they count once their ${lift.window_days}-day window has ended.`),
+      el("p", { class: "hint" }, `Method: ${lift.method}. A customer's group is fixed at their first eligible visit; the return rate counts them once their ${lift.window_days}-day window has ended.`),
     );
   }
   box.replaceChildren(...parts);
@@ -185,10 +189,10 @@ function renderHealth() {
     fmt.number(o.unlocks),
     fmt.number(o.redemptions),
     fmt.number(o.checkins),
-    fmt.percent(o.rejection_rate),
+    fmt.percent(o.turned_away_rate),
     o.flags.length ? el("ul", { class: "flags" }, o.flags.map((f) => el("li", {}, el("strong", {}, f.code.replaceAll("_", " ")), `: ${f.detail}`))) : el("span", { class: "ok" }, "Healthy"),
   ]);
-  table($("health-table"), ["Offer", "Status", "Unlocks", "Redemptions", "Check-ins", "Rejected", "Flags"], rows, { numeric: [2, 3, 4, 5] });
+  table($("health-table"), ["Offer", "Status", "Unlocks", "Redemptions", "Check-ins", "People turned away", "Flags"], rows, { numeric: [2, 3, 4, 5] });
 }
 
 const OUTCOMES = {
@@ -196,7 +200,6 @@ const OUTCOMES = {
   expired: "Expired",
   unknown: "Unknown code",
   wrong_venue: "Wrong venue",
-  other_merchant: "Another merchant's code",
 };
 
 async function loadLeaks() {
@@ -289,8 +292,8 @@ $("funnel-csv").addEventListener("click", () =>
 $("health-csv").addEventListener("click", () =>
   downloadCsv(
     "offer-health.csv",
-    ["offer_id", "title", "status", "unlocks", "redemptions", "checkins", "rejected_checkins", "rejection_rate", "flags"],
-    health.map((o) => [o.offer_id, o.title, o.status, o.unlocks, o.redemptions, o.checkins, o.rejected_checkins, o.rejection_rate ?? "", o.flags.map((f) => f.code).join(" ")]),
+    ["offer_id", "title", "status", "unlocks", "redemptions", "checkins", "rejected_checkins", "rejection_rate", "checkin_users", "turned_away_users", "turned_away_rate", "flags"],
+    health.map((o) => [o.offer_id, o.title, o.status, o.unlocks, o.redemptions, o.checkins, o.rejected_checkins, o.rejection_rate ?? "", o.checkin_users, o.turned_away_users, o.turned_away_rate ?? "", o.flags.map((f) => f.code).join(" ")]),
   ),
 );
 $("leaks-csv").addEventListener("click", () => downloadCsv("leaks.csv", ["measure", "value"], leakRows));

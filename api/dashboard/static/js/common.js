@@ -1,6 +1,8 @@
 // Shared by every page: calls to the JSON API through the dashboard's same-origin proxy, problem
 // answers, form error display, and small formatting helpers. No framework.
 
+import { csvText } from "./csv.js";
+
 const CSRF = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
 /** A problem+json answer (RFC 9457): `status`, stable `code`, `detail`, `errors` by field. */
@@ -164,11 +166,7 @@ export function pageData(id) {
 
 /** A CSV file from rows (arrays), downloaded by the browser. */
 export function downloadCsv(filename, header, rows) {
-  const cell = (value) => {
-    const text = value === null || value === undefined ? "" : String(value);
-    return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  const csv = [header, ...rows].map((row) => row.map(cell).join(",")).join("\n") + "\n";
+  const csv = csvText(header, rows);
   const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
   const link = el("a", { href: url, download: filename });
   document.body.append(link);

@@ -81,6 +81,7 @@ function rule() {
     out.repeat = $("rule_repeat").checked;
   } else if (kind === "top_visitor") {
     out.window_days = intOrNull("rule_window_days") ?? 60;
+    out.min_visits = intOrNull("rule_min_visits") ?? 2;
   } else if (kind === "group") {
     out.min_people = intOrNull("rule_min_people");
     out.within_minutes = intOrNull("rule_within_minutes");
@@ -219,6 +220,7 @@ function fill(o) {
     $("rule_repeat").checked = !!o.rule.repeat;
   } else if (o.rule.kind === "top_visitor") {
     $("rule_window_days").value = o.rule.window_days ?? 60;
+    $("rule_min_visits").value = o.rule.min_visits ?? 2;
   } else if (o.rule.kind === "group") {
     $("rule_min_people").value = o.rule.min_people;
     $("rule_within_minutes").value = o.rule.within_minutes;

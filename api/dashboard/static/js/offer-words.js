@@ -40,8 +40,10 @@ export function describeRule(rule) {
       return "on a customer's first verified visit";
     case "nth_visit":
       return rule.repeat ? `on every ${nth(rule.visits)} verified visit of a customer` : `on a customer's ${nth(rule.visits)} verified visit`;
-    case "top_visitor":
-      return `for the customer with the most verified check-ins over the last ${rule.window_days || 60} days`;
+    case "top_visitor": {
+      const least = Number.isInteger(rule.min_visits) && rule.min_visits > 0 ? rule.min_visits : 2;
+      return `for the customer with the most verified check-ins over the last ${rule.window_days || 60} days, and at least ${least} of them`;
+    }
     case "group":
       return `when at least ${rule.min_people || "N"} people check in within ${rule.within_minutes || "M"} minutes of each other`;
     default:
@@ -57,8 +59,12 @@ export function ruleNote(rule) {
       if (rule.repeat) return span ? `${span}.` : "";
       return span ? `${span}, and it unlocks once.` : "It unlocks once.";
     }
-    case "top_visitor":
-      return "Visits are counted at each venue; a tie does not win.";
+    case "top_visitor": {
+      const least = Number.isInteger(rule.min_visits) && rule.min_visits > 0 ? rule.min_visits : 2;
+      return least === 1
+        ? "Visits are counted at each venue; a tie does not win."
+        : `Visits are counted at each venue; a tie does not win, and nobody wins with fewer than ${least} visits (a first-time visitor on a quiet day is not a regular).`;
+    }
     case "group":
       return "Everyone in the group gets it.";
     default:
@@ -134,7 +140,7 @@ export function describeOffer(offer, venueNames, timeZone) {
   caps.push(perUser === 1 ? "one per customer" : `up to ${perUser} per customer`);
   sentences.push(`${caps.join(", ").replace(/^./, (c) => c.toUpperCase())}; each code is valid for ${duration(offer.code_ttl_minutes ?? 1440)}.`);
   if (offer.status === "draft" || !offer.status) sentences.push("Nothing unlocks until the offer is activated.");
-  if (offer.status === "paused") sentences.push("It is paused: nothing unlocks until it is activated again.");
-  if (offer.status === "ended") sentences.push("It has ended for good.");
+  if (offer.status === "paused") sentences.push("It is paused: nothing unlocks until it is activated again; codes already given can still be redeemed until they expire.");
+  if (offer.status === "ended") sentences.push("It has ended for good; codes already given can still be redeemed until they expire.");
   return sentences;
 }
