@@ -51,6 +51,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "server): " + ", ".join(misfiled)
         )
 
+# The suite runs the app as production does (APP_ENV unset), and production needs a SECRET_KEY:
+# one made up for this run, passed to create_app in the fixtures' mappings and, through the
+# environment they inherit, to the servers and tools the suite starts (gunicorn, the benchmark).
+SECRET_KEY = os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))
+
 
 def _server_url() -> str:
     url = os.environ.get("DATABASE_URL")
@@ -101,7 +106,7 @@ def app(database_url: str, engine: Engine) -> Iterator[Flask]:
     """The app on one connection whose outer transaction is rolled back after the test."""
     connection = engine.connect()
     outer = connection.begin()
-    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY, "TESTING": True})
     bind_to_connection(app, connection)
     yield app
     outer.rollback()
