@@ -410,6 +410,7 @@ cmd_destroy() {
     if [ "$CLUSTER" != main ]; then
         stop_cluster "$CLUSTER"
         rm -rf "$dir"
+        rmdir "$STATE/clusters" 2>/dev/null || true
         return 0
     fi
     stop_all
