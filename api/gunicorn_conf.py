@@ -16,8 +16,9 @@ way. gunicorn reads this module once, in its master process, before it forks any
    master, so that every worker signs dashboard sessions with the same key (until the server
    stops). Production without one has already been refused in step 1.
 
-Graceful shutdown: on SIGTERM (or SIGINT) the master stops accepting connections and every
-worker finishes the requests in flight, for up to `GRACEFUL_TIMEOUT` seconds, before it exits.
+Graceful shutdown: on SIGTERM the master stops accepting connections and every worker finishes
+the requests in flight, for up to `GRACEFUL_TIMEOUT` seconds, before it exits. (SIGINT is
+gunicorn's quick shutdown; `make run` turns Ctrl-C into SIGTERM.)
 
 Command-line options override what is set here (the test suite passes its own `--bind`).
 """
