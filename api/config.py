@@ -173,9 +173,8 @@ def _secret_key_in_production(value: Any, config: Mapping[str, Any]) -> str | No
     if value or is_development(config):
         return None
     return (
-        "is not set: in production (APP_ENV unset or `production`) the service needs one, "
-        "e.g. `openssl rand -hex 32`, the same for every process; set APP_ENV=development "
-        "for a local trial"
+        "is not set: in production the service needs one, the same for every process "
+        "(e.g. `openssl rand -hex 32`); APP_ENV=development runs without one"
     )
 
 

@@ -41,7 +41,7 @@ stamp=dashboard/node_modules/.lock-sha256
 want=$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "dashboard: npm ci (dashboard/package-lock.json)" >&2
-    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error >&2) ||
+    (cd dashboard && npm ci --no-audit --no-fund --no-progress --loglevel=error >&2) ||
         die "npm ci failed in dashboard/ (npm's messages above)"
     echo "$want" > "$stamp"
 fi

@@ -278,7 +278,7 @@ or delete the cluster and its data with: scripts/pg.sh destroy"
 }
 
 start_cluster() {
-    local name=$1 dir data bin port log size attempt tail_of_log
+    local name=$1 dir data bin port log size tail_of_log
     dir=$(cluster_dir "$name")
     data=$dir/data
     [ -f "$data/PG_VERSION" ] || create_cluster "$name"
@@ -294,7 +294,8 @@ start_cluster() {
     port=$(cat "$dir/port" 2>/dev/null || true)
     [[ $port =~ ^[0-9]+$ ]] || port=$(pick_port)
     log=$dir/server.log
-    for attempt in 1 2 3 4 5; do
+    local port_tries=0 waited="" deadline=$((SECONDS + 90))
+    while :; do
         if port_in_use "$port"; then
             local taken=$port
             port=$(pick_port)
@@ -312,13 +313,19 @@ start_cluster() {
         tail_of_log=$(tail -c +$((size + 1)) "$log" 2>/dev/null || true)
         case "$tail_of_log" in
             *"could not bind"* | *"could not create any TCP/IP sockets"*)
-                port=$(pick_port) ;;  # taken between the check and the start: another port
-            *"is still in use"* | *"lock file"*"already exists"*)
-                sleep 1 ;;  # a killed server's processes are still exiting
+                # Taken between the check and the start: another port, a few times.
+                port_tries=$((port_tries + 1))
+                [ "$port_tries" -lt 5 ] || break
+                port=$(pick_port) ;;
+            *"is still in use"*)
+                # A killed server's processes are still exiting: wait for them, for a while.
+                [ "$SECONDS" -lt "$deadline" ] || break
+                [ -n "$waited" ] || say "waiting for the processes of the killed server to exit"
+                waited=1
+                sleep 1 ;;
             *)
                 break ;;
         esac
-        [ "$attempt" = 5 ] || say "PostgreSQL did not start (attempt $attempt); trying again"
     done
     tail -n 20 "$log" >&2 2>/dev/null || cat "$dir/pg_ctl.log" >&2
     die "PostgreSQL did not start (its log: $log)"
