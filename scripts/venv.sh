@@ -60,7 +60,7 @@ if [ ! -x .venv/bin/python ]; then
         "$PY" -m venv .venv || die "could not create the virtual environment in .venv/ with $PY"
     fi
 fi
-say "installing the project and its development tools into .venv/ (pip)"
+say "installing the project and its development tools into .venv/ (pip; a minute or two the first time)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # pip's and setuptools' chatter goes to a log shown only when something fails.
