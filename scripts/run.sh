@@ -18,15 +18,18 @@ say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 started_pg=""
-child=""
+child=""   # the step running now (migrations, the demo)
+server=""  # gunicorn
 port_file=$(mktemp)
 cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-        kill -TERM "$child" 2>/dev/null || true
-        wait "$child" 2>/dev/null || true
-    fi
+    local status=$? pid
+    trap - EXIT INT TERM HUP
+    for pid in $child $server; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     rm -f "$port_file"
     if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi
     exit "$status"
@@ -71,15 +74,15 @@ step .venv/bin/flask --app api.wsgi migrate || die "the migrations did not run (
 # Everything else (workers, threads, graceful timeout, logs, the metrics directory shared by
 # the workers) comes from api/gunicorn_conf.py and the environment: docs/configuration.md.
 .venv/bin/python scripts/serve.py "$port_file" &
-child=$!
+server=$!
 
 PORT=""
 deadline=$((SECONDS + 120))
 until .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
     "http://127.0.0.1:${PORT:-0}/healthz" 2>/dev/null; do
-    if ! kill -0 "$child" 2>/dev/null; then
-        wait "$child" || true
-        child=""
+    if ! kill -0 "$server" 2>/dev/null; then
+        wait "$server" || true
+        server=""
         die "the server did not start (see above)"
     fi
     [ "$SECONDS" -lt "$deadline" ] || die "the server did not answer /healthz within 2 minutes"
@@ -105,6 +108,6 @@ Ctrl-C stops it.
 
 EOF
 status=0
-wait "$child" || status=$?
-child=""
-exit "$status"
+wait "$server" || status=$?
+server=""
+[ "$status" = 0 ] || die "the server stopped by itself with status $status (see above)"

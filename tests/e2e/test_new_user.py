@@ -301,11 +301,11 @@ def test_a_copy_of_a_checkout_gets_its_own_cluster_and_a_moved_one_keeps_its_own
 class Run:
     """`scripts/run.sh` in a clone, its output collected; at a terminal when `tty`."""
 
-    def __init__(self, clone: Clone, port: int, tty: bool):
+    def __init__(self, clone: Clone, port: int, tty: bool, demo: bool = False):
         self.clone = clone
         self.port = port
         self.output = b""
-        env = _env(PORT=str(port), DEMO="0", WEB_CONCURRENCY="2", THREADS="2")
+        env = _env(PORT=str(port), DEMO="1" if demo else "0", WEB_CONCURRENCY="2", THREADS="2")
         command = [str(clone.path / "scripts" / "run.sh")]
         if tty:
             main, secondary = os.openpty()
@@ -327,6 +327,7 @@ class Run:
             )
             self.terminal = None
             main = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        self.groups: list[int] = []
         self.reader = threading.Thread(target=self._read, args=(main,), daemon=True)
         self.reader.start()
         self.base = f"http://127.0.0.1:{port}"
@@ -355,6 +356,13 @@ class Run:
             lambda: "checkin-offers is serving on" in self.text() or self.proc.poll() is not None,
         )
         assert self.proc.poll() is None, self.text()
+        # gunicorn runs in a process group of its own (scripts/serve.py): kept for kill().
+        self.groups = [
+            int(pid)
+            for pid in subprocess.run(
+                ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+        ]
 
     def ctrl_c(self) -> None:
         assert self.terminal is not None
@@ -377,18 +385,27 @@ class Run:
     def kill(self) -> None:
         """Stop run.sh and whatever it started, whatever state it is in (for cleanup)."""
         if self.proc.poll() is None:
-            children = subprocess.run(
-                ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
-            ).stdout.split()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                for child in children:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(child), signal.SIGKILL)
+        for group in self.groups:  # a server run.sh failed to stop
+            for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, sig)
+                deadline = time.monotonic() + grace
+                while time.monotonic() < deadline and _group_alive(group):
+                    time.sleep(0.2)
         self._close()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _sign_in(base: str) -> requests.Session:
@@ -413,7 +430,10 @@ def _sign_in(base: str) -> requests.Session:
 
 def test_make_run_in_two_clones_at_once_and_again(clones: Callable[..., Clone]) -> None:
     at_terminal, on_pipes = clones("one"), clones("two")
-    runs = [Run(at_terminal, _free_port(), tty=True), Run(on_pipes, _free_port(), tty=False)]
+    runs = [
+        Run(at_terminal, _free_port(), tty=True, demo=True),  # `make run` as it comes
+        Run(on_pipes, _free_port(), tty=False),
+    ]
     try:
         for run in runs:
             run.wait_serving()
@@ -427,6 +447,7 @@ def test_make_run_in_two_clones_at_once_and_again(clones: Callable[..., Clone]) 
         # A person at a terminal reads short lines; a pipe (a log collector) gets JSON.
         terminal, piped = runs[0].text(), runs[1].text()
         assert re.search(r"^\d\d:\d\d:\d\d INFO  POST /v1/merchants 201 ", terminal, re.M)
+        assert "Demo: loaded 120 venues" in terminal and "owner key    cok_" in terminal
         assert not re.search(r"^\{", terminal, re.M)
         assert re.search(r'^\{.*"event": "request"', piped, re.M)
         for out in (terminal, piped):
