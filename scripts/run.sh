@@ -69,17 +69,30 @@ if [ -z "${NFC_MASTER_KEY:-}" ]; then
     export NFC_MASTER_KEY
 fi
 
-step .venv/bin/flask --app api.wsgi migrate || die "the migrations did not run (see above)"
+# Alembic's two lines of preamble on every start are left out; what it applies is shown.
+migrate_log=$(mktemp)
+if ! step .venv/bin/flask --app api.wsgi migrate >"$migrate_log" 2>&1; then
+    cat "$migrate_log" >&2
+    rm -f "$migrate_log"
+    die "the migrations did not run (see above)"
+fi
+grep -v -e 'Context impl ' -e 'Will assume transactional DDL' "$migrate_log" >&2 || true
+rm -f "$migrate_log"
 
 # Everything else (workers, threads, graceful timeout, logs, the metrics directory shared by
 # the workers) comes from api/gunicorn_conf.py and the environment: docs/configuration.md.
 .venv/bin/python scripts/serve.py "$port_file" &
 server=$!
 
+# serve.py writes the port once it holds it; the socket listens from then on, so one request
+# waits in its queue until a worker has loaded the app (a longer timeout, fewer requests).
+healthy() {
+    .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
+        "http://127.0.0.1:$PORT/healthz" 2>/dev/null
+}
 PORT=""
 deadline=$((SECONDS + 120))
-until .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-    "http://127.0.0.1:${PORT:-0}/healthz" 2>/dev/null; do
+until [ -n "$PORT" ] && healthy; do
     if ! kill -0 "$server" 2>/dev/null; then
         wait "$server" || true
         server=""
