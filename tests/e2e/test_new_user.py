@@ -38,6 +38,8 @@ import psycopg2
 import pytest
 import requests
 
+from tests.waiting import wait_for
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,14 +57,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait_for(what: str, check: Callable[[], bool], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
 
 
 class Clone:
@@ -239,7 +233,7 @@ def test_the_cluster_survives_a_taken_port_a_stale_pid_file_and_kill_9(
     # The server killed outright.
     postmaster = int(pid_file.read_text().split()[0])
     os.kill(postmaster, signal.SIGKILL)
-    _wait_for("the killed server to let go of its port", lambda: _refused(clone.url()))
+    wait_for(lambda: _refused(clone.url()), "the killed server to let go of its port", timeout=60)
     assert clone.pg("start").stdout == "started\n"
     assert _query(clone.url(), "SELECT 1") == [(1,)]
 
@@ -351,9 +345,11 @@ class Run:
         return self.output.decode(errors="replace").replace("\r\n", "\n")
 
     def wait_serving(self) -> None:
-        _wait_for(
-            f"run.sh in {self.clone.path.name} to serve",
+        wait_for(
             lambda: "checkin-offers is serving on" in self.text() or self.proc.poll() is not None,
+            f"run.sh in {self.clone.path.name} to serve",
+            timeout=240,
+            every=0.2,
         )
         assert self.proc.poll() is None, self.text()
         # gunicorn runs in a process group of its own (scripts/serve.py): kept for kill().
