@@ -146,7 +146,7 @@ find_state() {
         STATE=$ROOT/.pg
         return 0
     fi
-    local link=$ROOT/.pg/cluster target owner
+    local link=$ROOT/.pg/cluster target owner candidate n=1
     if [ -L "$link" ]; then
         target=$(readlink "$link")
         case "$target" in "$SYSTEM_BASE"/*) ;; *) target="" ;; esac
@@ -156,9 +156,9 @@ find_state() {
                 STATE=$target
                 return 0
             fi
-            # Moved here (the checkout it names is gone or no longer points at it): it follows.
-            # Copied from a checkout that still uses it: this copy gets a cluster of its own.
-            if [ -z "$owner" ] || [ "$(readlink "$owner/.pg/cluster" 2>/dev/null)" != "$target" ]; then
+            # The checkout it names is gone: this one was moved here, and its cluster follows.
+            # (It still exists: this is a copy, which gets a cluster of its own below.)
+            if [ -z "$owner" ] || [ ! -d "$owner" ]; then
                 say "this checkout was moved from ${owner:-elsewhere}; its cluster in $target follows it"
                 printf '%s\n' "$ROOT" >"$target/checkout"
                 STATE=$target
@@ -166,7 +166,21 @@ find_state() {
             fi
         fi
     fi
+    # Keyed by this checkout's path; taken by a checkout that moved away from this path and
+    # still exists: the next free name.
     STATE=$(system_state_for_checkout)
+    candidate=$STATE
+    while [ -d "$candidate" ]; do
+        owner=$(cat "$candidate/checkout" 2>/dev/null || true)
+        if [ -z "$owner" ] || [ "$owner" = "$ROOT" ] || [ ! -d "$owner" ]; then break; fi
+        n=$((n + 1))
+        candidate=$STATE-$n
+    done
+    STATE=$candidate
+    if [ -d "$STATE" ]; then  # this checkout's, or left by one that is gone: this checkout's now
+        [ "$owner" = "$ROOT" ] || printf '%s\n' "$ROOT" >"$STATE/checkout"
+        if [ -d "$ROOT/.pg" ]; then ln -sfn "$STATE" "$ROOT/.pg/cluster"; fi
+    fi
 }
 
 # A cluster's own directory: the state directory itself for `main` (the layout earlier versions
