@@ -45,7 +45,16 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 AS_ROOT = os.geteuid() == 0
 # What the person's shell would not have set; the suite's own environment has some of them.
-NOT_SET = ("DATABASE_URL", "SECRET_KEY", "APP_ENV", "LOG_FORMAT", "PORT", "HOST", "DEMO")
+NOT_SET = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "NFC_MASTER_KEY",
+    "APP_ENV",
+    "LOG_FORMAT",
+    "PORT",
+    "HOST",
+    "DEMO",
+)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -49,7 +49,7 @@ def docker_compose() -> str:
 
 
 # What the person running `docker compose up` may have set in the shell and the file passes on.
-PASSED_THROUGH = ("SECRET_KEY", "LOG_FORMAT")
+PASSED_THROUGH = ("SECRET_KEY", "LOG_FORMAT", "NFC_MASTER_KEY")
 
 
 def compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
