@@ -1,5 +1,7 @@
 # checkin-offers API: applies the database migrations, then serves with gunicorn on port 8000.
-# Needs DATABASE_URL (postgresql://user:pass@host:5432/db on PostgreSQL 15 + PostGIS 3).
+# Needs DATABASE_URL (postgresql://user:pass@host:5432/db on PostgreSQL 15 + PostGIS 3) and
+# SECRET_KEY (`openssl rand -hex 32`): the image runs as production, which refuses to start
+# without one (docs/configuration.md; docker-compose.yml declares development instead).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -36,8 +38,8 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
 
 # Migrations first (the service must not serve an old schema), then exec so gunicorn is PID 1 and
 # gets SIGTERM for its 20 s graceful shutdown (Compose's stop_grace_period outlasts it).
-# api/gunicorn_conf.py validates the configuration, logs JSON lines on stdout (one per request,
-# from the app: no gunicorn access log) and shares metrics between the workers; WEB_CONCURRENCY,
+# api/gunicorn_conf.py validates the configuration, logs JSON lines on stdout (LOG_FORMAT=auto and
+# no terminal; one per request, from the app: no gunicorn access log) and shares metrics between the workers; WEB_CONCURRENCY,
 # THREADS and the rest come from the environment (docs/configuration.md).
 # --worker-tmp-dir /dev/shm: gunicorn's worker heartbeat files on the container's overlay
 # filesystem can stall workers.

@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
+# `make run` serves on PORT when it is set, else on the first free port from 8000 (it says which).
 PORT ?= 8000
 
 .PHONY: run test venv lint fmt typecheck stop-db bench-analytics bench
@@ -14,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 run: venv
-	@PORT=$(PORT) scripts/run.sh
+	@scripts/run.sh
 
 test: venv
 	@scripts/test.sh $(ARGS)
@@ -45,14 +46,22 @@ fmt: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-# Stop the private PostgreSQL cluster (it keeps its data in .pg/ for the next run).
+# Stop the private PostgreSQL cluster (its data stays for the next run; `scripts/pg.sh where`
+# says where: .pg/ in the checkout, or /var/lib/checkin-offers/... when run as root).
 stop-db:
 	@scripts/pg.sh stop
 
+# Stop it and delete its data, password and SECRET_KEY for good (the next run makes a new one).
+.PHONY: destroy-db
+destroy-db:
+	@scripts/pg.sh destroy
+
 # Time every analytics call on a million check-ins (builds database co_bench_analytics).
 bench-analytics: venv
-	@[ -n "$$DATABASE_URL" ] || { scripts/pg.sh start >/dev/null; }; \
-	DATABASE_URL=$${DATABASE_URL:-$$(scripts/pg.sh url postgres)} .venv/bin/python -m bench.analytics $(ARGS)
+	@if [ -z "$$DATABASE_URL" ]; then \
+		scripts/pg.sh start >/dev/null && DATABASE_URL=$$(scripts/pg.sh url postgres) || exit 1; \
+	fi; \
+	APP_ENV=$${APP_ENV:-development} DATABASE_URL=$$DATABASE_URL .venv/bin/python -m bench.analytics $(ARGS)
 
 # The demo personas against the server of `make run` (which loads the Helsinki demo on an empty
 # database): a readable story of check-ins, unlocks, rejections and redemptions.

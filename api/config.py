@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -42,6 +43,8 @@ class Setting:
     parse: Callable[[str], Any]  # from the environment's string; raises ValueError with a reason
     check: Callable[[Any], str | None]  # of the final value (overrides included): a problem or None
     doc: str
+    # A check that needs other settings' final values too (e.g. SECRET_KEY and APP_ENV).
+    check_with: Callable[[Any, Mapping[str, Any]], str | None] | None = None
 
 
 # ---- readers and checks ----------------------------------------------------------------------
@@ -86,6 +89,14 @@ def _database_url(value: Any) -> str | None:
         ("postgresql://", "postgresql+", "postgres://")
     ):
         return "must be a PostgreSQL URL (postgresql://user:password@host:5432/dbname)"
+    # What the driver would fail on with a stack trace: an empty or non-numeric port.
+    parts = urlsplit(value)
+    try:
+        port_ok = parts.port is not None or not parts.netloc.endswith(":")
+    except ValueError:
+        port_ok = False
+    if not port_ok:
+        return "has no valid port (postgresql://user:password@host:5432/dbname)"
     return None
 
 
@@ -124,6 +135,47 @@ def _check_directory(value: Any) -> str | None:
     if not os.access(path, os.W_OK | os.X_OK):
         return f"must be a directory this process can write to, got {value!r}"
     return None
+
+
+LOG_FORMATS = ("auto", "json", "text")
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return f"must be one of {', '.join(choices)}, got {value!r}"
+        return None
+
+    return check
+
+
+APP_ENVS = ("production", "development")
+
+
+def is_development(config: Mapping[str, Any]) -> bool:
+    """`APP_ENV=development`: `make run`, the benchmark and `docker compose up` on a laptop."""
+    return config.get("APP_ENV") == "development"
+
+
+def _check_secret_key(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | bytes) or len(value) < 32:
+        return "must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+    return None
+
+
+def _secret_key_in_production(value: Any, config: Mapping[str, Any]) -> str | None:
+    if value or is_development(config):
+        return None
+    return (
+        "is not set: in production the service needs one, the same for every process "
+        "(e.g. `openssl rand -hex 32`); APP_ENV=development runs without one"
+    )
 
 
 def _optional(raw: str) -> str | None:
@@ -227,6 +279,23 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL 15 + PostGIS 3 database (`postgresql://user:password@host:5432/dbname`). Required.",
     ),
     Setting(
+        "APP_ENV",
+        "production",
+        _lower,
+        _one_of(*APP_ENVS),
+        "`production` or `development`. Production refuses to start without its secrets "
+        "(`SECRET_KEY`); development makes up what is missing, for this run only.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        None,
+        _optional,
+        _check_secret_key,
+        "Signs the dashboard's session cookie and seals the API key inside it; the same for "
+        "every process of a deployment. Required in production; at least 32 characters.",
+        check_with=_secret_key_in_production,
+    ),
+    Setting(
         "DB_POOL_SIZE",
         5,
         _integer,
@@ -300,6 +369,14 @@ SETTINGS: tuple[Setting, ...] = (
         _log_level,
         _check_log_level,
         "Least severe level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive).",
+    ),
+    Setting(
+        "LOG_FORMAT",
+        "auto",
+        _lower,
+        _one_of(*LOG_FORMATS),
+        "`json` (one object per line, for machines), `text` (short lines for people), or "
+        "`auto`: text when the logs go to a terminal, JSON otherwise.",
     ),
     Setting(
         "METRICS_TOKEN",
@@ -453,6 +530,8 @@ def _resolve(
     for setting in settings:
         if setting.name not in problems:
             problem = setting.check(config[setting.name])
+            if problem is None and setting.check_with is not None:
+                problem = setting.check_with(config[setting.name], config)
             if problem is not None:
                 problems[setting.name] = problem
     if problems:

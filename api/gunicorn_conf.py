@@ -9,11 +9,16 @@ way. gunicorn reads this module once, in its master process, before it forks any
    picks its multiprocess mode from it on first import): a fresh directory per server run,
    removed on exit, unless the environment names one (its old files are then removed, as
    prometheus_client requires). `child_exit` drops a dead worker's live gauges.
-3. Logs are JSON lines on stdout, gunicorn's own messages included. gunicorn's access log is
-   off: the app logs one line per request with more in it (route template, caller, request id).
+3. Logs are lines on stdout in `LOG_FORMAT` (JSON, or short text at a terminal), gunicorn's own
+   messages included. gunicorn's access log is off: the app logs one line per request with more
+   in it (route template, caller, request id).
+4. In development (`APP_ENV=development`) without a `SECRET_KEY`, one is made up here, in the
+   master, so that every worker signs dashboard sessions with the same key (until the server
+   stops). Production without one has already been refused in step 1.
 
-Graceful shutdown: on SIGTERM (or SIGINT) the master stops accepting connections and every
-worker finishes the requests in flight, for up to `GRACEFUL_TIMEOUT` seconds, before it exits.
+Graceful shutdown: on SIGTERM the master stops accepting connections and every worker finishes
+the requests in flight, for up to `GRACEFUL_TIMEOUT` seconds, before it exits. (SIGINT is
+gunicorn's quick shutdown; `make run` turns Ctrl-C into SIGTERM.)
 
 Command-line options override what is set here (the test suite passes its own `--bind`).
 """
@@ -21,13 +26,14 @@ Command-line options override what is set here (the test suite passes its own `-
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from api.config import ConfigError, load, load_server
+from api.config import ConfigError, is_development, load, load_server
 
 _problems: list[str] = []
 try:
@@ -40,6 +46,12 @@ except ConfigError as _error:
     _problems += _error.problems
 if _problems:
     sys.exit(ConfigError(_problems).report())
+
+_made_up_secret_key = False
+if is_development(_settings) and not _settings["SECRET_KEY"]:
+    # The workers read it from the environment they inherit (api.config.load).
+    os.environ["SECRET_KEY"] = secrets.token_hex(32)
+    _made_up_secret_key = True
 
 _created_metrics_dir: str | None = None
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -70,9 +82,21 @@ threads = _server["THREADS"]
 graceful_timeout = _server["GRACEFUL_TIMEOUT"]
 timeout = _server["WORKER_TIMEOUT"]
 accesslog = None
+# gunicorn's control socket (25.1+, for `gunicornc`) is not used, and its default path is one per
+# user ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl): two servers on one machine (two
+# checkouts, the test suite's servers) would take it from each other. Older versions ignore this.
+control_socket_disable = True
 logger_class = AppLogsRequests
 loglevel = _settings["LOG_LEVEL"].lower()
-logconfig_dict = log_config(_settings["LOG_LEVEL"])
+logconfig_dict = log_config(_settings["LOG_LEVEL"], _settings["LOG_FORMAT"])
+
+
+def when_ready(server: Any) -> None:
+    if _made_up_secret_key:
+        server.log.warning(
+            "SECRET_KEY is not set (APP_ENV=development): dashboard sessions are signed with a "
+            "key made up for this run and end when the server stops"
+        )
 
 
 def child_exit(server: Any, worker: Any) -> None:

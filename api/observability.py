@@ -1,4 +1,5 @@
-"""Structured logs: one JSON line per request, per check-in verdict and per redemption outcome.
+"""Structured logs: one line per request, per check-in verdict and per redemption outcome, as
+JSON for machines or as short text for a person at a terminal (`LOG_FORMAT`).
 
 Every request gets a request id, taken from `X-Request-ID` when the caller sent a sane one
 (1 to 128 of `A-Z a-z 0-9 . _ : -`) and generated otherwise, and echoed in the response's
@@ -10,6 +11,7 @@ unlock codes, so it is never logged; the verdict is, as reason codes and ids.
 
 Logging is configured by the process's entry point (`api/wsgi.py`, `api/gunicorn_conf.py`), not
 by `create_app`: the factory only emits records, so tests see them through pytest's `caplog`.
+Both formats render the same records: the text lines show fewer fields, never others.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+import sys
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -54,9 +58,22 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """A `logging.config.dictConfig` dictionary: JSON lines on stdout, for this process and for
-    gunicorn's own messages (`gunicorn_conf.logconfig_dict` uses the same dictionary)."""
+def resolve_log_format(log_format: str, stream: IO[str] | None = None) -> str:
+    """`json` or `text`: `auto` is text when the logs go to a terminal (a person is reading),
+    JSON otherwise (a file, a pipe, a container's log collector)."""
+    if log_format != "auto":
+        return log_format
+    stream = sys.stdout if stream is None else stream
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return "json"
+
+
+def log_config(level: str, log_format: str = "json") -> dict[str, Any]:
+    """A `logging.config.dictConfig` dictionary: lines on stdout in `log_format` (`json`, `text`
+    or `auto`), for this process and for gunicorn's own messages (`gunicorn_conf.logconfig_dict`
+    uses the same dictionary)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -72,20 +89,21 @@ def log_config(level: str) -> dict[str, Any]:
                     "message": "event",
                 },
                 "timestamp": "time",
-            }
+            },
+            "text": {"()": TextFormatter},
         },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
-                "formatter": "json",
+                "formatter": resolve_log_format(log_format),
                 "filters": ["request"],
             },
             "discard": {"class": "logging.NullHandler"},
         },
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
-            # gunicorn's messages go through the root's JSON handler too...
+            # gunicorn's messages go through the root's handler too...
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
             # ...but not its access log: the app's `request` line says more (route template,
             # caller, request id), and one line per request is enough.
@@ -99,9 +117,112 @@ def log_config(level: str) -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str) -> None:
-    """JSON lines on stdout at `level` for the whole process."""
-    logging.config.dictConfig(log_config(level))
+def configure_logging(level: str, log_format: str = "json") -> None:
+    """Lines on stdout at `level`, in `log_format`, for the whole process."""
+    logging.config.dictConfig(log_config(level, log_format))
+
+
+# What every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", logging.INFO, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+}
+_LEVELS = {"WARNING": "WARN", "CRITICAL": "CRIT"}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CONVERTER = re.compile(r"<(?:[a-z]+:)?([A-Za-z_]+)>")
+
+
+class TextFormatter(logging.Formatter):
+    """Short lines for a person at a terminal, in local time, like the tools they know:
+
+        14:03:07 INFO  POST /v1/checkins 201 35 ms user=5e6f7a8b
+        14:03:07 INFO  checkin verified venue=3fa8c0de user=5e6f7a8b distance=0.0 m unlocked=1
+        14:03:09 WARN  gunicorn: Worker (pid:4242) was sent SIGTERM!
+
+    The same records as the JSON lines with fewer of their fields (never one the JSON does not
+    have): ids are cut to their first 8 characters, as git shortens commits, and the request id
+    is left out. Exceptions follow their line as a normal traceback.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        level = _LEVELS.get(record.levelname, record.levelname)
+        fields = {
+            k: v
+            for k, v in record.__dict__.items()
+            if k not in _RECORD_ATTRS and not k.startswith("_")
+        }
+        line = f"{when} {level:<5} {self._body(record, fields)}"
+        if record.exc_info:
+            record.exc_text = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+    def _body(self, record: logging.LogRecord, fields: dict[str, Any]) -> str:
+        message = record.getMessage()
+        if record.name == "checkin_offers.request" and message == "request":
+            return self._request(fields)
+        if record.name == "checkin_offers.checkin" and message == "checkin":
+            return self._checkin(fields)
+        if record.name == "checkin_offers.redemption" and message == "redemption":
+            return self._redemption(fields)
+        source = record.name.removeprefix("checkin_offers.").replace("gunicorn.error", "gunicorn")
+        head = message if source in ("root", message) else f"{source}: {message}"
+        fields.pop("request_id", None)
+        return " ".join([head, *(f"{k}={_short(v)}" for k, v in fields.items() if v is not None)])
+
+    @staticmethod
+    def _request(f: dict[str, Any]) -> str:
+        route = _CONVERTER.sub(r"<\1>", f["route"]) if f.get("route") else "(no route)"
+        ms = float(f.get("duration_ms") or 0)
+        parts = [
+            str(f.get("method")),
+            route,
+            str(f.get("status")),
+            f"{ms:.{0 if ms >= 10 else 1}f} ms",
+        ]
+        if f.get("key_id"):
+            parts.append(f"{f.get('key_role')}={_short(f['key_id'])}")
+        if f.get("user_id"):
+            parts.append(f"user={_short(f['user_id'])}")
+        if f.get("idempotent_replay"):
+            parts.append("(replayed)")
+        return " ".join(parts)
+
+    @staticmethod
+    def _checkin(f: dict[str, Any]) -> str:
+        parts = ["checkin", str(f.get("verdict"))]
+        if f.get("reasons"):
+            parts.append(",".join(f["reasons"]))
+        parts += [f"venue={_short(f.get('venue_id'))}", f"user={_short(f.get('user_id'))}"]
+        parts.append(f"distance={f.get('distance_m')} m")
+        if f.get("presence_verified"):
+            parts.append("presence-code")
+        if f.get("unlocked_offer_ids"):
+            parts.append(f"unlocked={len(f['unlocked_offer_ids'])}")
+        if f.get("held_out_offer_ids"):
+            parts.append(f"held_out={len(f['held_out_offer_ids'])}")
+        return " ".join(parts)
+
+    @staticmethod
+    def _redemption(f: dict[str, Any]) -> str:
+        parts = ["redemption", str(f.get("outcome")), f"key={_short(f.get('key_id'))}"]
+        if f.get("venue_id"):
+            parts.append(f"venue={_short(f['venue_id'])}")
+        if f.get("offer_id"):
+            parts.append(f"offer={_short(f['offer_id'])}")
+        return " ".join(parts)
+
+
+def _short(value: Any) -> str:
+    """A field's value in a text line: ids cut to 8 characters, lists joined by commas."""
+    if isinstance(value, list | tuple):
+        return ",".join(_short(v) for v in value) or "-"
+    text = str(value)
+    return _UUID.sub(lambda m: m.group(0)[:8], text)
 
 
 # ---- requests --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 (`flask --app api.wsgi COMMAND`).
 
 A bad configuration stops the process with the list of what is wrong, not a stack trace. Logging
-(JSON lines on stdout) is set up here, by the entry point, not by `create_app`.
+(lines on stdout, `LOG_FORMAT`) is set up here, by the entry point, not by `create_app`.
 """
 
 from __future__ import annotations
@@ -17,4 +17,4 @@ try:
     app = create_app()
 except ConfigError as exc:
     sys.exit(exc.report())
-configure_logging(app.config["LOG_LEVEL"])
+configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])

@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
 mode=build
 need_npm=""
 for arg in "$@"; do
@@ -29,7 +31,7 @@ if ! command -v npm >/dev/null; then
         scripts/pg.sh ensure-apt npm
     else
         [ -f api/dashboard/static/vendor/leaflet/leaflet.js ] ||
-            { echo "error: npm is missing and so are the dashboard's assets" >&2; exit 1; }
+            die "npm is missing and so are the dashboard's assets"
         echo "dashboard: npm not found; serving the committed assets in api/dashboard/static" >&2
         exit 0
     fi
@@ -39,12 +41,14 @@ stamp=dashboard/node_modules/.lock-sha256
 want=$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "dashboard: npm ci (dashboard/package-lock.json)" >&2
-    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error >&2)
+    (cd dashboard && npm ci --no-audit --no-fund --no-progress --loglevel=error >&2) ||
+        die "npm ci failed in dashboard/ (npm's messages above)"
     echo "$want" > "$stamp"
 fi
 
 if [ "$mode" = check ]; then
-    node dashboard/build.mjs --check
+    node dashboard/build.mjs --check ||
+        die "api/dashboard/static differs from dashboard/package-lock.json: run scripts/dashboard.sh"
 else
-    node dashboard/build.mjs
+    node dashboard/build.mjs || die "the dashboard's build (dashboard/build.mjs) failed"
 fi

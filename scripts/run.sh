@@ -1,52 +1,126 @@
 #!/usr/bin/env bash
 # `make run`: database, migrations, then the API under gunicorn until Ctrl-C or SIGTERM.
-# SIGTERM and Ctrl-C stop gunicorn gracefully: requests in flight finish (GRACEFUL_TIMEOUT, 20 s).
+#
+# Development settings (docs/configuration.md): APP_ENV=development, and with the private cluster
+# the SECRET_KEY kept with it (`scripts/pg.sh secret-key`), so dashboard sessions survive a
+# restart. PORT: that port, or without it the first free one from 8000 (scripts/serve.py).
+# Ctrl-C and SIGTERM stop gunicorn gracefully: requests in flight finish (GRACEFUL_TIMEOUT, 20 s);
+# then the cluster stops too if this run started it.
+#
+# Every step that fails stops the run with its own message and a non-zero status.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PORT=${PORT:-8000}
 HOST=${HOST:-127.0.0.1}
+export HOST
+export APP_ENV=${APP_ENV:-development}
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
 
 started_pg=""
-server=""
+child=""   # the step running now (migrations, the demo)
+server=""  # gunicorn
+port_file=$(mktemp)
 cleanup() {
-    trap - EXIT INT TERM
-    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-        kill -TERM "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
-    fi
+    local status=$? pid
+    trap - EXIT INT TERM HUP
+    for pid in $child $server; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -f "$port_file"
     if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi
+    exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# A step in the background, waited for: Ctrl-C reaches this script at once (the step ignores it,
+# as background commands do), and cleanup stops the step.
+step() {
+    "$@" &
+    child=$!
+    local status=0
+    wait "$child" || status=$?
+    child=""
+    return "$status"
+}
+
+[ -x .venv/bin/gunicorn ] || die "no virtual environment in .venv/: start with make run (it runs scripts/venv.sh)"
 
 if [ -z "${DATABASE_URL:-}" ]; then
-    [ "$(scripts/pg.sh start)" = started ] && started_pg=1
-    DATABASE_URL=$(scripts/pg.sh url)
+    pg_state=$(scripts/pg.sh start) || exit 1  # pg.sh has said what went wrong
+    if [ "$pg_state" = started ]; then started_pg=1; fi
+    DATABASE_URL=$(scripts/pg.sh url) || exit 1
     export DATABASE_URL
+    if [ -z "${SECRET_KEY:-}" ]; then
+        SECRET_KEY=$(scripts/pg.sh secret-key) || exit 1
+        export SECRET_KEY
+    fi
 fi
 
 # Tags', cards' and member codes' keys derive from it (docs/presence.md): a local one unless set.
-NFC_MASTER_KEY=${NFC_MASTER_KEY:-$(scripts/devkey.sh)}
-export NFC_MASTER_KEY
-.venv/bin/flask --app api.wsgi migrate
+if [ -z "${NFC_MASTER_KEY:-}" ]; then
+    NFC_MASTER_KEY=$(scripts/devkey.sh) || die "could not make the local NFC master key (scripts/devkey.sh)"
+    export NFC_MASTER_KEY
+fi
 
-# Everything else (workers, threads, graceful timeout, JSON logs, the metrics directory shared by
+# Alembic's two lines of preamble on every start are left out; what it applies is shown.
+migrate_log=$(mktemp)
+if ! step .venv/bin/flask --app api.wsgi migrate >"$migrate_log" 2>&1; then
+    cat "$migrate_log" >&2
+    rm -f "$migrate_log"
+    die "the migrations did not run (see above)"
+fi
+grep -v -e 'Context impl ' -e 'Will assume transactional DDL' "$migrate_log" >&2 || true
+rm -f "$migrate_log"
+
+# Everything else (workers, threads, graceful timeout, logs, the metrics directory shared by
 # the workers) comes from api/gunicorn_conf.py and the environment: docs/configuration.md.
-export HOST PORT
-.venv/bin/gunicorn --config python:api.gunicorn_conf "api.wsgi:app" &
+.venv/bin/python scripts/serve.py "$port_file" &
 server=$!
 
-for _ in $(seq 1 100); do
-    if .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
-        "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then
-        echo "checkin-offers is serving on http://$HOST:$PORT (API docs: http://$HOST:$PORT/docs). Ctrl-C stops it."
-        # The Helsinki demo (mobile_stub/demo.py) on an empty database; DEMO=0 skips it.
-        [ "${DEMO:-1}" = 0 ] || .venv/bin/python -m mobile_stub.demo load --url "http://127.0.0.1:$PORT" ||
-            echo "warning: the demo could not be loaded; the server runs on (DEMO=0 skips the demo)" >&2
-        break
+# serve.py writes the port once it holds it; the socket listens from then on, so one request
+# waits in its queue until a worker has loaded the app (a longer timeout, fewer requests).
+healthy() {
+    .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15)' \
+        "http://127.0.0.1:$PORT/healthz" 2>/dev/null
+}
+PORT=""
+deadline=$((SECONDS + 120))
+until [ -n "$PORT" ] && healthy; do
+    if ! kill -0 "$server" 2>/dev/null; then
+        wait "$server" || true
+        server=""
+        die "the server did not start (see above)"
     fi
-    kill -0 "$server" 2>/dev/null || { echo "error: the server exited" >&2; exit 1; }
+    [ "$SECONDS" -lt "$deadline" ] || die "the server did not answer /healthz within 2 minutes"
+    [ -n "$PORT" ] || PORT=$(cat "$port_file")
     sleep 0.2
 done
-wait "$server"
+base="http://$HOST:$PORT"
+[ "$HOST" != 0.0.0.0 ] || base="http://127.0.0.1:$PORT"
+# The Helsinki demo (mobile_stub/demo.py) on an empty database; DEMO=0 skips it.
+if [ "${DEMO:-1}" != 0 ]; then
+    step .venv/bin/python -m mobile_stub.demo load --url "http://127.0.0.1:$PORT" ||
+        say "warning: the demo could not be loaded; the server runs on (DEMO=0 skips the demo)"
+fi
+demo_hint=""
+[ "$PORT" = 8000 ] || demo_hint=" PORT=$PORT"
+cat >&2 <<EOF
+
+checkin-offers is serving on $base
+  API docs     $base/docs
+  dashboard    $base/dashboard
+  demo story   make demo$demo_hint   (in another terminal)
+Ctrl-C stops it.
+
+EOF
+status=0
+wait "$server" || status=$?
+server=""
+[ "$status" = 0 ] || die "the server stopped by itself with status $status (see above)"

@@ -52,6 +52,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
 
+# The suite runs the app as production does (APP_ENV unset), and production needs a SECRET_KEY:
+# one made up for this run, passed to create_app in the fixtures' mappings and, through the
+# environment they inherit, to the servers and tools the suite starts (gunicorn, the benchmark).
+SECRET_KEY = os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))
+
+
 def _server_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -101,7 +107,7 @@ def app(database_url: str, engine: Engine) -> Iterator[Flask]:
     """The app on one connection whose outer transaction is rolled back after the test."""
     connection = engine.connect()
     outer = connection.begin()
-    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY, "TESTING": True})
     bind_to_connection(app, connection)
     yield app
     outer.rollback()
@@ -152,7 +158,9 @@ def committed_database_url() -> Iterator[str]:
 def committed_app(committed_database_url: str) -> Iterator[Flask]:
     """The app exactly as production wires it (its pool, and nearby's autocommit connection),
     on a database of its own where changes really commit; every table is emptied afterwards."""
-    app = create_app({"DATABASE_URL": committed_database_url, "TESTING": True})
+    app = create_app(
+        {"DATABASE_URL": committed_database_url, "SECRET_KEY": SECRET_KEY, "TESTING": True}
+    )
     yield app
     with app.extensions["engine"].begin() as conn:
         tables = conn.execute(

@@ -53,10 +53,13 @@ class DashboardSessionInterface(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _derived_secret(app.config["DATABASE_URL"])
+        # Only in development: production refuses to start without one (api/config.py). Under
+        # gunicorn the master makes one up for all workers (api/gunicorn_conf.py), so this is a
+        # single process: the flask CLI, or an app built by hand.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
         log.warning(
-            "SECRET_KEY is not set: dashboard sessions are signed with a key derived from "
-            "DATABASE_URL (stable across workers and restarts); set SECRET_KEY in production"
+            "SECRET_KEY is not set (APP_ENV=development): dashboard sessions are signed with a "
+            "key made up for this process and end with it"
         )
     app.config["SESSION_COOKIE_NAME"] = COOKIE_NAME
     app.config["SESSION_COOKIE_PATH"] = "/dashboard"
@@ -68,14 +71,6 @@ def init_app(app: Flask) -> None:
             seconds=int(app.config["PERMANENT_SESSION_LIFETIME"])
         )
     app.session_interface = DashboardSessionInterface()
-
-
-def _derived_secret(database_url: str) -> str:
-    """Without SECRET_KEY, a key every worker of this deployment derives alike. Whoever knows
-    DATABASE_URL could forge a session, but they can already read and change every row."""
-    return hmac.new(
-        database_url.encode(), b"checkin-offers dashboard session", hashlib.sha256
-    ).hexdigest()
 
 
 def _fernet(app: Flask) -> Fernet:

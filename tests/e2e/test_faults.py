@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -44,78 +43,57 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _bindir() -> Path:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    pytest.fail("PostgreSQL server binaries not found (make test installs them)")
-
-
 class Cluster:
-    """A throwaway cluster; as root, initdb and postgres run as the 'postgres' user."""
+    """A throwaway cluster of this checkout, beside the suite's own: `scripts/pg.sh --cluster`
+    puts it where the PostgreSQL server may write (as root, outside a checkout it may not enter)
+    and `destroy` removes it with its data."""
 
-    def __init__(self, directory: Path):
-        self.dir = directory
-        self.data = directory / "data"
-        self.port = _free_port()
-        self.bin = _bindir()
-        self.as_root = os.geteuid() == 0
+    def __init__(self, name: str):
+        self.name = name
 
-    def run(self, *args: str) -> None:
-        command = [str(self.bin / args[0]), *args[1:]]
-        if self.as_root:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def init(self) -> None:
-        self.dir.mkdir(parents=True)
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    def pg(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "pg.sh"), "--cluster", self.name, *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
 
     def start(self) -> None:
-        self.run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "-o",
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}",
-            "start",
-        )
+        self.pg("start")
 
     def stop(self) -> None:
-        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self.pg("stop")
+
+    def destroy(self) -> None:
+        self.pg("destroy")
 
     def url(self, db: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+        return self.pg("url", db)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    base = ROOT / ".pg"
-    base.mkdir(exist_ok=True)
-    cluster = Cluster(base / f"faults-{secrets.token_hex(3)}")
-    cluster.init()
-    cluster.start()
-    admin = create_engine(
-        cluster.url().replace("postgresql:", "postgresql+psycopg2:"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE app"))
-    admin.dispose()
-    config = alembic_config(cluster.url("app"))
-    config.attributes["skip_logging"] = True
-    from alembic import command
-
-    command.upgrade(config, "head")
-    yield cluster
+    cluster = Cluster(f"faults-{secrets.token_hex(3)}")
     try:
-        cluster.stop()
+        cluster.start()
+        admin = create_engine(
+            cluster.url().replace("postgresql:", "postgresql+psycopg2:"),
+            isolation_level="AUTOCOMMIT",
+        )
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE app"))
+        admin.dispose()
+        config = alembic_config(cluster.url("app"))
+        config.attributes["skip_logging"] = True
+        from alembic import command
+
+        command.upgrade(config, "head")
+        yield cluster
     finally:
-        shutil.rmtree(cluster.dir, ignore_errors=True)
+        cluster.destroy()
 
 
 @pytest.fixture(scope="module")

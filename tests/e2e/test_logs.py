@@ -10,6 +10,9 @@ stored in: keys, tokens and their parts, passwords, codes (as shown, compact, lo
 payload), presence codes, the metrics token, the database password, the stored SHA-256 and
 Argon2 hashes and the dashboard's session cookie. Revoked and rotated-out keys fail at once on
 every worker along the way.
+
+The whole story runs twice: with JSON lines (production) and with the text lines a person sees
+at a terminal (`LOG_FORMAT=text`, what `make run` shows), and both logs get the same grep.
 """
 
 from __future__ import annotations
@@ -180,11 +183,19 @@ def _stored_hashes(database_url: str, lookups: list[str]) -> list[str]:
     return found
 
 
-def test_a_full_run_logs_no_secret(live_database_url: str, tmp_path: Path) -> None:
+# A text line: local time, level, then the message (api/observability.py, TextFormatter).
+TEXT_LINE = re.compile(r"\d\d:\d\d:\d\d (DEBUG|INFO |WARN |ERROR|CRIT ) (.*)")
+TEXT_REQUEST = re.compile(
+    r"(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (/\S*|\(no route\)) (\d{3}) [\d.]+ ms"
+)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_full_run_logs_no_secret(live_database_url: str, tmp_path: Path, log_format: str) -> None:
     server = start_gunicorn(
         live_database_url,
         tmp_path / "gunicorn.log",
-        env={"LOG_LEVEL": "DEBUG", "METRICS_TOKEN": METRICS_TOKEN},
+        env={"LOG_LEVEL": "DEBUG", "METRICS_TOKEN": METRICS_TOKEN, "LOG_FORMAT": log_format},
         workers=2,
     )
     try:
@@ -193,10 +204,20 @@ def test_a_full_run_logs_no_secret(live_database_url: str, tmp_path: Path) -> No
         assert server.stop() == 0
     log = server.log()
 
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    requests_logged = [entry for entry in lines if entry.get("event") == "request"]
+    if log_format == "json":
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        requests_logged = [entry for entry in lines if entry.get("event") == "request"]
+        statuses = {entry["status"] for entry in requests_logged}
+    else:
+        lines = []
+        assert not [line for line in log.splitlines() if line.startswith("{")]
+        texts = [m[2] for m in map(TEXT_LINE.fullmatch, log.splitlines()) if m]
+        requests_logged = [m for m in map(TEXT_REQUEST.match, texts) if m]
+        statuses = {int(m[3]) for m in requests_logged}
+        assert any(t.startswith("checkin verified") for t in texts)
+        assert any(t.startswith("redemption already_redeemed") for t in texts)
     assert len(requests_logged) > 40
-    assert {401, 404, 409}.issubset({entry["status"] for entry in requests_logged})
+    assert {401, 404, 409}.issubset(statuses)
 
     lookups = [
         part

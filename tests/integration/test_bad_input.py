@@ -43,7 +43,9 @@ PROBLEM = "application/problem+json"
 def _document() -> dict[str, Any]:
     """The OpenAPI document, from an app that never needs its database to describe itself."""
     url = os.environ.get("DATABASE_URL") or "postgresql://unused@127.0.0.1:1/unused"
-    app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "document only"})
+    app = create_app(
+        {"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "document only, never signs a session"}
+    )
     document: dict[str, Any] = app.test_client().get("/openapi.json").get_json()
     return document
 

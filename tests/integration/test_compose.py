@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from api.config import ConfigError, load
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,10 +48,17 @@ def docker_compose() -> str:
     return path
 
 
-def compose(*args: str) -> subprocess.CompletedProcess[str]:
+# What the person running `docker compose up` may have set in the shell and the file passes on.
+PASSED_THROUGH = ("SECRET_KEY", "LOG_FORMAT", "NFC_MASTER_KEY")
+
+
+def compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """docker-compose as it runs in a shell where none of PASSED_THROUGH is set but `env`."""
+    environ = {k: v for k, v in os.environ.items() if k not in PASSED_THROUGH}
     return subprocess.run(
         [docker_compose(), "-f", str(COMPOSE_FILE), *args],
         cwd=ROOT,
+        env={**environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -139,6 +147,30 @@ def test_api_database_url_matches_the_db_service() -> None:
     env = service("db")["environment"]
     user = env.get("POSTGRES_USER", "postgres")
     assert url == f"postgresql://{user}:{env['POSTGRES_PASSWORD']}@db:5432/{env['POSTGRES_DB']}"
+
+
+def test_api_starts_out_of_the_box_as_development_with_no_secret_written_down() -> None:
+    """`docker compose up` with nothing set: the api service's environment passes the same
+    validation gunicorn runs at start (development makes up the missing SECRET_KEY), while the
+    same environment as production is refused, so the file can never hand a fixed secret, or
+    none, to a production deployment."""
+    env = {k: str(v) for k, v in service("api")["environment"].items()}
+    assert env["APP_ENV"] == "development"
+    assert env["SECRET_KEY"] == ""  # nothing written in the file: made up at each start
+    config = load(environ=env)
+    assert config["APP_ENV"] == "development" and config["SECRET_KEY"] is None
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set: in production"):
+        load(environ={**env, "APP_ENV": "production"})
+
+
+def test_api_takes_secret_key_and_log_format_from_the_shell() -> None:
+    """A key kept in the shell (or in .env) keeps dashboard sessions across restarts."""
+    key = "0123456789abcdef" * 4
+    result = compose("config", SECRET_KEY=key, LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    env = _yaml_to_data(result.stdout)["services"]["api"]["environment"]
+    assert (env["SECRET_KEY"], env["LOG_FORMAT"]) == (key, "json")
+    assert load(environ={k: str(v) for k, v in env.items()})["SECRET_KEY"] == key
 
 
 def test_api_has_a_healthcheck_on_healthz() -> None:

@@ -13,19 +13,23 @@ from typing import Any
 
 import pytest
 
-from api import create_app
+from api import create_app, db
 from api.config import SERVER_SETTINGS, SETTINGS, ConfigError, load, load_server
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "postgresql://u:p@localhost:5432/db"
-KEY = "ab" * 32
-# The two settings the service cannot start without.
-REQUIRED = {"DATABASE_URL": URL, "NFC_MASTER_KEY": KEY}
+KEY = "ab" * 32  # an NFC master key
+SECRET = "k" * 32  # a SECRET_KEY long enough to be accepted
+# What every environment needs; production needs a SECRET_KEY too.
+BASE = {"DATABASE_URL": URL, "NFC_MASTER_KEY": KEY}
+REQUIRED = {**BASE, "SECRET_KEY": SECRET}
 
 
 def test_defaults() -> None:
     config = load(environ=REQUIRED)
     assert config == {s.name: s.default for s in SETTINGS} | REQUIRED
+    assert config["APP_ENV"] == "production"
+    assert config["LOG_FORMAT"] == "auto"
     assert config["DB_POOL_SIZE"] == 5
     assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
     assert config["CHECKIN_STALE_AFTER_SECONDS"] == 120
@@ -39,6 +43,10 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
     config = load(
         environ={
             "DATABASE_URL": " postgres://u@h/db ",
+            "SECRET_KEY": SECRET,
+            "NFC_MASTER_KEY": KEY,
+            "APP_ENV": "Development",
+            "LOG_FORMAT": "TEXT",
             "DB_POOL_SIZE": "12",
             "DB_MAX_OVERFLOW": "0",
             "CHECKIN_MAX_SPEED_KMH": "250.5",
@@ -46,10 +54,10 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
             "METRICS_TOKEN": "a" * 32,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             "USER_TOKEN_TTL_DAYS": "",  # empty is unset
-            "NFC_MASTER_KEY": KEY,
         }
     )
     assert config["DATABASE_URL"] == "postgres://u@h/db"
+    assert (config["APP_ENV"], config["LOG_FORMAT"]) == ("development", "text")
     assert config["DB_POOL_SIZE"] == 12
     assert config["DB_MAX_OVERFLOW"] == 0
     assert config["CHECKIN_MAX_SPEED_KMH"] == 250.5
@@ -63,6 +71,23 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
     ("name", "raw", "message"),
     [
         ("DATABASE_URL", "mysql://u@h/db", "DATABASE_URL must be a PostgreSQL URL"),
+        # What a missing port file once made: the driver's stack trace, not a message.
+        (
+            "DATABASE_URL",
+            "postgresql://postgres:pw@127.0.0.1:/db",
+            "DATABASE_URL has no valid port",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://postgres:pw@127.0.0.1:x/db",
+            "DATABASE_URL has no valid port",
+        ),
+        ("APP_ENV", "prod", "APP_ENV must be one of production, development, got 'prod'"),
+        ("SECRET_KEY", "changeme", "SECRET_KEY must be at least 32 characters"),
+        ("LOG_FORMAT", "pretty", "LOG_FORMAT must be one of auto, json, text, got 'pretty'"),
+        ("NFC_MASTER_KEY", "not hex", "NFC_MASTER_KEY must be 32 to 128 hex digits"),
+        ("NFC_MASTER_KEY", "ab" * 8, "NFC_MASTER_KEY must be 32 to 128 hex digits"),
+        ("NFC_TAP_URL", "ftp://x/tap", "NFC_TAP_URL must be an http(s) URL"),
         ("DB_POOL_SIZE", "five", "DB_POOL_SIZE must be an integer, got 'five'"),
         ("DB_POOL_SIZE", "0", "DB_POOL_SIZE must be at least 1, got 0"),
         ("DB_MAX_OVERFLOW", "-1", "DB_MAX_OVERFLOW must be at least 0, got -1"),
@@ -78,14 +103,11 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
             "/no/such/dir",
             "PROMETHEUS_MULTIPROC_DIR must be an existing directory",
         ),
-        ("NFC_MASTER_KEY", "not hex", "NFC_MASTER_KEY must be 32 to 128 hex digits"),
-        ("NFC_MASTER_KEY", "ab" * 8, "NFC_MASTER_KEY must be 32 to 128 hex digits"),
-        ("NFC_TAP_URL", "ftp://x/tap", "NFC_TAP_URL must be an http(s) URL"),
     ],
 )
 def test_a_bad_value_is_named_with_what_is_wrong(name: str, raw: str, message: str) -> None:
     with pytest.raises(ConfigError) as error:
-        load(environ={**REQUIRED, name: raw})
+        load(environ={**REQUIRED, "APP_ENV": "production", name: raw})
     (problem,) = error.value.problems
     assert problem.startswith(message), problem
 
@@ -95,18 +117,72 @@ def test_every_problem_is_reported_at_once_in_settings_order() -> None:
         load(environ={"LOG_LEVEL": "loud", "DB_POOL_SIZE": "x"})
     assert [p.split()[0] for p in error.value.problems] == [
         "DATABASE_URL",
+        "SECRET_KEY",
         "DB_POOL_SIZE",
         "NFC_MASTER_KEY",
         "LOG_LEVEL",
     ]
     report = error.value.report()
     assert report.startswith("checkin-offers: invalid configuration")
-    assert report.count("\n  - ") == 4
+    assert report.count("\n  - ") == 5
+
+
+# ---- production and development: SECRET_KEY --------------------------------------------------
+
+
+def test_production_refuses_to_start_without_a_secret_key() -> None:
+    for environ in ({}, {"APP_ENV": "production"}, {"APP_ENV": " PRODUCTION "}):
+        with pytest.raises(ConfigError) as error:
+            load(environ={**BASE, **environ})
+        (problem,) = error.value.problems
+        assert problem.startswith("SECRET_KEY is not set: in production"), problem
+    assert load(environ=REQUIRED)["SECRET_KEY"] == SECRET
+
+
+def test_development_runs_without_a_secret_key_but_never_with_a_short_one() -> None:
+    config = load(environ={**BASE, "APP_ENV": "development"})
+    assert config["SECRET_KEY"] is None
+    with pytest.raises(ConfigError, match="SECRET_KEY must be at least 32 characters"):
+        load(environ={**BASE, "APP_ENV": "development", "SECRET_KEY": "short"})
+
+
+def test_an_app_without_a_secret_key_in_development_makes_one_up_for_itself(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two apps (two processes) get different keys: what gunicorn's master prevents by making
+    one up for all its workers (test_gunicorn_makes_up_one_secret_key_for_all_workers)."""
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        create_app({"DATABASE_URL": database_url, "SECRET_KEY": None, "APP_ENV": "production"})
+    one, two = (
+        create_app({"DATABASE_URL": database_url, "SECRET_KEY": None, "APP_ENV": "development"})
+        for _ in range(2)
+    )
+    assert len(one.config["SECRET_KEY"]) >= 32 and len(two.config["SECRET_KEY"]) >= 32
+    assert one.config["SECRET_KEY"] != two.config["SECRET_KEY"]
+    assert "SECRET_KEY is not set (APP_ENV=development)" in caplog.text
+    chosen = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "s" * 40})
+    assert chosen.config["SECRET_KEY"] == "s" * 40
+    for app in (one, two, chosen):
+        db.dispose(app)
+
+
+def test_gunicorn_makes_up_one_secret_key_for_all_workers() -> None:
+    """In development the master puts a key in the environment its workers inherit; with a
+    key, or in production, it leaves the environment alone."""
+    probe = "import os, api.gunicorn_conf as c; print(os.environ.get('SECRET_KEY', '')); c.on_exit(None)"
+    made_up = _run([sys.executable, "-c", probe], DATABASE_URL=URL, APP_ENV="development")
+    assert made_up.returncode == 0, made_up.stderr
+    assert len(made_up.stdout.strip()) == 64
+    again = _run([sys.executable, "-c", probe], DATABASE_URL=URL, APP_ENV="development")
+    assert again.stdout.strip() != made_up.stdout.strip()  # one per server run
+    kept = _run([sys.executable, "-c", probe], DATABASE_URL=URL, SECRET_KEY=SECRET)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.strip() == SECRET
 
 
 def test_overrides_are_validated_too() -> None:
     with pytest.raises(ConfigError, match="DB_POOL_SIZE must be at least 1"):
-        create_app({"DATABASE_URL": URL, "DB_POOL_SIZE": 0})
+        create_app({"DATABASE_URL": URL, "SECRET_KEY": SECRET, "DB_POOL_SIZE": 0})
 
 
 def test_server_settings() -> None:
@@ -176,6 +252,7 @@ def test_gunicorn_refuses_a_bad_configuration_before_forking_workers() -> None:
     assert result.returncode == 1
     assert "DB_POOL_SIZE must be an integer, got 'lots'" in result.stderr
     assert "THREADS must be at least 1, got 0" in result.stderr
+    assert "SECRET_KEY is not set: in production" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "Booting worker" not in result.stderr + result.stdout
 
@@ -194,6 +271,7 @@ def test_gunicorn_settings_come_from_the_environment() -> None:
     result = _run(
         [sys.executable, "-c", probe],
         DATABASE_URL=URL,
+        SECRET_KEY=SECRET,
         HOST="0.0.0.0",
         PORT="9123",
         WEB_CONCURRENCY="3",
@@ -220,6 +298,7 @@ def test_gunicorn_empties_a_metrics_directory_it_is_given(tmp_path: Path) -> Non
     result = _run(
         [sys.executable, "-c", "import api.gunicorn_conf"],
         DATABASE_URL=URL,
+        SECRET_KEY=SECRET,
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr

@@ -14,7 +14,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import create_app, db
 from mobile_stub.client import Client
 
 
@@ -179,19 +178,6 @@ def test_pages_send_a_strict_content_security_policy(client: FlaskClient) -> Non
     assert response.headers["Cache-Control"] == "no-store"
     with client.get("/dashboard/static/vendor/leaflet/leaflet.js") as asset:
         assert asset.status_code == 200 and "Leaflet" in asset.get_data(as_text=True)[:400]
-
-
-def test_the_session_key_comes_from_secret_key_or_is_derived_alike_by_every_worker(
-    database_url: str,
-) -> None:
-    one = create_app({"DATABASE_URL": database_url})
-    two = create_app({"DATABASE_URL": database_url})
-    assert one.config["SECRET_KEY"] == two.config["SECRET_KEY"]
-    assert len(one.config["SECRET_KEY"]) == 64
-    chosen = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "s" * 40})
-    assert chosen.config["SECRET_KEY"] == "s" * 40
-    for app in (one, two, chosen):
-        db.dispose(app)
 
 
 def test_pages_show_only_the_signed_in_merchants_objects(

@@ -30,6 +30,8 @@ from tests.factories import bind_to_connection
 from tests.waiting import wait_for
 
 URL = "postgresql://u:p@localhost:5432/db"
+# What production needs at least.
+BASE = {"DATABASE_URL": URL, "NFC_MASTER_KEY": "ab" * 32, "SECRET_KEY": "k" * 32}
 NEARBY = "/v1/venues/nearby?lat=60.17&lon=24.94"
 
 AppFactory = Callable[..., Flask]
@@ -231,39 +233,14 @@ def test_limit_settings_are_checked_at_start() -> None:
     for name in ("RATE_LIMIT_PER_KEY", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP"):
         for bad in ("lots", "0/minute", "10/fortnight", "10"):
             with pytest.raises(ConfigError, match=f"{name} must be a rate limit"):
-                load(environ={"DATABASE_URL": URL, "NFC_MASTER_KEY": "ab" * 32, name: bad})
-    assert load(
-        environ={
-            "DATABASE_URL": URL,
-            "NFC_MASTER_KEY": "ab" * 32,
-            "RATE_LIMIT_PER_IP": "20/second;600 per 10 minutes",
-        }
-    )
+                load(environ={**BASE, name: bad})
+    assert load(environ={**BASE, "RATE_LIMIT_PER_IP": "20/second;600 per 10 minutes"})
     with pytest.raises(ConfigError, match="RATE_LIMIT_ENABLED must be true or false"):
-        load(
-            environ={
-                "DATABASE_URL": URL,
-                "NFC_MASTER_KEY": "ab" * 32,
-                "RATE_LIMIT_ENABLED": "maybe",
-            }
-        )
-    assert (
-        load(
-            environ={"DATABASE_URL": URL, "NFC_MASTER_KEY": "ab" * 32, "RATE_LIMIT_ENABLED": "off"}
-        )["RATE_LIMIT_ENABLED"]
-        is False
-    )
+        load(environ={**BASE, "RATE_LIMIT_ENABLED": "maybe"})
+    assert load(environ={**BASE, "RATE_LIMIT_ENABLED": "off"})["RATE_LIMIT_ENABLED"] is False
     with pytest.raises(ConfigError, match="REDIS_URL must be a Redis URL"):
-        load(
-            environ={"DATABASE_URL": URL, "NFC_MASTER_KEY": "ab" * 32, "REDIS_URL": "memcached://x"}
-        )
-    assert load(
-        environ={
-            "DATABASE_URL": URL,
-            "NFC_MASTER_KEY": "ab" * 32,
-            "REDIS_URL": "redis://:pw@h:6379/0",
-        }
-    )["REDIS_URL"]
+        load(environ={**BASE, "REDIS_URL": "memcached://x"})
+    assert load(environ={**BASE, "REDIS_URL": "redis://:pw@h:6379/0"})["REDIS_URL"]
 
 
 # ---- keys: revocation and rotation -----------------------------------------------------------
@@ -446,14 +423,8 @@ def test_cors_for_any_origin(make_app: AppFactory) -> None:
 
 
 def test_cors_origins_are_checked_at_start() -> None:
-    config = load(
-        environ={
-            "DATABASE_URL": URL,
-            "NFC_MASTER_KEY": "ab" * 32,
-            "CORS_ORIGINS": " https://a.example, http://b:8080 ",
-        }
-    )
+    config = load(environ={**BASE, "CORS_ORIGINS": " https://a.example, http://b:8080 "})
     assert config["CORS_ORIGINS"] == ("https://a.example", "http://b:8080")
     for bad in ("https://a.example/", "a.example", "https://a.example/path", "ftp://a.example"):
         with pytest.raises(ConfigError, match="CORS_ORIGINS must be"):
-            load(environ={"DATABASE_URL": URL, "NFC_MASTER_KEY": "ab" * 32, "CORS_ORIGINS": bad})
+            load(environ={**BASE, "CORS_ORIGINS": bad})
