@@ -317,7 +317,6 @@ def test_the_till_on_a_phone_checks_and_redeems_codes_with_clear_refusals(
     # Every refusal at the till reached the leak report, checked or redeemed.
     assert m["owner"].leak_report()["refused_attempts"] == {
         "unknown": 1,
-        "other_merchant": 0,
         "wrong_venue": 1,
         "already_redeemed": 2,
         "expired": 1,
