@@ -10,7 +10,7 @@ from flask import current_app
 from flask.views import MethodView
 from sqlalchemy import select
 
-from api import audit, auth, db
+from api import audit, auth, db, openapi
 from api.jsonbody import Blueprint
 from api.observability import request_id
 from api.schemas import (
@@ -44,8 +44,8 @@ def _token_ttl() -> timedelta:
 
 def _link(name: str, path: str, method: str, parameter: str) -> dict[str, Any]:
     """An OpenAPI link from a created object's `id` to the operation that takes it."""
-    ref = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
-    return {name: {"operationRef": ref, "parameters": {parameter: "$response.body#/id"}}}
+    operation_id = openapi.OPERATIONS[f"{method.upper()} {path}"].id
+    return {name: {"operationId": operation_id, "parameters": {parameter: "$response.body#/id"}}}
 
 
 @blp.route("/merchants")

@@ -81,7 +81,7 @@ def merchant(*roles: str, devices: bool = False) -> Callable[[F], F]:
             g.merchant = principal
             return view(*args, **kwargs)
 
-        _document(wrapper, "apiKey", forbidden=True)
+        _document(wrapper, "apiKey", forbidden=True, roles=roles, devices=devices)
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -132,11 +132,23 @@ def current_user() -> UserPrincipal:
     return principal
 
 
-def _document(view: Any, scheme: str, *, forbidden: bool) -> None:
-    """Security requirement and 401/403 responses in the OpenAPI document."""
+def _document(
+    view: Any,
+    scheme: str,
+    *,
+    forbidden: bool,
+    roles: tuple[str, ...] = (),
+    devices: bool = False,
+) -> None:
+    """Security requirement, roles and 401/403 responses in the OpenAPI document (api/openapi.py
+    turns `x-roles` and `x-till-device` into the operation's "Who" line)."""
     view._apidoc = apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
     manual = apidoc.setdefault("manual_doc", {})
     manual["security"] = [{scheme: []}]
+    if roles:
+        manual["x-roles"] = list(roles)
+    if devices:
+        manual["x-till-device"] = True
     responses = apidoc.setdefault("response", {}).setdefault("responses", {})
     responses.setdefault(401, []).append("UNAUTHORIZED")
     if forbidden:

@@ -49,12 +49,19 @@ class ProblemSchema(ma.Schema):
     status = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
     detail = ma.fields.String(required=True, metadata={"description": "What went wrong here"})
     code = ma.fields.String(
-        required=True, metadata={"description": "Stable machine-readable snake_case code"}
+        required=True,
+        metadata={
+            "description": "Stable machine-readable snake_case code. Each operation's error "
+            "responses list the codes it may answer (`x-codes`); more may be added."
+        },
     )
     errors = ma.fields.Dict(
         keys=ma.fields.String(),
-        values=ma.fields.Raw(),
-        metadata={"description": "Validation errors by field (422 only)"},
+        values=ma.fields.List(ma.fields.String()),
+        metadata={
+            "description": "Validation errors (422): messages by field, nested fields dotted "
+            "(`rule.visits`, `windows.0.start`)"
+        },
     )
 
 
@@ -85,6 +92,19 @@ class ProblemApi(Api):
     """flask-smorest's Api with problem+json errors, both rendered and documented."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        """The spec with api/openapi.py's converter, operations plugin and served form."""
+        from api import openapi
+        from api.ratelimit import EXEMPT_PATHS
+
+        kwargs.setdefault("marshmallow_plugin", openapi.Plugin())
+        kwargs["extra_plugins"] = [
+            *kwargs.get("extra_plugins", ()),
+            openapi.OperationsPlugin(EXEMPT_PATHS),
+        ]
+        super()._init_spec(**kwargs)
+        self.spec.__class__ = openapi.Document  # the same spec, served opened (to_dict)
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

@@ -6,6 +6,7 @@ by `geo.geofence`, so every geometry mistake answers the one code `invalid_geome
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, date
 from typing import Any
@@ -22,34 +23,70 @@ from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M,
 from offers import analytics, catalog, checkins
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.redemptions import UNLOCK_STATUSES
-from offers.rules import DAYS, DEFAULT_TOP_VISITOR_MIN_VISITS, RULE_KINDS
+from offers.rules import (
+    DAYS,
+    DEFAULT_NTH_VISIT_REPEAT,
+    DEFAULT_TOP_VISITOR_MIN_VISITS,
+    DEFAULT_TOP_VISITOR_WINDOW_DAYS,
+    RULE_KINDS,
+)
 
+POSITION_DOC = {
+    "type": "array",
+    "description": "[longitude, latitude] in WGS 84",
+    "minItems": 2,
+    "maxItems": 2,
+    "items": {"type": "number"},
+}
 POINT_DOC = {
     "type": "object",
     "description": "GeoJSON Point: [longitude, latitude] in WGS 84",
     "required": ["type", "coordinates"],
     "properties": {
         "type": {"type": "string", "enum": ["Point"]},
-        "coordinates": {
-            "type": "array",
-            "minItems": 2,
-            "maxItems": 2,
-            "items": {"type": "number"},
-        },
+        "coordinates": POSITION_DOC,
     },
     "example": {"type": "Point", "coordinates": [24.9384, 60.1699]},
 }
+_RING_DOC = {
+    "type": "array",
+    "description": "A closed ring: at least 4 positions, the last equal to the first",
+    "minItems": 4,
+    "items": {"$ref": "#/components/schemas/GeoJsonPosition"},
+}
 POLYGON_DOC = {
     "type": "object",
-    "description": "GeoJSON Polygon or MultiPolygon (RFC 7946), [longitude, latitude] in WGS 84. "
-    "Rings are closed (last position equals the first), do not cross themselves, and the area "
-    "is between 1 m² and 50 km² within 1 km of the venue's location.",
+    "description": "GeoJSON Polygon (RFC 7946): an outer ring, then any holes",
     "required": ["type", "coordinates"],
     "properties": {
-        "type": {"type": "string", "enum": ["Polygon", "MultiPolygon"]},
-        "coordinates": {"type": "array", "items": {"type": "array"}},
+        "type": {"type": "string", "enum": ["Polygon"]},
+        "coordinates": {"type": "array", "minItems": 1, "items": _RING_DOC},
+    },
+    "example": {
+        "type": "Polygon",
+        "coordinates": [
+            [[24.9381, 60.1697], [24.9387, 60.1697], [24.9387, 60.1701], [24.9381, 60.1697]]
+        ],
     },
 }
+MULTIPOLYGON_DOC = {
+    "type": "object",
+    "description": "GeoJSON MultiPolygon (RFC 7946): polygons, each an outer ring then holes",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"type": "string", "enum": ["MultiPolygon"]},
+        "coordinates": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "array", "minItems": 1, "items": _RING_DOC},
+        },
+    },
+}
+GEOFENCE_DESCRIPTION = (
+    "GeoJSON Polygon or MultiPolygon (RFC 7946), [longitude, latitude] in WGS 84. Rings are "
+    "closed (last position equals the first), do not cross themselves, and the area is between "
+    "1 m² and 50 km² within 1 km of the venue's location."
+)
 
 
 # ---- field types: every request field is one of these -------------------------------------
@@ -195,6 +232,20 @@ class Instant(f.AwareDateTime):
     """A timestamp with a zone, converted to UTC, in a range PostgreSQL and Python both hold."""
 
     MIN_YEAR, MAX_YEAR = 1970, 9000
+    ZONE_DOC = (
+        "ISO 8601 with a zone (`Z` or an offset under 16 hours such as `+02:00`), between the "
+        "years 1970 and 9000; a time without a zone is 422"
+    )
+
+    def __init__(self, **kwargs: Any):
+        metadata = kwargs.get("metadata", {})
+        said = metadata.get("description")
+        kwargs["metadata"] = {
+            **metadata,
+            "description": f"{said}. {self.ZONE_DOC}" if said else self.ZONE_DOC,
+            "example": metadata.get("example", "2026-12-06T17:30:00+02:00"),
+        }
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)
@@ -222,7 +273,49 @@ class UtcDateTime(f.AwareDateTime):
 
 
 class Geometry(f.Raw):
-    """A GeoJSON geometry, checked by the domain (so its errors are `invalid_geometry`)."""
+    """A GeoJSON geometry, checked by the domain (so its errors are `invalid_geometry`):
+    `point`, or a `fence` (Polygon or MultiPolygon, told apart by `type`). The OpenAPI document
+    describes each shape fully, so generated clients type the coordinates."""
+
+    def __init__(self, shape: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.shape = shape
+
+    def openapi_property(self, converter: Any) -> dict[str, Any]:
+        converter.component("GeoJsonPosition", POSITION_DOC)
+        point = converter.component("GeoJsonPoint", POINT_DOC)
+        if self.shape == "point":
+            return point
+        polygon = converter.component("GeoJsonPolygon", POLYGON_DOC)
+        multi = converter.component("GeoJsonMultiPolygon", MULTIPOLYGON_DOC)
+        return {
+            "description": GEOFENCE_DESCRIPTION,
+            "oneOf": [polygon, multi],
+            "discriminator": {
+                "propertyName": "type",
+                "mapping": {"Polygon": polygon["$ref"], "MultiPolygon": multi["$ref"]},
+            },
+        }
+
+
+def patch_schema(create: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """The PATCH twin of a create schema: the same fields and checks, none required and none
+    with a default, so a client that sends one field changes only that field (load it with
+    `partial=True`). Its OpenAPI schema declares no create-time defaults either: a generated
+    client would send them."""
+    fields: dict[str, Any] = {}
+    for field_name, field in create._declared_fields.items():
+        twin = copy.deepcopy(field)
+        twin.required = False
+        twin.load_default = ma.missing
+        twin.metadata = {k: v for k, v in twin.metadata.items() if k != "default"}
+        if "(default" in twin.metadata.get("description", ""):
+            twin.metadata["description"] = re.sub(
+                r"[ ;,]*\(default [^)]*\)|[;,] default [^;.]*", "", twin.metadata["description"]
+            )
+        fields[field_name] = twin
+    doc = "Every field optional; only those sent change (absent ones keep their value)."
+    return type(name, (ma.Schema,), {**fields, "__doc__": doc, "__module__": __name__})
 
 
 # ---- accounts ----------------------------------------------------------------------------
@@ -333,14 +426,22 @@ class VenueCreateSchema(ma.Schema):
         validate=v.Length(1, 64),
         metadata={"example": "Europe/Helsinki"},
     )
-    location = Geometry(required=True, metadata=POINT_DOC)
-    geofence = Geometry(load_default=None, metadata=POLYGON_DOC)
+    location = Geometry("point", required=True)
+    geofence = Geometry(
+        "fence",
+        load_default=None,
+        metadata={"description": "The fence; without it, a circle of `radius_m`"},
+    )
     radius_m = Number(
         load_default=None,
         allow_none=True,
         metadata={
             "description": f"Circle fence around location, {MIN_RADIUS_M:,.0f} to "
-            f"{MAX_RADIUS_M:,.0f} m (default {DEFAULT_RADIUS_M:,.0f})"
+            f"{MAX_RADIUS_M:,.0f} m (default {DEFAULT_RADIUS_M:,.0f}; checked with the "
+            "geometry: outside the bounds is 422 `invalid_geometry`)",
+            # The domain checks it (geo.geofence), so its error code is invalid_geometry.
+            "minimum": MIN_RADIUS_M,
+            "maximum": MAX_RADIUS_M,
         },
     )
     checkin_cooldown_minutes = Integer(
@@ -361,8 +462,7 @@ class VenueCreateSchema(ma.Schema):
     )
 
 
-class VenuePatchSchema(VenueCreateSchema):
-    """Every field optional (load it with `partial=True`); only those sent change."""
+VenuePatchSchema = patch_schema(VenueCreateSchema, "VenuePatchSchema")
 
 
 class VenueSchema(ma.Schema):
@@ -370,8 +470,8 @@ class VenueSchema(ma.Schema):
     name = f.String(required=True)
     category = f.String(allow_none=True)
     timezone = f.String(required=True)
-    location = f.Dict(required=True, metadata=POINT_DOC)
-    geofence = f.Dict(required=True, metadata=POLYGON_DOC)
+    location = Geometry("point", required=True)
+    geofence = Geometry("fence", required=True)
     radius_m = f.Float(allow_none=True)
     checkin_cooldown_minutes = f.Integer(required=True)
     max_accuracy_m = f.Float(required=True)
@@ -399,13 +499,13 @@ class NearbyArgsSchema(ma.Schema):
 class NearbyOfferSchema(ma.Schema):
     id = f.UUID(required=True)
     title = f.String(required=True)
-    rule = f.Dict(required=True, metadata={"description": "The rule, with at least `kind`"})
+    rule = f.Nested(lambda: RuleSchema(), required=True)
     unlock = f.String(required=True, metadata={"description": "What it takes to unlock"})
     requires_presence_code = f.Boolean(required=True)
     min_proof = f.String(required=True, validate=v.OneOf(MIN_PROOFS))
     starts_at = UtcDateTime(allow_none=True)
     ends_at = UtcDateTime(allow_none=True)
-    windows = f.List(f.Dict(), required=True)
+    windows = f.List(f.Nested(lambda: WindowSchema()), required=True)
 
 
 class NearbyVenueSchema(ma.Schema):
@@ -413,7 +513,7 @@ class NearbyVenueSchema(ma.Schema):
     name = f.String(required=True)
     category = f.String(allow_none=True)
     distance_m = f.Float(required=True)
-    location = f.Dict(required=True, metadata=POINT_DOC)
+    location = Geometry("point", required=True)
     offers = f.List(f.Nested(NearbyOfferSchema), required=True)
 
 
@@ -438,23 +538,76 @@ RULE_PARAMS: dict[str, tuple[set[str], set[str]]] = {
 }
 
 
+RULE_DOCS = {
+    "every_checkin": "Every verified check-in unlocks it",
+    "first_visit": "The user's first verified check-in at any of the offer's venues",
+    "nth_visit": "The Nth verified visit (`visits`), counting only those within `within_days` "
+    "when set; with `repeat`, every Nth",
+    "top_visitor": "The user with the most verified check-ins at the venue over `window_days`, "
+    "and at least `min_visits` of them",
+    "group": "`min_people` distinct users verified at the venue within `within_minutes`; when "
+    "the group is complete, every member gets the offer",
+}
+
+
 class RuleSchema(ma.Schema):
-    """`kind` and the parameters of that kind; parameters of other kinds are refused."""
+    """`kind` and the parameters of that kind; parameters of other kinds are refused. The OpenAPI
+    document shows it as a `oneOf` per kind (`RuleNthVisit`, ...) with `kind` as discriminator."""
 
     kind = Text(required=True, validate=v.OneOf(RULE_KINDS))
-    visits = Integer(validate=v.Range(1, 1_000))
-    within_days = Integer(allow_none=True, validate=v.Range(1, 3_650))
-    repeat = Boolean()
-    window_days = Integer(validate=v.Range(1, 365))
+    visits = Integer(validate=v.Range(1, 1_000), metadata={"description": "N"})
+    within_days = Integer(
+        allow_none=True,
+        validate=v.Range(1, 3_650),
+        metadata={"description": "Count only the visits of the last `within_days` days"},
+    )
+    repeat = Boolean(
+        metadata={
+            "description": "true: every Nth visit; false: once, at the Nth",
+            "default": DEFAULT_NTH_VISIT_REPEAT,
+        }
+    )
+    window_days = Integer(
+        validate=v.Range(1, 365), metadata={"default": DEFAULT_TOP_VISITOR_WINDOW_DAYS}
+    )
     min_visits = Integer(
         validate=v.Range(1, 1_000),
         metadata={
             "description": "top_visitor: the fewest verified visits over `window_days` that can "
-            f"make someone the top visitor (default {DEFAULT_TOP_VISITOR_MIN_VISITS})"
+            "make someone the top visitor",
+            "default": DEFAULT_TOP_VISITOR_MIN_VISITS,
         },
     )
     min_people = Integer(validate=v.Range(2, 100))
     within_minutes = Integer(validate=v.Range(1, 1_440))
+
+    @classmethod
+    def openapi_schema(cls, converter: Any) -> dict[str, Any]:
+        """One schema per kind, with only its parameters, behind a discriminator."""
+        fields = cls._declared_fields
+        mapping: dict[str, str] = {}
+        for kind in RULE_KINDS:
+            required, optional = RULE_PARAMS[kind]
+            properties: dict[str, Any] = {"kind": {"type": "string", "enum": [kind]}}
+            for name in fields:
+                if name in required or name in optional:
+                    properties[name] = converter.field2property(fields[name])
+            name = "Rule" + "".join(word.title() for word in kind.split("_"))
+            mapping[kind] = converter.component(
+                name,
+                {
+                    "type": "object",
+                    "description": RULE_DOCS[kind],
+                    "required": ["kind", *(n for n in fields if n in required)],
+                    "properties": properties,
+                    "additionalProperties": False,
+                },
+            )["$ref"]
+        return {
+            "description": "What unlocks the offer: `kind` and that kind's parameters",
+            "oneOf": [{"$ref": ref} for ref in mapping.values()],
+            "discriminator": {"propertyName": "kind", "mapping": mapping},
+        }
 
     @ma.validates_schema
     def _params_of_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -500,24 +653,47 @@ class OfferCreateSchema(ma.Schema):
     rule = f.Nested(RuleSchema, required=True)
     starts_at = Instant(allow_none=True)
     ends_at = Instant(allow_none=True)
-    windows = f.List(f.Nested(WindowSchema), validate=v.Length(0, 50))
-    total_cap = Integer(allow_none=True, validate=v.Range(1, 100_000_000))
-    per_user_cap = Integer(validate=v.Range(1, 1_000))
-    code_ttl_minutes = Integer(validate=v.Range(1, 525_600))
-    requires_presence_code = Boolean()
+    windows = f.List(
+        f.Nested(WindowSchema),
+        validate=v.Length(0, 50),
+        metadata={
+            "description": "When it can unlock, in the venue's time zone; none: any time",
+            "default": catalog.DEFAULTS["windows"],
+        },
+    )
+    total_cap = Integer(
+        allow_none=True,
+        validate=v.Range(1, 100_000_000),
+        metadata={"description": "Unlocks in all; null: no cap"},
+    )
+    per_user_cap = Integer(
+        validate=v.Range(1, 1_000), metadata={"default": catalog.DEFAULTS["per_user_cap"]}
+    )
+    code_ttl_minutes = Integer(
+        validate=v.Range(1, 525_600), metadata={"default": catalog.DEFAULTS["code_ttl_minutes"]}
+    )
+    requires_presence_code = Boolean(
+        metadata={"default": catalog.DEFAULTS["requires_presence_code"]}
+    )
     min_proof = Text(
         validate=v.OneOf(MIN_PROOFS),
         metadata={
-            "description": "The weakest proof of presence that unlocks it: gps (default), "
+            "description": "The weakest proof of presence that unlocks it: gps, "
             "presence_code or nfc_tap; staff check-ins satisfy every level, nfc_tap satisfies "
-            "presence_code. requires_presence_code: true is the same as presence_code."
+            "presence_code. requires_presence_code: true is the same as presence_code.",
+            "default": catalog.DEFAULTS["min_proof"],
         },
     )
-    holdout_pct = Number(validate=v.Range(0, 50))
+    holdout_pct = Number(
+        validate=v.Range(0, 50),
+        metadata={
+            "description": "The share of users held out as a control group, in percent",
+            "default": catalog.DEFAULTS["holdout_pct"],
+        },
+    )
 
 
-class OfferPatchSchema(OfferCreateSchema):
-    """Every field optional (load it with `partial=True`); only those sent change."""
+OfferPatchSchema = patch_schema(OfferCreateSchema, "OfferPatchSchema")
 
 
 class OfferSchema(ma.Schema):
@@ -777,6 +953,12 @@ class QueryFlag(Text):
             raise ma.ValidationError("Send true or false.")
         return text == "true"
 
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        # As it is written in a query string (the OpenAPI document shows defaults this way).
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return super()._serialize(value, attr, obj, **kwargs)
+
 
 class TillDayArgsSchema(ma.Schema):
     date = QueryDate(
@@ -974,7 +1156,11 @@ class LiftSchema(ma.Schema):
     ci95 = f.List(
         f.Float(),
         allow_none=True,
-        metadata={"description": "[low, high], over measured users only"},
+        metadata={
+            "description": "[low, high], over measured users only",
+            "minItems": 2,
+            "maxItems": 2,
+        },
     )
     method = f.String(required=True)
 

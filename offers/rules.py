@@ -13,6 +13,8 @@ from typing import Any
 RULE_KINDS = ("every_checkin", "first_visit", "nth_visit", "top_visitor", "group")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TOP_VISITOR_WINDOW_DAYS = 60
+# nth_visit without `repeat`: once, at the Nth visit
+DEFAULT_NTH_VISIT_REPEAT = False
 # The fewest verified visits over the window that can make someone the top visitor: with one,
 # a first-time visitor on a quiet day became "regular of the month".
 DEFAULT_TOP_VISITOR_MIN_VISITS = 2
@@ -32,7 +34,7 @@ class FirstVisit:
 class NthVisit:
     visits: int
     within_days: int | None = None
-    repeat: bool = False
+    repeat: bool = DEFAULT_NTH_VISIT_REPEAT
     kind: str = "nth_visit"
 
 

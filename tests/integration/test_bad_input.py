@@ -64,9 +64,17 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _leaves(schema: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(field path, schema) of every scalar in a body: `rule.visits`, `windows.0.days.0`."""
+    """(field path, schema) of every scalar in a body: `rule.visits`, `windows.0.days.0`. A
+    `oneOf` (the rule's kinds) gives each variant's fields, once each."""
     schema = _resolve(schema)
-    if schema.get("type") == "object" and "properties" in schema:
+    if "oneOf" in schema:
+        seen: set[str] = set()
+        for variant in schema["oneOf"]:
+            for path, leaf in _leaves(variant, prefix):
+                if path not in seen:
+                    seen.add(path)
+                    yield path, leaf
+    elif schema.get("type") == "object" and "properties" in schema:
         for name, inner in schema["properties"].items():
             yield from _leaves(inner, f"{prefix}.{name}" if prefix else name)
     elif schema.get("type") == "array" and "items" in schema:

@@ -81,8 +81,8 @@ def test_openapi_and_docs_are_served(client: FlaskClient) -> None:
     assert spec["openapi"].startswith("3.")
     assert "/v1/venues/nearby" in spec["paths"]
     assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
-    problem = spec["components"]["responses"]["NOT_FOUND"]["content"]
-    assert list(problem) == [PROBLEM]
+    not_found = spec["paths"]["/v1/venues/{venue_id}"]["get"]["responses"]["404"]
+    assert list(not_found["content"]) == [PROBLEM] and not_found["x-codes"] == ["not_found"]
     page = client.get("/docs")
     assert page.status_code == 200 and b"swagger-ui" in page.data
     script = client.get("/docs/static/swagger-ui-bundle.js")
