@@ -59,8 +59,9 @@ class Converter(OpenAPIConverter):
             del prop["default"]
         if isinstance(prop.get("enum"), list) and None in prop["enum"]:
             prop["enum"] = [value for value in prop["enum"] if value is not None]
-        # A nullable nested object: apispec writes anyOf [$ref, {type: object}], which some
-        # generators read as "any object". allOf with nullable is the 3.0 way.
+        # A nullable nested object: apispec writes anyOf [$ref, {type: object}], which
+        # generators read as "that or any object". The 3.0 idiom for "or null" is a schema
+        # whose only value is null.
         any_of = prop.get("anyOf")
         if (
             isinstance(any_of, list)
@@ -68,9 +69,7 @@ class Converter(OpenAPIConverter):
             and any_of[1] == {"type": "object", "nullable": True}
         ):
             del prop["anyOf"]
-            prop["allOf"] = [any_of[0]]
-            prop["type"] = "object"
-            prop["nullable"] = True
+            prop["oneOf"] = [any_of[0], {"type": "object", "nullable": True, "enum": [None]}]
         if prop.get("nullable") and not {"type", "allOf", "oneOf", "anyOf"} & prop.keys():
             del prop["nullable"]  # any JSON value (a Raw field): null included
         for validator in field.validators:
