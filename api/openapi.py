@@ -117,12 +117,7 @@ SERVICE_UNAVAILABLE = (503, "service_unavailable", "the database is unavailable:
 
 
 def _error(error: type[DomainError]) -> tuple[int, str, str]:
-    TITLES[error.code] = error.title
     return (error.status, error.code, error.title)
-
-
-# The problem's `title` where it is not the HTTP status phrase (domain errors').
-TITLES: dict[str, str] = {"json_too_deep": "JSON nested too deep"}
 
 
 # The domain errors each operation may raise, beyond what its shape implies (a JSON body, query
@@ -216,6 +211,17 @@ OPERATIONS: dict[str, Operation] = {
     "GET /v1/analytics/leaks": Operation("getLeakReport", (core_errors.NotFoundError,)),
     "GET /v1/analytics/offers/health": Operation("listOfferHealth"),
     "GET /v1/analytics/offers/{offer_id}/health": Operation("getOfferHealth"),
+}
+# The problem's `title` where it is not the HTTP status phrase: the domain errors'.
+TITLES: dict[str, str] = {
+    "json_too_deep": "JSON nested too deep",
+    idempotency.IdempotencyKeyReusedError.code: idempotency.IdempotencyKeyReusedError.title,
+    **{
+        error.code: error.title
+        for operation in OPERATIONS.values()
+        for error in operation.errors
+        if error.code not in {"not_found"}
+    },
 }
 # Paths whose 503 names its own codes (the probes).
 PROBE_CODES = {
@@ -561,6 +567,85 @@ def _open(node: Any) -> None:
 UNUSED_IF_UNREFERENCED = frozenset({"PaginationMetadata"})
 
 
+EXAMPLE_FORMATS = {
+    "uuid": "5e6f7a8b-1c2d-4e3f-8a9b-0c1d2e3f4a5b",
+    "date-time": "2026-12-06T15:30:00Z",
+    "date": "2026-12-06",
+    "email": "hello@aalto.example",
+}
+
+
+def example_of(
+    schema: dict[str, Any], schemas: dict[str, Any], *, request: bool, depth: int = 0
+) -> Any:
+    """An example value valid against `schema`, from the examples and defaults it holds. In a
+    request, an object shows its required properties and those with an example of their own."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return example_of(schemas[name], schemas, request=request, depth=depth + 1)
+    if "example" in schema:
+        return schema["example"]
+    if depth > 12:
+        return None
+    for key in ("oneOf", "allOf", "anyOf"):
+        if schema.get(key):
+            return example_of(schema[key][0], schemas, request=request, depth=depth + 1)
+    if "default" in schema:
+        return schema["default"]
+    choices = schema.get("enum") or schema.get("x-extensible-enum")
+    if choices:
+        return choices[0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        required = set(schema.get("required", ()))
+        shown = {}
+        for name, inner in schema.get("properties", {}).items():
+            if request and name not in required and "example" not in inner:
+                continue
+            if inner.get("writeOnly") and not request:
+                continue
+            shown[name] = example_of(inner, schemas, request=request, depth=depth + 1)
+        if not shown and isinstance(schema.get("additionalProperties"), dict):
+            inner = schema["additionalProperties"]
+            shown["key"] = example_of(inner, schemas, request=request, depth=depth + 1)
+        return shown
+    if kind == "array":
+        item = example_of(schema.get("items", {}), schemas, request=request, depth=depth + 1)
+        return [item] * max(1, schema.get("minItems", 1))
+    if kind in ("integer", "number"):
+        low = schema.get("minimum")
+        value = 1 if low is None else low + (1 if schema.get("exclusiveMinimum") else 0)
+        if schema.get("maximum") is not None:
+            value = min(value, schema["maximum"])
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        if schema.get("format") in EXAMPLE_FORMATS:
+            return EXAMPLE_FORMATS[schema["format"]]
+        text = "text"
+        return text.ljust(schema.get("minLength", 0), "x")[: schema.get("maxLength", 100)]
+    return None
+
+
+def _add_examples(document: dict[str, Any]) -> None:
+    """An example of every operation's request body and JSON answers, unless it has one."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body and "example" not in body and "examples" not in body:
+                body["example"] = example_of(body["schema"], schemas, request=True)
+            for status, response in operation.get("responses", {}).items():
+                if not (isinstance(response, dict) and str(status).startswith("2")):
+                    continue
+                answer = response.get("content", {}).get("application/json")
+                if answer and "example" not in answer and "examples" not in answer:
+                    answer["example"] = example_of(answer["schema"], schemas, request=False)
+
+
 class Document(APISpec):
     """The document as served: answers' schemas opened to additions (see the module docstring)."""
 
@@ -581,4 +666,5 @@ class Document(APISpec):
                 if isinstance(operation, dict):
                     for response in operation.get("responses", {}).values():
                         _open(response.get("content", {}) if isinstance(response, dict) else {})
+        _add_examples(document)
         return document

@@ -34,6 +34,7 @@ from offers.rules import (
 POSITION_DOC = {
     "type": "array",
     "description": "[longitude, latitude] in WGS 84",
+    "example": [24.9384, 60.1699],
     "minItems": 2,
     "maxItems": 2,
     "items": {"type": "number"},
@@ -322,7 +323,7 @@ def patch_schema(create: type[ma.Schema], name: str) -> type[ma.Schema]:
 
 
 class MerchantCreateSchema(ma.Schema):
-    name = Text(required=True, validate=v.Length(1, 200))
+    name = Text(required=True, validate=v.Length(1, 200), metadata={"example": "Cafe Aalto"})
     email = EmailAddress(required=True, validate=v.Length(3, 254))
 
 
@@ -370,8 +371,13 @@ HANDLE = v.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3 to 32 letters, digits, '_'
 
 
 class UserCreateSchema(ma.Schema):
-    handle = Text(required=True, validate=HANDLE)
-    password = Password(required=True, validate=v.Length(8, 256), load_only=True)
+    handle = Text(required=True, validate=HANDLE, metadata={"example": "maija"})
+    password = Password(
+        required=True,
+        validate=v.Length(8, 256),
+        load_only=True,
+        metadata={"example": "correct horse"},
+    )
 
 
 class UserSchema(ma.Schema):
@@ -385,8 +391,13 @@ class UserCreatedSchema(ma.Schema):
 
 
 class LoginSchema(ma.Schema):
-    handle = Text(required=True, validate=v.Length(1, 64))
-    password = Password(required=True, validate=v.Length(1, 256), load_only=True)
+    handle = Text(required=True, validate=v.Length(1, 64), metadata={"example": "maija"})
+    password = Password(
+        required=True,
+        validate=v.Length(1, 256),
+        load_only=True,
+        metadata={"example": "correct horse"},
+    )
 
 
 class TokenSchema(ma.Schema):
@@ -398,9 +409,10 @@ class StaffUserCreateSchema(ma.Schema):
         required=True,
         validate=HANDLE,
         metadata={
+            "example": "sami_staff",
             "description": "The handle of someone who works for the merchant. It is registered "
             "whether or not an account has it yet (the answer does not say): the account with "
-            "it, now or once it signs up, never unlocks the merchant's offers"
+            "it, now or once it signs up, never unlocks the merchant's offers",
         },
     )
 
@@ -419,8 +431,13 @@ class StaffUserListSchema(ma.Schema):
 
 
 class VenueCreateSchema(ma.Schema):
-    name = Text(required=True, validate=v.Length(1, 200))
-    category = Text(load_default=None, allow_none=True, validate=v.Length(0, 100))
+    name = Text(required=True, validate=v.Length(1, 200), metadata={"example": "Cafe Aalto"})
+    category = Text(
+        load_default=None,
+        allow_none=True,
+        validate=v.Length(0, 100),
+        metadata={"example": "cafe"},
+    )
     timezone = Text(
         load_default=venues.DEFAULT_TIMEZONE,
         validate=v.Length(1, 64),
@@ -647,7 +664,7 @@ class WindowSchema(ma.Schema):
 
 class OfferCreateSchema(ma.Schema):
     venue_ids = f.List(f.UUID(), required=True, validate=v.Length(1, 100))
-    title = Text(required=True, validate=v.Length(1, 200))
+    title = Text(required=True, validate=v.Length(1, 200), metadata={"example": "Free coffee"})
     description = Text(multiline=True, allow_none=True, validate=v.Length(0, 4_000))
     terms = Text(multiline=True, allow_none=True, validate=v.Length(0, 4_000))
     rule = f.Nested(RuleSchema, required=True)
@@ -736,12 +753,15 @@ class HealthSchema(ma.Schema):
 
 class CheckinCreateSchema(ma.Schema):
     venue_id = f.UUID(required=True)
-    lat = Number(required=True, validate=v.Range(-90, 90))
-    lon = Number(required=True, validate=v.Range(-180, 180))
+    lat = Number(required=True, validate=v.Range(-90, 90), metadata={"example": 60.1699})
+    lon = Number(required=True, validate=v.Range(-180, 180), metadata={"example": 24.9384})
     accuracy_m = Number(
         required=True,
         validate=v.Range(0, 100_000, min_inclusive=False),
-        metadata={"description": "Radius of the fix's accuracy circle, metres"},
+        metadata={
+            "description": "Radius of the fix's accuracy circle, metres",
+            "example": 12.0,
+        },
     )
     observed_at = Instant(required=True, metadata={"description": "When the phone took the fix"})
     mock_location = Boolean(load_default=False, metadata={"description": "The OS's mock flag"})
@@ -872,7 +892,10 @@ class RedemptionCreateSchema(ma.Schema):
         multiline=True,
         required=True,
         validate=v.Length(1, 64),
-        metadata={"description": "Case-insensitive; spaces and dashes are ignored"},
+        metadata={
+            "description": "Case-insensitive; spaces and dashes are ignored",
+            "example": "7K3Q-XM9T-2R5",
+        },
     )
     venue_id = f.UUID(load_default=None, allow_none=True)
 
@@ -1324,6 +1347,8 @@ class OfferHealthListSchema(ma.Schema):
 
 HEX32 = v.Regexp(r"^[0-9A-Fa-f]{32}$", error="32 hex digits")
 HEX16 = v.Regexp(r"^[0-9A-Fa-f]{16}$", error="16 hex digits")
+PICC_DOC = {"description": "From the tag's URL", "example": "EF963FF7828658A599F3041510671E88"}
+CMAC_DOC = {"description": "From the tag's URL", "example": "94EED9EE65337086"}
 UID_DOC = {"description": "The tag's 7-byte UID: 14 hex digits", "example": "04DE5F1EACC040"}
 
 
@@ -1374,8 +1399,8 @@ class NfcTagListSchema(ma.Schema):
 
 
 class TapCreateSchema(ma.Schema):
-    picc_data = Text(required=True, validate=HEX32, metadata={"description": "From the tag's URL"})
-    cmac = Text(required=True, validate=HEX16, metadata={"description": "From the tag's URL"})
+    picc_data = Text(required=True, validate=HEX32, metadata=PICC_DOC)
+    cmac = Text(required=True, validate=HEX16, metadata=CMAC_DOC)
 
 
 class TapSchema(ma.Schema):
@@ -1416,8 +1441,8 @@ class MemberCodeSchema(ma.Schema):
 
 
 class CardReadSchema(ma.Schema):
-    picc_data = Text(required=True, validate=HEX32)
-    cmac = Text(required=True, validate=HEX16)
+    picc_data = Text(required=True, validate=HEX32, metadata=PICC_DOC)
+    cmac = Text(required=True, validate=HEX16, metadata=CMAC_DOC)
 
 
 class StaffCheckinCreateSchema(ma.Schema):
