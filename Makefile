@@ -35,6 +35,13 @@ test: dashboard
 dashboard:
 	@scripts/dashboard.sh $(DASHBOARD_ARGS)
 
+# The OpenAPI document's linters and TypeScript tools (tests/openapi/package-lock.json), which
+# tests/e2e/test_openapi_tools.py runs on the live document.
+.PHONY: openapi-tools
+test: openapi-tools
+openapi-tools:
+	@scripts/openapi-tools.sh
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
