@@ -1113,7 +1113,9 @@ class RedemptionsArgsSchema(PeriodArgsSchema):
         load_default=None,
         validate=v.OneOf(("json", "csv")),
         metadata={
-            "description": "csv answers text/csv with a header row (as does Accept: text/csv)"
+            "description": "csv answers text/csv with a header row (as does Accept: text/csv). "
+            "Generated clients parse the JSON answer: leave it unset with them, and fetch CSV "
+            "with a plain request"
         },
     )
     offer_id = f.UUID(load_default=None)
