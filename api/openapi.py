@@ -393,7 +393,7 @@ class OperationsPlugin(BasePlugin):
             )
             if not here:
                 here = [(status, _generic_code(status), http.HTTPStatus(status).phrase)]
-            responses[key] = _problem_response(status, here, headers)
+            responses[key] = self._problem_response(status, here, headers)
 
     def _codes(
         self, path: str, operation: dict[str, Any], known: Operation | None
@@ -428,48 +428,49 @@ class OperationsPlugin(BasePlugin):
             unique.setdefault((status, code), (status, code, title))
         return list(unique.values())
 
+    def _problem_response(
+        self, status: int, codes: list[tuple[int, str, str]], headers: list[str]
+    ) -> dict[str, Any]:
+        """An error response: its codes in the description and `x-codes`, an example problem
+        for each (a component, shared by every operation that answers it)."""
+        assert self.spec is not None
+        names = ", ".join(f"`{code}` ({title})" for _, code, title in codes)
+        phrase = http.HTTPStatus(status).phrase if status else "Unexpected error"
+        examples = {}
+        for code_status, code, title in codes:
+            if code not in self.spec.components.examples:
+                self.spec.components.example(code, _problem_example(code_status, code, title))
+            examples[code] = {"$ref": f"#/components/examples/{code}"}
+        return {
+            "description": f"{phrase}: {names}",
+            "x-codes": [code for _, code, _ in codes],
+            "headers": _header_refs(headers),
+            "content": {
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "examples": examples,
+                }
+            },
+        }
+
+
+def _problem_example(status: int, code: str, when: str) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "type": f"urn:checkin-offers:problem:{code}",
+        "title": TITLES.get(code) or http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": when,
+        "code": code,
+    }
+    if code == "validation_error":
+        value["errors"] = {"name": ["Missing data for required field."]}
+    return {"summary": when, "value": value}
+
 
 def _generic_code(status: int) -> str:
     from api.errors import HTTP_CODES
 
     return HTTP_CODES.get(status, f"http_{status}")
-
-
-def _problem_response(
-    status: int, codes: list[tuple[int, str, str]], headers: list[str]
-) -> dict[str, Any]:
-    names = ", ".join(f"`{code}` ({title})" for _, code, title in codes)
-    phrase = http.HTTPStatus(status).phrase if status else "Unexpected error"
-    examples = {
-        code: {
-            "summary": title,
-            "value": {
-                "type": f"urn:checkin-offers:problem:{code}",
-                "title": TITLES.get(code)
-                or (http.HTTPStatus(code_status).phrase if code_status else title),
-                "status": code_status,
-                "detail": title,
-                "code": code,
-                **(
-                    {"errors": {"name": ["Missing data for required field."]}}
-                    if code == "validation_error"
-                    else {}
-                ),
-            },
-        }
-        for code_status, code, title in codes
-    }
-    return {
-        "description": f"{phrase}: {names}",
-        "x-codes": [code for _, code, _ in codes],
-        "headers": _header_refs(headers),
-        "content": {
-            "application/problem+json": {
-                "schema": {"$ref": "#/components/schemas/Problem"},
-                "examples": examples,
-            }
-        },
-    }
 
 
 def all_codes() -> list[str]:

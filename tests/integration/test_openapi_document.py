@@ -88,7 +88,8 @@ def test_every_operation_is_complete(document: dict[str, Any]) -> None:
             assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}
             assert set(problem["examples"]) == set(codes), (name, status)
             for code in codes:
-                example = problem["examples"][code]["value"]
+                ref = problem["examples"][code]["$ref"]
+                example = document["components"]["examples"][ref.rsplit("/", 1)[1]]["value"]
                 assert example["code"] == code and f"`{code}`" in response["description"]
                 if status != "default":
                     assert example["status"] == int(status), (name, status, code)
