@@ -316,7 +316,8 @@ def patch_schema(create: type[ma.Schema], name: str) -> type[ma.Schema]:
             )
         fields[field_name] = twin
     doc = "Every field optional; only those sent change (absent ones keep their value)."
-    return type(name, (ma.Schema,), {**fields, "__doc__": doc, "__module__": __name__})
+    # A subclass, so that the create schema's own checks (validates_schema) hold here too.
+    return type(name, (create,), {**fields, "__doc__": doc, "__module__": __name__})
 
 
 # ---- accounts ----------------------------------------------------------------------------
