@@ -334,3 +334,31 @@ def test_a_patch_of_one_field_changes_only_that_field(owner: Client) -> None:
     assert {k: v for k, v in renamed.items() if k not in ("title", "updated_at")} == {
         k: v for k, v in offer.items() if k not in ("title", "updated_at")
     }
+
+
+def test_every_operation_is_named_in_openapi_operations(document: dict[str, Any]) -> None:
+    """A new operation must say its operationId and the domain errors it raises in
+    api/openapi.py `OPERATIONS` (until then it has a derived id and only the generic codes)."""
+    served = {f"{method.upper()} {path}" for method, path, _ in _operations(document)}
+    assert served - set(openapi.OPERATIONS) == set(), "add them to api/openapi.py OPERATIONS"
+    assert set(openapi.OPERATIONS) - served == set(), "no longer served: remove them"
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_domain_error_is_listed_by_an_operation(document: dict[str, Any]) -> None:
+    from core.errors import DomainError
+
+    listed = {
+        code
+        for _, _, operation in _operations(document)
+        for response in operation["responses"].values()
+        for code in response.get("x-codes", ())
+    }
+    raised = {error.code for error in _subclasses(DomainError)}
+    # ConflictError's own code: a base class, never raised as itself.
+    assert raised - listed == {"conflict"}
