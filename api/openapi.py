@@ -408,15 +408,16 @@ class OperationsPlugin(BasePlugin):
         if any(p.get("name") == "Idempotency-Key" for p in parameters):
             codes.append(_error(idempotency.IdempotencyKeyReusedError))
         security = operation.get("security") or []
-        if (any(r for r in security) and [r for r in security if not r] != [{}]) or operation.get(
-            "operationId"
-        ) == "createUserToken":
+        # Credentials a call cannot do without (nearby's token is optional: a bad one is
+        # ignored). A view that declares 401 itself (sign-in) gets it from its responses.
+        if any(r for r in security) and [r for r in security if not r] != [{}]:
             codes.append(UNAUTHORIZED)
         if any("apiKey" in r for r in security):
             codes.append(FORBIDDEN)
             if not operation.get("x-till-device"):
                 codes.append(DEVICE_NOT_ALLOWED)
-        if "{" in path or 404 in operation.get("responses", {}):
+        declared = {str(status) for status in operation.get("responses", {})}
+        if "{" in path or "404" in declared:
             codes.append(NOT_FOUND)
         if path not in self.exempt_paths:
             codes.append(RATE_LIMITED)
