@@ -368,11 +368,14 @@ class KeyListSchema(ma.Schema):
     keys = f.List(f.Nested(KeySchema), required=True)
 
 
+# Not a handle any test or the demo uses: Schemathesis sends the document's examples to the
+# live server that the e2e tests share (tests/e2e/test_openapi_fuzz.py).
+HANDLE_EXAMPLE = "doc_example_user"
 HANDLE = v.Regexp(r"^[A-Za-z0-9_.-]{3,32}$", error="3 to 32 letters, digits, '_', '.' or '-'")
 
 
 class UserCreateSchema(ma.Schema):
-    handle = Text(required=True, validate=HANDLE, metadata={"example": "maija"})
+    handle = Text(required=True, validate=HANDLE, metadata={"example": HANDLE_EXAMPLE})
     password = Password(
         required=True,
         validate=v.Length(8, 256),
@@ -392,7 +395,7 @@ class UserCreatedSchema(ma.Schema):
 
 
 class LoginSchema(ma.Schema):
-    handle = Text(required=True, validate=v.Length(1, 64), metadata={"example": "maija"})
+    handle = Text(required=True, validate=v.Length(1, 64), metadata={"example": HANDLE_EXAMPLE})
     password = Password(
         required=True,
         validate=v.Length(1, 256),
@@ -410,7 +413,7 @@ class StaffUserCreateSchema(ma.Schema):
         required=True,
         validate=HANDLE,
         metadata={
-            "example": "sami_staff",
+            "example": "doc_example_staff",
             "description": "The handle of someone who works for the merchant. It is registered "
             "whether or not an account has it yet (the answer does not say): the account with "
             "it, now or once it signs up, never unlocks the merchant's offers",
