@@ -20,9 +20,16 @@ from api.observability import request_id
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.audit import Actor
 from core.errors import NotFoundError
-from offers import devices
+from offers import codes, devices
 
 TILL_VENUE = "till_venue"  # the session's remembered venue of an owner's or staff key's till
+# The code format, for the till's check of a typed code before it asks (offers/codes.py decides).
+CODE_FORMAT = {
+    "symbols": codes.SYMBOLS,
+    "check-symbols": codes.CHECK_SYMBOLS,
+    "length": codes.CODE_LENGTH,
+    "qr-prefix": codes.QR_PREFIX,
+}
 
 
 @blp.get("/till")
@@ -46,7 +53,13 @@ def till() -> Any:
     venue = next((v for v in venues if v.id == wanted), None)
     if venue is None and len(venues) == 1:
         venue = venues[0]
-    return _render("dashboard/till.html", venues=venues, venue=venue, this_device=device)
+    return _render(
+        "dashboard/till.html",
+        venues=venues,
+        venue=venue,
+        this_device=device,
+        code_format=CODE_FORMAT,
+    )
 
 
 @blp.get("/settings/devices", endpoint="devices")
