@@ -466,3 +466,32 @@ def test_analysts_see_no_raw_point_device_id_or_handle(
                 session.execute(text(forbidden))
             savepoint.rollback()
     assert world["person"].export_me()["checkins"]
+
+
+def test_the_service_runs_the_retention_job_by_itself(committed_app: Flask) -> None:
+    from api import jobs
+
+    sql(
+        committed_app,
+        "INSERT INTO idempotency_records (principal, key, request_hash, created_at)"
+        " VALUES ('user:y', 'stale', '\\x00', now() - interval '3 days')",
+    )
+    stop = jobs.start_retention(committed_app, first_delay_s=0.01)
+    assert stop is not None
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while sql(committed_app, "SELECT 1 FROM idempotency_records WHERE key = 'stale'"):
+            assert datetime.now(UTC) < deadline, "the job did not run"
+            threading.Event().wait(0.1)
+    finally:
+        stop.set()
+    off = dict(committed_app.config, RETENTION_JOB_ENABLED=False)
+    assert jobs.start_retention(type("App", (), {"config": off})()) is None  # type: ignore[arg-type]
+
+
+def test_the_retention_defaults_live_in_core_privacy() -> None:
+    from api.config import load
+
+    settings = load({"DATABASE_URL": "postgresql://x@localhost:5432/x"})
+    assert settings["RETENTION_DAYS"] == privacy.RETENTION_DAYS
+    assert settings["RETENTION_INTERVAL_MINUTES"] == privacy.RETENTION_INTERVAL_MINUTES
