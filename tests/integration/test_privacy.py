@@ -495,3 +495,37 @@ def test_the_retention_defaults_live_in_core_privacy() -> None:
     settings = load({"DATABASE_URL": "postgresql://x@localhost:5432/x"})
     assert settings["RETENTION_DAYS"] == privacy.RETENTION_DAYS
     assert settings["RETENTION_INTERVAL_MINUTES"] == privacy.RETENTION_INTERVAL_MINUTES
+
+
+def test_rules_that_count_old_visits_count_coarsened_ones(
+    committed_app: Flask, committed_api: Client, committed_owner: Client
+) -> None:
+    """nth visit and top visitor read a user's earlier visits: coarsened, they still count."""
+    venue = committed_owner.create_venue(venue_body(location=A, checkin_cooldown_minutes=0))
+    nth = committed_owner.create_offer(
+        offer_body(
+            [venue["id"]], title="Third", rule={"kind": "nth_visit", "visits": 3}, per_user_cap=1
+        )
+    )
+    top = committed_owner.create_offer(
+        offer_body(
+            [venue["id"]],
+            title="Top",
+            rule={"kind": "top_visitor", "window_days": 60, "min_visits": 3},
+            per_user_cap=1,
+        )
+    )
+    regular, _ = new_user(committed_api)
+    casual, _ = new_user(committed_api)
+    for _ in range(2):
+        at(regular, venue, device_id="regular-phone")
+    at(casual, venue)
+    # The visits are 40 days old: the job coarsens them.
+    sql(committed_app, "UPDATE checkins SET created_at = created_at - interval '40 days'")
+    report = privacy.apply_retention(committed_app.extensions["engine"])
+    assert report.coarsened == 3
+    for offer in (nth, top):
+        committed_owner.activate_offer(offer["id"])
+    unlocked = {u["title"] for u in at(regular, venue)["unlocks"]}
+    assert unlocked == {"Third", "Top"}
+    assert {u["title"] for u in at(casual, venue)["unlocks"]} == set()
