@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -193,7 +193,7 @@ def _json(value: Any) -> str:
     return json.dumps(audit.jsonable(value), ensure_ascii=False, separators=(",", ":"))
 
 
-def export_user(conn: Connection, user_id: uuid.UUID, now: datetime) -> Iterator[str]:
+def export_user(conn: Connection, user_id: uuid.UUID, now: datetime) -> Generator[str, None, None]:
     """Everything kept about a user as one JSON object, in pieces of text to send as they come.
 
     On a connection of its own, at the start of its transaction, the transaction is made
