@@ -67,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         health,
         offers,
         presence,
+        privacy,
         redemptions,
         venues,
     )
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         devices.blp,
         analytics.blp,
         audit.blp,
+        privacy.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -448,6 +448,30 @@ SETTINGS: tuple[Setting, ...] = (
         "`*`. Unset: no CORS headers at all.",
     ),
     Setting(
+        "RETENTION_DAYS",
+        30,
+        _integer,
+        _at_least(1),
+        "Days a check-in keeps its precise fix and device id; then the retention job coarsens it "
+        "to its venue (docs/privacy.md). Below 30 the staff-device check sees fewer devices.",
+    ),
+    Setting(
+        "RETENTION_INTERVAL_MINUTES",
+        60,
+        _integer,
+        _at_least(1),
+        "How often the service runs the retention job (one process at a time, whatever the "
+        "number of workers and hosts).",
+    ),
+    Setting(
+        "RETENTION_JOB_ENABLED",
+        True,
+        _boolean,
+        _check_boolean,
+        "Run the retention job inside the service (`false` when a scheduler runs "
+        "`flask --app api.wsgi retention` instead).",
+    ),
+    Setting(
         "HSTS_SECONDS",
         0,
         _integer,

@@ -120,9 +120,12 @@ class User(Base):
     __table_args__ = (Index("uq_users_handle_lower", func.lower(text("handle")), unique=True),)
 
     id: Mapped[uuid.UUID] = _id()
-    handle: Mapped[str] = mapped_column(String(64))
-    password_hash: Mapped[str] = mapped_column(String(200))
+    # Null once the account is erased (core/privacy.py): the row stays, without the person,
+    # so that the check-ins, unlocks and holdouts merchants count keep their user.
+    handle: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UserToken(Base):
@@ -282,6 +285,12 @@ class Checkin(Base):
             "created_at",
             postgresql_where=text("strikes <> '{}' OR staff_exclusion IS NOT NULL"),
         ),
+        # the retention job (core/privacy.py) walks the check-ins still precise, oldest first
+        Index(
+            "ix_checkins_precise_created_at",
+            "created_at",
+            postgresql_where=text("coarsened_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -314,6 +323,11 @@ class Checkin(Base):
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = _now()
+    # Set when the fix was coarsened (core/privacy.py: after the retention period, or when the
+    # account was erased): `location` is then the venue's, `device_id` is gone, and
+    # `venue_distance_m` (the fix's distance from the venue) is all that is left of the fix.
+    coarsened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    venue_distance_m: Mapped[float | None] = mapped_column(Float)
 
 
 class NfcTag(Base):
@@ -611,6 +625,21 @@ class AuditEvent(Base):
     )
 
 
+class AccountErasure(Base):
+    """The record that an account was erased (core/privacy.py): when, by whom (`user` or
+    `operator:<name>`) and how many rows of each kind were erased or detached; never the
+    erased data."""
+
+    __tablename__ = "account_erasures"
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    erased_at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+
+
 class RateLimitCounter(Base):
     """One fixed-window hit counter of the rate limiter's PostgreSQL storage (`api/ratelimit.py`),
     shared by every worker and host. UNLOGGED: counters need neither crash safety nor replicas."""
@@ -624,6 +653,7 @@ class RateLimitCounter(Base):
 
 
 __all__ = [
+    "AccountErasure",
     "ApiKey",
     "AuditEvent",
     "Base",

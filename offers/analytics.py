@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
+from core.privacy import device_key
 from geo import proof as proofs
 from offers import abuse, redemptions
 from offers.stats import newcombe_difference
@@ -428,7 +429,8 @@ _LEAKS = text(
              'verified_without_presence_code', count(*) FILTER (
                  WHERE strikes <> '{}' AND status = 'verified' AND NOT presence_code_sent
                    AND staff_exclusion IS NULL),
-             'shared_devices', count(DISTINCT device_id) FILTER (
+             -- device ids by their pseudonym: the same count once a user is erased
+             'shared_devices', count(DISTINCT {device_key}) FILTER (
                  WHERE 'device_shared' = ANY (strikes)),
              'users_on_many_devices', count(DISTINCT user_id) FILTER (
                  WHERE 'many_devices' = ANY (strikes)),
@@ -445,7 +447,7 @@ _LEAKS = text(
         (SELECT COALESCE(json_object_agg(proof || '.redemptions', n), '{}') FROM (
             SELECT c.proof, count(*) AS n FROM red JOIN checkins c ON c.id = red.checkin_id
             GROUP BY c.proof) p) AS redeemed_by_proof
-    """
+    """.replace("{device_key}", device_key("device_id"))
 )
 
 # NFC taps at the merchant's venues (geo/nfc.py records every SUN message received) and the
@@ -478,8 +480,11 @@ _NFC = text(
             HAVING count(*) >= :burst) b) AS bursts,
         (SELECT count(*) FROM checkins c JOIN taps t ON t.id = c.nfc_tap_id
          WHERE c.status = 'verified' AND 'outside_geofence' <> ALL (c.reason_codes)
-           AND NOT ST_DWithin(c.location, (SELECT v.location FROM venues v
-                                           WHERE v.id = c.venue_id), :rough_m)) AS rough,
+           -- a coarsened fix (core/privacy.py) kept only its distance from the venue
+           AND CASE WHEN c.coarsened_at IS NULL
+                    THEN NOT ST_DWithin(c.location, (SELECT v.location FROM venues v
+                                                     WHERE v.id = c.venue_id), :rough_m)
+                    ELSE c.venue_distance_m > :rough_m END) AS rough,
         (SELECT count(*) FROM taps WHERE card_id IS NOT NULL AND outcome = 'accepted')
             AS card_reads,
         (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (

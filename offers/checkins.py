@@ -37,7 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.errors import DomainError, NotFoundError, ValidationError
+from core.errors import DomainError, NotFoundError, UnauthorizedError, ValidationError
 from core.uow import UnitOfWork, execute
 from geo import members, nfc
 from geo import proof as proofs
@@ -133,6 +133,7 @@ _VENUE_AND_HISTORY = text(
            ST_AsBinary(v.geofence) AS geofence, v.radius_m,
            v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret, v.tap_radius_m,
            clock_timestamp() AS now,  -- the database clock at this check-in
+           (SELECT u.erased_at IS NOT NULL FROM users u WHERE u.id = :user_id) AS user_erased,
            ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
            prev.observed_at AS prev_observed_at,
            here.created_at AS last_here_at,
@@ -355,6 +356,8 @@ def _check_in(
     ).one_or_none()
     if row is None:
         raise NotFoundError("no such venue")
+    if row.user_erased:  # erased while this request was in flight (core/privacy.py)
+        raise UnauthorizedError("this account has been deleted")
     now: datetime = row.now
     if staff is not None:  # staff saw the user at the venue: the fix is the venue's location
         data = CheckinInput(data.venue_id, row.lat, row.lon, 0.0, now)
