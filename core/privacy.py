@@ -52,7 +52,7 @@ RETENTION_BATCH = 5000
 # The job's interval when the service runs it (`RETENTION_INTERVAL_MINUTES` overrides it).
 RETENTION_INTERVAL_MINUTES = 60
 # The analyst views show a point as its cell of this many degrees (about 1.1 km north-south,
-# 0.55 km east-west at 60 degrees north): migration 0012 holds the same number.
+# 0.55 km east-west at 60 degrees north): migration 0009 holds the same number.
 CELL_DEGREES = 0.01
 # Rows per fetch of the export's server-side cursors.
 EXPORT_FETCH = 500

@@ -15,7 +15,7 @@
 The partial index is built inside the transaction and blocks check-in inserts while it builds:
 on a large `checkins` table run it in a quiet hour (about 1 s per million rows measured here).
 
-Revision ID: 0012
+Revision ID: 0009
 Revises: 0008
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
