@@ -328,7 +328,8 @@ SETTINGS: tuple[Setting, ...] = (
         120,
         _integer,
         _at_least(1),
-        "A fix older than this is `stale_fix`. The contract fixes 2 minutes.",
+        "A fix older than this is `stale_fix`, and one dated more than this before the user's "
+        "latest accepted fix is `backdated_fix`. The contract fixes 2 minutes.",
     ),
     Setting(
         "CHECKIN_FUTURE_TOLERANCE_SECONDS",
@@ -342,7 +343,8 @@ SETTINGS: tuple[Setting, ...] = (
         300.0,
         _number,
         _at_least(1),
-        "Travel faster than this from the previous accepted fix is `impossible_travel`. "
+        "Travel faster than this from, or to, the accepted fixes just before and after a fix "
+        "in time is `impossible_travel`. "
         "The contract fixes 300 km/h.",
     ),
     Setting(

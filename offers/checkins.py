@@ -5,7 +5,8 @@ number of offers at the venue:
 
 1. `pg_advisory_xact_lock` on the user, so one user's parallel check-ins see each other
    (cooldown, per-user caps, visit counts);
-2. one query for the venue, the user's history (last accepted fix, last visit here), the counts
+2. one query for the venue, the user's history (the accepted fixes just before and after this
+   one's `observed_at`, the latest accepted fix, the last visit here), the counts
    behind the strikes and staff exclusion (`offers.abuse`), and the database clock;
 3. the pure verdict (`geo.verify.verify_fix`) and assessment (`offers.abuse.assess`), then one
    INSERT of the check-in with its strikes;
@@ -135,6 +136,8 @@ _VENUE_AND_HISTORY = text(
            clock_timestamp() AS now,  -- the database clock at this check-in
            ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
            prev.observed_at AS prev_observed_at,
+           ST_X(nxt.location::geometry) AS next_lon, ST_Y(nxt.location::geometry) AS next_lat,
+           nxt.observed_at AS next_observed_at, latest.observed_at AS latest_observed_at,
            here.created_at AS last_here_at,
            dev.device_users, mine.user_devices, rej.recent_rejections,
            EXISTS (SELECT 1 FROM merchant_staff_users s
@@ -146,11 +149,22 @@ _VENUE_AND_HISTORY = text(
                      AND c.created_at > now() - make_interval(days => :staff_device_days))
                AS staff_device
     FROM venues v
+    -- the user's accepted fixes around this one in time (geo.verify.History), and the latest
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified'
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
         ORDER BY c.observed_at DESC LIMIT 1
     ) prev ON true
+    LEFT JOIN LATERAL (
+        SELECT c.location, c.observed_at FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
+        ORDER BY c.observed_at LIMIT 1
+    ) nxt ON true
+    LEFT JOIN LATERAL (
+        SELECT c.observed_at FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'verified'
+        ORDER BY c.observed_at DESC LIMIT 1
+    ) latest ON true
     LEFT JOIN LATERAL (
         SELECT c.created_at FROM checkins c
         WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
@@ -348,6 +362,8 @@ def _check_in(
             "venue_id": str(data.venue_id),
             "user_id": str(user_id),
             "device_id": data.device_id,
+            # a staff visit is dated by the database's clock (its fix is the venue, now)
+            "observed_at": None if staff is not None else data.observed_at,
             "window_days": abuse.window_days,
             "rejection_hours": abuse.rejection_hours,
             "staff_device_days": abuse.staff_device_days,
@@ -386,6 +402,11 @@ def _check_in(
         if row.prev_observed_at is not None
         else None
     )
+    following = (
+        PreviousFix(Point(row.next_lon, row.next_lat), row.next_observed_at)
+        if row.next_observed_at is not None
+        else None
+    )
     verdict = verify_fix(
         venue,
         Fix(
@@ -395,7 +416,12 @@ def _check_in(
             mock_location=data.mock_location,
             presence_code=data.presence_code,
         ),
-        History(previous_fix=previous, last_verified_here_at=row.last_here_at),
+        History(
+            previous_fix=previous,
+            last_verified_here_at=row.last_here_at,
+            next_fix=following,
+            latest_accepted_at=row.latest_observed_at,
+        ),
         now,
         thresholds,
         tap=tap,
