@@ -177,7 +177,8 @@ def _headers(response: Response) -> Response:
     response.headers["RateLimit-Policy"] = ", ".join(
         f"{lim.limit.amount};w={lim.limit.get_expiry()}" for lim, _, _ in applied
     )
-    if response.status_code == 429:
+    if response.status_code == 429 and "Retry-After" not in response.headers:
+        # A domain refusal (too many wrong codes or passwords) says its own wait.
         response.headers["Retry-After"] = str(max(1, reset))
     return response
 

@@ -17,6 +17,9 @@ number of offers at the venue:
 
 A check-in with a `tap_token` spends it with one conditional UPDATE after step 2 (the caller's
 own, unspent, unexpired token for this venue, or none); a GPS-only check-in makes no extra trip.
+A check-in with a `presence_code` takes two more advisory locks (its device's, its venue's) and
+counts the wrong codes in the window with one query before the verdict (`geo.presence` sets the
+limits), and records a wrong code with one INSERT after it.
 
 `staff_check_in` is the same use case for a visit the merchant's staff record at the venue
 (a member code or a card read, `proof` `staff`): it finds the user first (guess-limited for
@@ -38,9 +41,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.errors import DomainError, NotFoundError, ValidationError
+from core.errors import NotFoundError, ValidationError
+from core.errors import TooManyAttemptsError as _TooManyAttempts
 from core.uow import UnitOfWork, execute
 from geo import members, nfc
+from geo import presence as codes_shown
 from geo import proof as proofs
 from geo.verify import (
     DEFAULT_THRESHOLDS,
@@ -332,6 +337,10 @@ class StaffVisit:
     key_id: uuid.UUID | None
 
 
+class PresenceCodeGuessingError(_TooManyAttempts):
+    title = "Too many wrong presence codes"
+
+
 def check_in(
     uow: UnitOfWork,
     user_id: uuid.UUID,
@@ -339,11 +348,114 @@ def check_in(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     abuse: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS,
 ) -> CheckinResult:
-    """Record one check-in and everything it unlocks, in one transaction: all of it or none."""
+    """Record one check-in and everything it unlocks, in one transaction: all of it or none.
+
+    A check-in carrying a presence code while too many wrong ones were sent (by this user, from
+    this device or at this venue) is refused before the code is checked: the refusal's record
+    commits, then `PresenceCodeGuessingError` (429) is raised."""
     with uow:
-        result = _check_in(uow.session, user_id, data, thresholds, abuse)
+        try:
+            result = _check_in(uow.session, user_id, data, thresholds, abuse)
+        except PresenceCodeGuessingError:
+            uow.commit()
+            raise
         uow.commit()
         return result
+
+
+# One guess-limited check-in at a time per device and per venue (after the user's lock, always
+# in this order), so parallel guesses see each other's wrong codes.
+_GUESS_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:device_key, 0)),"
+    " pg_advisory_xact_lock(hashtextextended(:venue_key, 0))"
+)
+_GUESS_LOCK_VENUE = text("SELECT pg_advisory_xact_lock(hashtextextended(:venue_key, 0))")
+# For each scope, the `MAX_WRONG`-th most recent wrong code still inside the window, if any:
+# while there is one, that scope may not try another code.
+_NTH_WRONG_CODE = text(
+    """
+    SELECT clock_timestamp() AS now,
+        (SELECT a.created_at FROM presence_code_attempts a
+         WHERE a.user_id = :user_id AND a.outcome = 'wrong'
+           AND a.created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY a.created_at DESC OFFSET :user_nth LIMIT 1) AS "user",
+        (SELECT a.created_at FROM presence_code_attempts a
+         WHERE a.device_id = CAST(:device_id AS varchar) AND a.outcome = 'wrong'
+           AND a.created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY a.created_at DESC OFFSET :device_nth LIMIT 1) AS device,
+        (SELECT a.created_at FROM presence_code_attempts a
+         WHERE a.venue_id = :venue_id AND a.outcome = 'wrong'
+           AND a.created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY a.created_at DESC OFFSET :venue_nth LIMIT 1) AS venue
+    """
+)
+_RECORD_CODE_ATTEMPT = text(
+    """
+    INSERT INTO presence_code_attempts (id, venue_id, user_id, device_id, outcome, scope,
+                                        created_at)
+    VALUES (:id, :venue_id, :user_id, :device_id, :outcome, :scope, clock_timestamp())
+    """
+)
+_SCOPE_WORDS = {"user": "from your account", "device": "from this device", "venue": "at this venue"}
+
+
+def _record_code_attempt(
+    session: Session, user_id: uuid.UUID, data: CheckinInput, outcome: str, scope: str | None
+) -> None:
+    execute(
+        session,
+        _RECORD_CODE_ATTEMPT,
+        {
+            "id": uuid.uuid4(),
+            "venue_id": str(data.venue_id),
+            "user_id": str(user_id),
+            "device_id": data.device_id,
+            "outcome": outcome,
+            "scope": scope,
+        },
+    )
+
+
+def _limit_code_guessing(session: Session, user_id: uuid.UUID, data: CheckinInput) -> None:
+    """Refuse a check-in carrying a presence code when its user, device or venue already sent
+    as many wrong codes as allowed in the window (`geo.presence`), recording the refusal."""
+    venue_key = f"presence-code:venue:{data.venue_id}"
+    if data.device_id is not None:
+        execute(
+            session,
+            _GUESS_LOCKS,
+            {"device_key": f"presence-code:device:{data.device_id}", "venue_key": venue_key},
+        )
+    else:
+        execute(session, _GUESS_LOCK_VENUE, {"venue_key": venue_key})
+    window = codes_shown.WRONG_WINDOW
+    row = execute(
+        session,
+        _NTH_WRONG_CODE,
+        {
+            "user_id": str(user_id),
+            "device_id": data.device_id,
+            "venue_id": str(data.venue_id),
+            "window_s": window.total_seconds(),
+            **{f"{s}_nth": codes_shown.MAX_WRONG[s] - 1 for s in codes_shown.GUESS_SCOPES},
+        },
+    ).one()
+    waits = {
+        scope: (since + window - row.now).total_seconds()
+        for scope in codes_shown.GUESS_SCOPES
+        if (since := getattr(row, scope)) is not None
+    }
+    if not waits:
+        return
+    scope = max(waits, key=lambda s: waits[s])
+    wait = max(1, int(waits[scope]) + 1)
+    _record_code_attempt(session, user_id, data, "refused", scope)
+    raise PresenceCodeGuessingError(
+        f"{codes_shown.MAX_WRONG[scope]} wrong presence codes {_SCOPE_WORDS[scope]} within "
+        f"{int(window.total_seconds() // 60)} min: try the code again in {wait} s, or check in "
+        "without it",
+        wait,
+    )
 
 
 def _check_in(
@@ -374,6 +486,8 @@ def _check_in(
     now: datetime = row.now
     if staff is not None:  # staff saw the user at the venue: the fix is the venue's location
         data = CheckinInput(data.venue_id, row.lat, row.lon, 0.0, now)
+    elif data.presence_code is not None:
+        _limit_code_guessing(session, user_id, data)
     tap: Tap | None = None
     tap_id: uuid.UUID | None = None
     if data.tap_token is not None:
@@ -438,6 +552,8 @@ def _check_in(
         ),
         abuse,
     )
+    if data.presence_code is not None and not verdict.presence_verified:
+        _record_code_attempt(session, user_id, data, "wrong", None)
     proof = proof_of(verdict, staff is not None)
     checkin_id = uuid.uuid4()
     status = VERIFIED if verdict.verified else REJECTED
@@ -529,14 +645,8 @@ class MemberCodeInvalidError(ValidationError):
     title = "Invalid member code"
 
 
-class TooManyAttemptsError(DomainError):
-    status = 429
-    code = "too_many_attempts"
+class TooManyAttemptsError(_TooManyAttempts):
     title = "Too many wrong member codes"
-
-    def __init__(self, detail: str, retry_after_s: int):
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -612,6 +722,12 @@ def staff_check_in(
 
         user_id: uuid.UUID | None
         if data.member_code is not None:
+            # One member code at a time per key and venue, so parallel guesses count each other.
+            execute(
+                session,
+                _USER_LOCK,
+                {"k": f"member-code:{actor.key_id}:{data.venue_id}"},
+            )
             locked = execute(
                 session,
                 _NTH_WRONG,
