@@ -412,11 +412,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests one merchant API key may make (all routes together).",
     ),
     Setting(
+        "RATE_LIMIT_PER_MERCHANT",
+        "12000/minute",
+        _text,
+        _check_limits,
+        "Requests all of one merchant's API keys (its tills included) may make together, so "
+        "creating more keys does not raise a merchant's budget.",
+    ),
+    Setting(
         "RATE_LIMIT_PER_USER",
         "1200/minute",
         _text,
         _check_limits,
-        "Requests one mobile user token may make (all routes together).",
+        "Requests one mobile user may make with all their tokens together (all routes), so "
+        "signing in again does not start a fresh budget.",
     ),
     Setting(
         "RATE_LIMIT_PER_IP",
@@ -424,6 +433,15 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         _check_limits,
         "Requests one client IP address may make, with or without credentials.",
+    ),
+    Setting(
+        "RATE_LIMIT_SIGN_IN_PER_IP",
+        "30/minute;300/hour",
+        _text,
+        _check_limits,
+        "Sign-ins, sign-ups and device pairings (`POST /v1/users/token`, `POST /v1/users`, "
+        "`POST /v1/devices/pair`) one client IP address may make, together: each costs an "
+        "Argon2 hash (about 0.2 s of CPU) or guesses a secret.",
     ),
     Setting(
         "REDIS_URL",
