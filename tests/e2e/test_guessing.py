@@ -1,16 +1,18 @@
-"""Guess limits under real parallel HTTP requests against a real gunicorn (2 workers, 8 threads
+"""Guess limits (presence codes, passwords) under real parallel HTTP requests against a real gunicorn (2 workers, 8 threads
 each): wrong presence codes sent all at once, from many accounts and one device, still stop at
 the limits, because the counts live in PostgreSQL and the device's and venue's locks make
 parallel guesses see each other."""
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from core import throttle
 from geo import presence
 from mobile_stub.client import ApiError, Client
 from tests.e2e.test_concurrency import client, in_parallel, setup_venue, sign_up
@@ -68,4 +70,18 @@ def test_parallel_guesses_from_one_device_stop_at_the_device_limit(
     assert Counter(outcome(r) for r in results) == {
         "rejected": presence.MAX_WRONG_PER_DEVICE,
         "too_many_attempts": 12 - presence.MAX_WRONG_PER_DEVICE,
+    }
+
+
+def test_parallel_wrong_passwords_stop_at_the_sign_in_limit(
+    live_server: str, live_api: Client
+) -> None:
+    handle = f"s{secrets.token_hex(6)}"
+    live_api.create_user(handle, "the-right-one")
+    # 12 wrong passwords at once from one address: each attempt is recorded as a failure under
+    # the handle's lock before its Argon2 check, so exactly the per-address limit is answered.
+    results = in_parallel([lambda: live_api.login(handle, "a-wrong-one") for _ in range(12)])
+    assert Counter(outcome(r) for r in results) == {
+        "unauthorized": throttle.MAX_FAILURES_PER_SOURCE,
+        "too_many_attempts": 12 - throttle.MAX_FAILURES_PER_SOURCE,
     }
