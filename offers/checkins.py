@@ -661,14 +661,21 @@ _STAFF_VENUE = text(
     "SELECT id FROM venues WHERE id = :venue_id AND merchant_id = :merchant_id"
     " AND deleted_at IS NULL"
 )
-# The `MAX_WRONG`-th most recent wrong member code of this key at this venue, if it is still
-# inside the window: while it is, the key may not try another code there.
+# The `MAX_WRONG`-th most recent wrong member code of this key at this venue, and the
+# `MAX_WRONG_PER_VENUE`-th of any key there, if still inside the window: while either is, the
+# key may not try another code there (a merchant's extra keys share the venue's budget).
 _NTH_WRONG = text(
     """
-    SELECT created_at + make_interval(secs => :window_s) AS until FROM staff_checkin_attempts
-    WHERE api_key_id = :key_id AND venue_id = :venue_id AND outcome = 'member_code_invalid'
-      AND created_at > now() - make_interval(secs => :window_s)
-    ORDER BY created_at DESC OFFSET :nth LIMIT 1
+    SELECT clock_timestamp() AS now,
+        (SELECT created_at + make_interval(secs => :window_s) FROM staff_checkin_attempts
+         WHERE api_key_id = :key_id AND venue_id = :venue_id
+           AND outcome = 'member_code_invalid'
+           AND created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY created_at DESC OFFSET :nth LIMIT 1) AS key_until,
+        (SELECT created_at + make_interval(secs => :window_s) FROM staff_checkin_attempts
+         WHERE venue_id = :venue_id AND outcome = 'member_code_invalid'
+           AND created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY created_at DESC OFFSET :venue_nth LIMIT 1) AS venue_until
     """
 )
 _RECORD_ATTEMPT = text(
@@ -722,12 +729,8 @@ def staff_check_in(
 
         user_id: uuid.UUID | None
         if data.member_code is not None:
-            # One member code at a time per key and venue, so parallel guesses count each other.
-            execute(
-                session,
-                _USER_LOCK,
-                {"k": f"member-code:{actor.key_id}:{data.venue_id}"},
-            )
+            # One member code at a time per venue, so parallel guesses count each other.
+            execute(session, _USER_LOCK, {"k": f"member-code:venue:{data.venue_id}"})
             locked = execute(
                 session,
                 _NTH_WRONG,
@@ -736,13 +739,19 @@ def staff_check_in(
                     "venue_id": data.venue_id,
                     "window_s": members.WRONG_WINDOW.total_seconds(),
                     "nth": members.MAX_WRONG - 1,
+                    "venue_nth": members.MAX_WRONG_PER_VENUE - 1,
                 },
-            ).first()
-            if locked is not None:
-                now = execute(session, text("SELECT clock_timestamp()")).scalar_one()
-                wait = max(1, int((locked.until - now).total_seconds()) + 1)
+            ).one()
+            until = max((t for t in (locked.key_until, locked.venue_until) if t), default=None)
+            if until is not None:
+                wait = max(1, int((until - locked.now).total_seconds()) + 1)
+                most = (
+                    f"{members.MAX_WRONG} wrong member codes with this key"
+                    if locked.venue_until is None
+                    else f"{members.MAX_WRONG_PER_VENUE} wrong member codes"
+                )
                 raise TooManyAttemptsError(
-                    f"{members.MAX_WRONG} wrong member codes at this venue within "
+                    f"{most} at this venue within "
                     f"{int(members.WRONG_WINDOW.total_seconds() // 60)} min: try again in "
                     f"{wait} s, or read the guest's card",
                     wait,
