@@ -104,9 +104,6 @@ class PreviousFix:
     observed_at: datetime
 
 
-AcceptedFix = PreviousFix
-
-
 @dataclass(frozen=True)
 class History:
     """The little of the user's past that the rules need.
