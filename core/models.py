@@ -450,6 +450,51 @@ class StaffCheckinAttempt(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class PresenceCodeAttempt(Base):
+    """A wrong presence code sent with a check-in, or a check-in refused because too many were
+    (`geo/presence.py` sets the limits per user, per device and per venue, counted from these
+    rows in a sliding window); the leak report counts them as guessing."""
+
+    __tablename__ = "presence_code_attempts"
+    __table_args__ = (
+        Index("ix_presence_code_attempts_venue_id_created_at", "venue_id", "created_at"),
+        Index("ix_presence_code_attempts_user_id_created_at", "user_id", "created_at"),
+        Index(
+            "ix_presence_code_attempts_device_id_created_at",
+            "device_id",
+            "created_at",
+            postgresql_where=text("device_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    device_id: Mapped[str | None] = mapped_column(String(200))
+    # `wrong` (counted by the limits) or `refused` (over a limit; `scope` says which)
+    outcome: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now()
+
+
+class SignInAttempt(Base):
+    """A sign-in (or a sign-up for a taken handle) and how it ended, by handle and client
+    address: failures are limited per handle from these rows (`core/throttle.py`), and an
+    address that signed in to a handle before is known to it."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (
+        Index("ix_sign_in_attempts_handle_created_at", "handle", "created_at"),
+        Index("ix_sign_in_attempts_handle_source", "handle", "source", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    handle: Mapped[str] = mapped_column(String(64))  # lower case
+    source: Mapped[str] = mapped_column(String(64))  # the client's address
+    outcome: Mapped[str] = mapped_column(String(16))  # failed | succeeded | refused
+    created_at: Mapped[datetime] = _now()
+
+
 class MerchantStaffUser(Base):
     """A handle its merchant's owner registered as staff: the account with that handle, now or
     once it signs up (`user_id`, never shown to the merchant), never unlocks that merchant's

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.errors import UnauthorizedError
+from core.throttle import KNOWN_SOURCE_DAYS
 from core.uow import UnitOfWork, execute
 
 # How long a check-in keeps its precise fix and device id (verification, travel checks,
@@ -277,6 +278,25 @@ _ERASE_STEPS: tuple[tuple[str, Any], ...] = (
         ),
     ),
     (
+        # Wrong presence codes stay counted (the leak report's guessing figures), detached from
+        # the device like the check-ins.
+        "presence_code_attempts",
+        text(
+            f"""
+            UPDATE presence_code_attempts a SET device_id = {device_key("a.device_id")}
+            WHERE a.user_id = :u AND a.device_id IS NOT NULL
+            """
+        ),
+    ),
+    (
+        # The sign-in throttle's rows name the handle and the addresses it signed in from.
+        "sign_in_attempts",
+        text(
+            "DELETE FROM sign_in_attempts"
+            " WHERE handle = (SELECT lower(handle) FROM users WHERE id = :u)"
+        ),
+    ),
+    (
         "staff_registrations",
         text("UPDATE merchant_staff_users SET user_id = NULL WHERE user_id = :u"),
     ),
@@ -339,6 +359,7 @@ class RetentionReport:
     batches: int = 0
     idempotency_records: int = 0
     rate_limit_counters: int = 0
+    attempts: int = 0  # wrong presence codes that lost their device id, sign-in rows deleted
     seconds: float = 0.0
     ran: bool = True  # False when another process held the job's lock
 
@@ -373,6 +394,19 @@ _PRUNE_IDEMPOTENCY = text(
     "DELETE FROM idempotency_records WHERE ctid = ANY (ARRAY("
     " SELECT ctid FROM idempotency_records WHERE created_at < now() - :keep"
     " LIMIT :batch))"
+)
+# The guess limits' rows (migration 0010): a wrong presence code older than the retention period
+# keeps its count and venue, not its device; a sign-in attempt is kept as long as it can make
+# its address known to the handle (core/throttle.py).
+_DROP_ATTEMPT_DEVICES = text(
+    "UPDATE presence_code_attempts SET device_id = NULL WHERE id = ANY (ARRAY("
+    " SELECT id FROM presence_code_attempts WHERE device_id IS NOT NULL"
+    " AND created_at < :cutoff LIMIT :batch))"
+)
+_PRUNE_SIGN_INS = text(
+    "DELETE FROM sign_in_attempts WHERE id = ANY (ARRAY("
+    " SELECT id FROM sign_in_attempts"
+    " WHERE created_at < :known_cutoff LIMIT :batch))"
 )
 _PRUNE_RATE_LIMITS = text(
     "DELETE FROM rate_limit_counters WHERE ctid = ANY (ARRAY("
@@ -414,6 +448,17 @@ def apply_retention(
             report.rate_limit_counters, _ = _in_batches(
                 conn, _PRUNE_RATE_LIMITS, {"batch": batch}, batch, 0
             )
+            devices, _ = _in_batches(
+                conn, _DROP_ATTEMPT_DEVICES, {"cutoff": cutoff, "batch": batch}, batch, 0
+            )
+            sign_ins, _ = _in_batches(
+                conn,
+                _PRUNE_SIGN_INS,
+                {"known_cutoff": now - timedelta(days=KNOWN_SOURCE_DAYS), "batch": batch},
+                batch,
+                0,
+            )
+            report.attempts = devices + sign_ins
         finally:
             conn.execute(_UNLOCK, {"k": JOB_LOCK_KEY})
     report.seconds = round(time.monotonic() - started, 3)

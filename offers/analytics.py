@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
 from core.privacy import device_key
+from geo import presence
 from geo import proof as proofs
 from offers import abuse, redemptions
 from offers.stats import newcombe_difference
@@ -494,6 +495,48 @@ _NFC = text(
             AS staff_attempts
     """
 )
+# Presence codes guessed at the merchant's venues: wrong codes sent with check-ins, and
+# check-ins refused because a user, device or venue had sent too many (geo/presence.py).
+_PRESENCE_GUESSING = text(
+    """
+    WITH att AS (
+        SELECT a.outcome, a.user_id, a.scope
+        FROM presence_code_attempts a JOIN venues v ON v.id = a.venue_id
+        WHERE v.merchant_id = :m
+          AND (CAST(:offer AS uuid) IS NULL
+               OR a.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
+          AND a.created_at >= :lo AND a.created_at < :hi
+    )
+    SELECT (SELECT count(*) FROM att WHERE outcome = 'wrong') AS wrong,
+           (SELECT count(DISTINCT user_id) FROM att WHERE outcome = 'wrong') AS users,
+           (SELECT COALESCE(json_object_agg(scope, n), '{}') FROM (
+               SELECT scope, count(*) AS n FROM att WHERE outcome = 'refused' GROUP BY scope
+           ) r) AS refused
+    """
+)
+
+
+def _presence_guessing(
+    session: Session,
+    merchant_id: uuid.UUID,
+    offer_id: uuid.UUID | None,
+    lo: datetime,
+    hi: datetime,
+) -> dict[str, Any]:
+    row = session.execute(
+        _PRESENCE_GUESSING,
+        {"m": str(merchant_id), "offer": str(offer_id) if offer_id else None, "lo": lo, "hi": hi},
+    ).one()
+    refused = {k: int(v) for k, v in (row.refused or {}).items()}
+    return {
+        "wrong": int(row.wrong),
+        "users_with_wrong_codes": int(row.users),
+        "refused_over_limit": {scope: refused.get(scope, 0) for scope in presence.GUESS_SCOPES},
+        "window_minutes": int(presence.WRONG_WINDOW.total_seconds() // 60),
+        "limits": dict(presence.MAX_WRONG),
+    }
+
+
 # An accepted tap this many times or more by one user at one tag within a clock hour is a burst
 # (a collector gathering URLs); a tap check-in whose fix is farther than this from the venue's
 # location relied on the tap radius (indoors, or a fix from somewhere else).
@@ -567,6 +610,7 @@ def leak_report(
             for proof, counts in by_proof(row.redeemed_by_proof or {}, ("redemptions",)).items()
         },
         "nfc": _nfc_report(session, merchant_id, offer_id, lo, hi),
+        "presence_codes": _presence_guessing(session, merchant_id, offer_id, lo, hi),
     }
 
 

@@ -223,6 +223,16 @@ def test_erasure_removes_the_person_and_keeps_every_merchant_figure(
         u=user_id,
     )[0]
 
+    # A wrong presence code and a failed sign-in leave rows that name the device and the handle.
+    with pytest.raises(ApiError):
+        api.login(world["handle"], "not-the-password")
+    sql(
+        app,
+        "INSERT INTO presence_code_attempts (id, venue_id, user_id, device_id, outcome)"
+        " VALUES (gen_random_uuid(), :v, :u, 'guessing-phone', 'wrong') RETURNING id",
+        v=world["venues"][0]["id"],
+        u=user_id,
+    )
     person.delete_me()
 
     # The token stops at once, the handle and password no longer sign in.
@@ -269,6 +279,16 @@ def test_erasure_removes_the_person_and_keeps_every_merchant_figure(
     )[0]
     assert (left.tokens, left.member_codes, left.keys, left.live_cards) == (0, 0, 0, 0)
     assert left.impressions == counted.impressions
+    attempts = sql(
+        app,
+        "SELECT (SELECT count(*) FROM sign_in_attempts WHERE handle = lower(:h)) AS sign_ins,"
+        " (SELECT string_agg(device_id, ',') FROM presence_code_attempts WHERE user_id = :u)"
+        "   AS devices",
+        h=world["handle"],
+        u=user_id,
+    )[0]
+    assert attempts.sign_ins == 0
+    assert attempts.devices.startswith("erased:") and "guessing-phone" not in attempts.devices
     # Audited without the erased data: counts only.
     record = sql(app, "SELECT * FROM account_erasures WHERE user_id = :u", u=user_id)
     assert len(record) == 1 and record[0].actor == "user"

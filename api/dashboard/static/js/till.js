@@ -246,6 +246,7 @@ const REASONS = {
   low_accuracy: "location too rough",
   stale_fix: "old location",
   future_fix: "clock ahead",
+  backdated_fix: "dated before the last visit",
   mock_location: "mock location",
   impossible_travel: "impossible travel",
   too_soon: "too soon after the last visit",
