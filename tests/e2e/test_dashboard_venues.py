@@ -146,7 +146,9 @@ def test_replacing_a_fence_that_a_live_offer_uses_asks_first(
     answers.append(False)
     page.click("#save-venue")
     page.wait_for_selector("#status >> text=Not saved: the fence of Busy Corner is unchanged.")
-    assert dialogs[-1].startswith("Replace the fence of Busy Corner? A live offer uses it: “Free bun”.")
+    assert dialogs[-1].startswith(
+        "Replace the fence of Busy Corner? A live offer uses it: “Free bun”."
+    )
     assert m["owner"].get_venue(used["id"])["radius_m"] == 40
 
     # "Yes" replaces it.
@@ -198,7 +200,10 @@ def test_venue_names_with_markup_show_as_text_on_the_map_and_in_the_list(
         tooltip.wait_for()
         names.add(tooltip.inner_text())
         assert tooltip.locator("*:not(span)").count() == 0
-        assert page.locator(".leaflet-tooltip meta, .leaflet-tooltip b, .leaflet-tooltip img").count() == 0
+        assert (
+            page.locator(".leaflet-tooltip meta, .leaflet-tooltip b, .leaflet-tooltip img").count()
+            == 0
+        )
     assert names == set(MARKUP_NAMES)
     shot(page, f"state-venue-markup-names-{viewport['width']}")
     page.wait_for_timeout(500)  # a refresh the markup asked for would have happened by now
