@@ -83,7 +83,8 @@ class ApiProxy:
         request = Request(environ)
         method = request.method.upper()
         data: Any = self.app.session_interface.open_session(self.app, request) or {}
-        found = dash_session.credential(self.app, request, data)  # signed in, or a till device
+        with self.app.app_context():  # the sign-in is looked up in the database
+            found = dash_session.credential(self.app, request, data)  # signed in, or a device
         api_key = found[0] if found else None
         if api_key is None:
             return problem(401, "unauthorized", "the dashboard session has ended: sign in again")(

@@ -31,6 +31,7 @@ from api import auth, db
 from api.dashboard import session as dash_session
 from api.errors import problem
 from api.schemas import SINGLE_LINE_REFUSED
+from core import dashboard_sessions
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.errors import NotFoundError
 from core.models import Merchant, Venue
@@ -109,6 +110,8 @@ def _principal() -> MerchantPrincipal | None:
     """The signed-in key, or else this browser's till device, checked against the database on
     every request (revoked: signed out). `g.dashboard_device` says which it is."""
     found = dash_session.credential(current_app, request, session)
+    if "key" in session and (found is None or found[1]):
+        session.clear()  # signed out elsewhere, or expired: the cookie's key is of no use now
     if found is None:
         return None
     api_key, is_device = found
@@ -228,9 +231,13 @@ def sign_in() -> Any:
                 status = 401
             else:
                 merchant = db.session().get(Merchant, principal.merchant_id)
+                session_id = dashboard_sessions.open_session(
+                    db.uow(), principal.key_id, current_app.config["PERMANENT_SESSION_LIFETIME"]
+                )
                 session.clear()
                 session.permanent = True
                 session["key"] = dash_session.seal_key(current_app, api_key)
+                session[dash_session.SESSION_ID] = str(session_id)
                 session["merchant"] = merchant.name if merchant else ""
                 dash_session.csrf_token(session)
                 return redirect(_safe_next(request.args.get("next")))
@@ -247,7 +254,11 @@ def sign_in() -> Any:
 
 @blp.post("/sign-out")
 def sign_out() -> Any:
+    """End the sign-in on the server too: a copy of the cookie stops working with it."""
     if dash_session.csrf_matches(session, request.form.get(dash_session.CSRF_FIELD)):
+        session_id = dash_session.session_id_of(session)
+        if session_id is not None:
+            dashboard_sessions.end_session(db.uow(), session_id)
         session.clear()
     return redirect(url_for("dashboard.sign_in", signed_out=1))
 

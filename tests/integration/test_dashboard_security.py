@@ -144,6 +144,50 @@ def test_signing_out_needs_the_token_and_ends_the_session(
     assert client.get("/dashboard/api/offers").status_code == 401
 
 
+def test_signing_out_ends_a_copied_cookie_too(app: Flask, owner: Client) -> None:
+    """The session is ended on the server: a copy of the cookie made before signing out (a
+    shared computer, a stolen cookie) is refused at once, not when it would have expired."""
+    assert owner.token
+    browser, thief = app.test_client(), app.test_client()
+    sign_in(browser, owner.token)
+    cookie = browser.get_cookie("checkin_offers_dashboard", path="/dashboard")
+    assert cookie is not None
+    thief.set_cookie(cookie.key, cookie.value, path="/dashboard")
+    assert thief.get("/dashboard/offers").status_code == 200  # the copy works while signed in
+    assert thief.get("/dashboard/api/venues").status_code == 200
+    token = page_csrf(thief)
+
+    browser.post("/dashboard/sign-out", data={"csrf_token": page_csrf(browser)})
+
+    page = thief.get("/dashboard/offers")
+    assert page.status_code == 302 and "/dashboard/sign-in" in page.headers["Location"]
+    for method in ("GET", "POST"):
+        proxied = thief.open(
+            "/dashboard/api/venues", method=method, json={}, headers={"X-CSRF-Token": token}
+        )
+        assert proxied.status_code == 401, method
+        assert proxied.get_json()["code"] == "unauthorized"
+    # The dashboard's own JSON calls too; and the copy cannot sign itself back in by redirect.
+    assert thief.get("/dashboard/sign-in").status_code == 200
+    # A fresh sign-in is a new session: the browser works again, the copy still does not.
+    sign_in(browser, owner.token)
+    assert browser.get("/dashboard/offers").status_code == 200
+    thief.set_cookie(cookie.key, cookie.value, path="/dashboard")
+    assert thief.get("/dashboard/offers").status_code == 302
+
+
+def test_each_sign_in_is_its_own_session(app: Flask, owner: Client) -> None:
+    """Signing out one browser leaves the same key's other sign-ins alone."""
+    assert owner.token
+    laptop, phone = app.test_client(), app.test_client()
+    sign_in(laptop, owner.token)
+    sign_in(phone, owner.token)
+    laptop.post("/dashboard/sign-out", data={"csrf_token": page_csrf(laptop)})
+    assert laptop.get("/dashboard/offers").status_code == 302
+    assert phone.get("/dashboard/offers").status_code == 200
+    assert phone.get("/dashboard/api/venues").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("target", "lands"),
     [
