@@ -64,6 +64,7 @@ PAGES = (
     Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
     Page("dashboard.devices", "Till devices", ("owner",)),
+    Page("dashboard.settings", "Settings", ("owner",)),
 )
 ROLE_NAMES = {"owner": "Owner", "staff": "Staff", "analyst": "Analyst"}
 
@@ -344,6 +345,15 @@ def nfc_tags() -> Any:
 @page("owner", "analyst")
 def analytics() -> Any:
     return _render("dashboard/analytics.html")
+
+
+@blp.get("/settings")
+@page("owner")
+def settings() -> Any:
+    """What the API already lets an owner manage: API keys and their roles (changing one needs
+    an owner key typed again), staff accounts, and the audit log; links to till devices and NFC
+    tags."""
+    return _render("dashboard/settings.html")
 
 
 def _venue_choices() -> list[Venue]:
