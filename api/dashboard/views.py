@@ -215,6 +215,14 @@ def _safe_next(target: str | None) -> str:
 # ---- signing in and out ----------------------------------------------------------------------
 
 
+def end_sign_in() -> None:
+    """Forget this browser's sign-in, on the server too: a copy of its cookie ends with it."""
+    session_id = dash_session.session_id_of(session)
+    if session_id is not None:
+        dashboard_sessions.end_session(db.uow(), session_id)
+    session.clear()
+
+
 @blp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Any:
     """A merchant API key (owner, staff or analyst) opens the pages its role may see."""
@@ -232,6 +240,7 @@ def sign_in() -> Any:
                 status = 401
             else:
                 merchant = db.session().get(Merchant, principal.merchant_id)
+                end_sign_in()  # a sign-in before this one in this browser ends
                 session_id = dashboard_sessions.open_session(
                     db.uow(), principal.key_id, current_app.config["PERMANENT_SESSION_LIFETIME"]
                 )
@@ -257,10 +266,7 @@ def sign_in() -> Any:
 def sign_out() -> Any:
     """End the sign-in on the server too: a copy of the cookie stops working with it."""
     if dash_session.csrf_matches(session, request.form.get(dash_session.CSRF_FIELD)):
-        session_id = dash_session.session_id_of(session)
-        if session_id is not None:
-            dashboard_sessions.end_session(db.uow(), session_id)
-        session.clear()
+        end_sign_in()
     return redirect(url_for("dashboard.sign_in", signed_out=1))
 
 

@@ -267,6 +267,27 @@ def test_signing_out_ends_a_copied_cookie_too(app: Flask, owner: Client) -> None
     assert thief.get("/dashboard/offers").status_code == 302
 
 
+def test_signing_in_again_in_the_same_browser_ends_the_previous_sign_in(
+    app: Flask, owner: Client
+) -> None:
+    """A browser holds one sign-in: a new one (another key, say) ends the one before, copies of
+    its cookie included."""
+    assert owner.token
+    analyst_key = owner.create_key("analyst")["api_key"]
+    browser, thief = app.test_client(), app.test_client()
+    sign_in(browser, owner.token)
+    cookie = browser.get_cookie("checkin_offers_dashboard", path="/dashboard")
+    assert cookie is not None
+    browser.post(  # the sign-in page sends a signed-in browser on: the form posted anyway
+        "/dashboard/sign-in", data={"api_key": analyst_key, "csrf_token": page_csrf(browser)}
+    )
+    assert browser.get("/dashboard/analytics").status_code == 200
+    assert browser.get("/dashboard/offers").status_code == 403  # the analyst now
+    thief.set_cookie(cookie.key, cookie.value, path="/dashboard")
+    assert thief.get("/dashboard/offers").status_code == 302
+    assert thief.get("/dashboard/api/venues").status_code == 401
+
+
 def test_each_sign_in_is_its_own_session(app: Flask, owner: Client) -> None:
     """Signing out one browser leaves the same key's other sign-ins alone."""
     assert owner.token
