@@ -46,8 +46,7 @@ async function loadKeys() {
     return el("tr", { "data-key": key.id },
       el("th", { scope: "row" }, keyName(key)),
       el("td", {}, ROLE_WORDS[key.role]),
-      el("td", {}, fmt.dateTime(key.created_at)),
-      el("td", {}, live ? "Live" : `Revoked ${fmt.dateTime(key.revoked_at)}`),
+      el("td", {}, live ? `Live since ${fmt.dateTime(key.created_at)}` : `Revoked ${fmt.dateTime(key.revoked_at)}`),
       el("td", { class: "row-actions" }, live
         ? [
           el("button", { type: "button", class: "small", "aria-label": `Rotate ${keyName(key)}`, onclick: () => rotate(key) }, "Rotate"),
@@ -58,7 +57,7 @@ async function loadKeys() {
   const table = $("keys-table");
   table.replaceChildren(
     table.querySelector("caption"),
-    el("thead", {}, el("tr", {}, ["Key", "Role", "Created", "State", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Key", "Role", "State", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows),
   );
 }
