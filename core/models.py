@@ -115,6 +115,20 @@ class DevicePairing(Base):
     )
 
 
+class DashboardSession(Base):
+    """A dashboard sign-in (api/dashboard/session.py): the cookie names this row, and every
+    dashboard request finds it; signing out deletes it, so a copied cookie ends with it."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[uuid.UUID] = _id()
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (Index("uq_users_handle_lower", func.lower(text("handle")), unique=True),)

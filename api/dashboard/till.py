@@ -15,7 +15,15 @@ from flask import current_app, g, redirect, render_template, request, session, u
 
 from api import db
 from api.dashboard import session as dash_session
-from api.dashboard.views import _principal, _render, _uuid_or_none, _venue_choices, blp, page
+from api.dashboard.views import (
+    _principal,
+    _render,
+    _uuid_or_none,
+    _venue_choices,
+    blp,
+    end_sign_in,
+    page,
+)
 from api.observability import request_id
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.audit import Actor
@@ -89,7 +97,7 @@ def pair() -> Any:
                 error, status = _pairing_error(refused), 422
             else:
                 _forget_previous_device()
-                session.clear()  # whoever was signed in here: this browser is a till now
+                end_sign_in()  # whoever was signed in here: this browser is a till now
                 dash_session.csrf_token(session)
                 response = redirect(url_for("dashboard.till"))
                 dash_session.set_device_cookie(current_app, response, api_key)
