@@ -360,6 +360,7 @@ class RetentionReport:
     idempotency_records: int = 0
     rate_limit_counters: int = 0
     attempts: int = 0  # wrong presence codes that lost their device id, sign-in rows deleted
+    dashboard_sessions: int = 0  # expired dashboard sign-ins deleted
     seconds: float = 0.0
     ran: bool = True  # False when another process held the job's lock
 
@@ -407,6 +408,10 @@ _PRUNE_SIGN_INS = text(
     "DELETE FROM sign_in_attempts WHERE id = ANY (ARRAY("
     " SELECT id FROM sign_in_attempts"
     " WHERE created_at < :known_cutoff LIMIT :batch))"
+)
+_PRUNE_DASHBOARD_SESSIONS = text(
+    "DELETE FROM dashboard_sessions WHERE id = ANY (ARRAY("
+    " SELECT id FROM dashboard_sessions WHERE expires_at < :now LIMIT :batch))"
 )
 _PRUNE_RATE_LIMITS = text(
     "DELETE FROM rate_limit_counters WHERE ctid = ANY (ARRAY("
@@ -459,6 +464,9 @@ def apply_retention(
                 0,
             )
             report.attempts = devices + sign_ins
+            report.dashboard_sessions, _ = _in_batches(
+                conn, _PRUNE_DASHBOARD_SESSIONS, {"now": now, "batch": batch}, batch, 0
+            )
         finally:
             conn.execute(_UNLOCK, {"k": JOB_LOCK_KEY})
     report.seconds = round(time.monotonic() - started, 3)

@@ -390,6 +390,18 @@ def test_retention_coarsens_old_fixes_and_keeps_the_figures(
         "INSERT INTO rate_limit_counters (key, hits, expires_at) VALUES"
         " ('old', 1, now() - interval '1 second'), ('live', 1, now() + interval '1 minute')",
     )
+    sql(
+        committed_app,
+        "INSERT INTO sign_in_attempts (id, handle, source, outcome, created_at) VALUES"
+        " (gen_random_uuid(), 'someone', '192.0.2.1', 'failed', now() - interval '31 days'),"
+        " (gen_random_uuid(), 'someone', '192.0.2.1', 'failed', now())",
+    )
+    sql(
+        committed_app,
+        "INSERT INTO presence_code_attempts (id, venue_id, user_id, device_id, outcome)"
+        " VALUES (gen_random_uuid(), :v, NULL, 'guessing-phone', 'wrong')",
+        v=world["venues"][0]["id"],
+    )
     before = figures(committed_owner, offers)
     engine = committed_app.extensions["engine"]
 
@@ -423,6 +435,15 @@ def test_retention_coarsens_old_fixes_and_keeps_the_figures(
     assert [k.key for k in keys] == ["fresh", "k-1"]
     assert {r.key for r in sql(committed_app, "SELECT key FROM rate_limit_counters")} >= {"live"}
     assert "old" not in {r.key for r in sql(committed_app, "SELECT key FROM rate_limit_counters")}
+    # The guess limits' rows: a sign-in row lasts 30 days, a wrong code keeps no device.
+    assert sql(committed_app, "SELECT count(*) AS n FROM sign_in_attempts")[0].n == 1
+    assert (
+        sql(
+            committed_app,
+            "SELECT count(*) AS n FROM presence_code_attempts WHERE device_id IS NOT NULL",
+        )[0].n
+        == 0
+    )
 
 
 def test_one_retention_run_at_a_time(committed_app: Flask) -> None:
