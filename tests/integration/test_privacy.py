@@ -394,7 +394,7 @@ def test_retention_coarsens_old_fixes_and_keeps_the_figures(
         committed_app,
         "INSERT INTO sign_in_attempts (id, handle, source, outcome, created_at) VALUES"
         " (gen_random_uuid(), 'someone', '192.0.2.1', 'failed', now() - interval '31 days'),"
-        " (gen_random_uuid(), 'someone', '192.0.2.1', 'failed', now())",
+        " (gen_random_uuid(), 'someone', '192.0.2.1', 'failed', now() + interval '2 days')",
     )
     sql(
         committed_app,
@@ -435,7 +435,8 @@ def test_retention_coarsens_old_fixes_and_keeps_the_figures(
     assert [k.key for k in keys] == ["fresh", "k-1"]
     assert {r.key for r in sql(committed_app, "SELECT key FROM rate_limit_counters")} >= {"live"}
     assert "old" not in {r.key for r in sql(committed_app, "SELECT key FROM rate_limit_counters")}
-    # The guess limits' rows: a sign-in row lasts 30 days, a wrong code keeps no device.
+    # The guess limits' rows: a sign-in row lasts 30 days (the one of "31 days" later is 29
+    # days old), a wrong code keeps no device.
     assert sql(committed_app, "SELECT count(*) AS n FROM sign_in_attempts")[0].n == 1
     assert (
         sql(
