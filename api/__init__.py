@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         health,
         offers,
         presence,
+        privacy,
         redemptions,
         venues,
     )
@@ -94,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         devices.blp,
         analytics.blp,
         audit.blp,
+        privacy.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from sqlalchemy import select
 
@@ -36,6 +36,12 @@ from core.models import ApiKey, Merchant
 from offers import abuse
 
 blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Merchants, API keys, users")
+
+
+def _source() -> str:
+    """The client's address (through `TRUSTED_PROXIES` proxies), as the sign-in throttle
+    knows it."""
+    return (request.remote_addr or "unknown")[:64]
 
 
 def _token_ttl() -> timedelta:
@@ -203,8 +209,13 @@ class Users(MethodView):
     @blp.response(201, UserCreatedSchema)
     @blp.alt_response(409, response="CONFLICT")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Sign up a mobile user; answers a token. A taken handle is 409 `handle_taken`."""
-        user, token = accounts.create_user(db.uow(), data["handle"], data["password"], _token_ttl())
+        """Sign up a mobile user; answers a token. A taken handle is 409 `handle_taken` and
+        counts as a failed sign-in of that handle. Sign-ups and sign-ins share a budget per
+        client address (429 `rate_limited`); a handle under the sign-in throttle is 429
+        `too_many_attempts` with `Retry-After`."""
+        user, token = accounts.create_user(
+            db.uow(), data["handle"], data["password"], _token_ttl(), _source()
+        )
         return {"user": user, "token": token}
 
 
@@ -214,5 +225,13 @@ class UserToken(MethodView):
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Sign in: a new token for a handle and password."""
-        return {"token": accounts.login(db.uow(), data["handle"], data["password"], _token_ttl())}
+        """Sign in: a new token for a handle and password. Throttled: after 10 failed sign-ins
+        of a handle within 15 minutes, addresses the handle has not signed in from are refused
+        (429 `too_many_attempts`, with `Retry-After`) until the oldest failure is 15 minutes
+        old, while addresses it signed in from in the last 30 days go on (5 failures each);
+        sign-ins and sign-ups share a budget per client address (429 `rate_limited`)."""
+        return {
+            "token": accounts.login(
+                db.uow(), data["handle"], data["password"], _token_ttl(), _source()
+            )
+        }

@@ -9,11 +9,12 @@ from flask import Response, current_app, json
 from flask.views import MethodView
 
 from api import auth, db, idempotency, observability
+from api.errors import handle_domain_error
 from api.jsonbody import Blueprint
 from api.schemas import CheckinCreateSchema, CheckinSchema, WalletArgsSchema, WalletSchema
 from geo.verify import Thresholds
 from offers import codes
-from offers.checkins import CheckinInput, CheckinResult, check_in
+from offers.checkins import CheckinInput, CheckinResult, PresenceCodeGuessingError, check_in
 from offers.redemptions import wallet
 
 blp = Blueprint("checkins", __name__, url_prefix="/v1", description="Check-ins and the wallet")
@@ -97,7 +98,10 @@ class Checkins(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(**IDEMPOTENCY_DOC)
     def post(self, data: dict[str, Any]) -> Response:
-        """Check in at a venue. The server verifies presence; a rejected check-in is recorded
+        """Check in at a venue. A `presence_code` is guess-limited: after 5 wrong codes from the
+        account or the device, or 30 at the venue, within 15 minutes, a check-in carrying a code
+        is 429 `too_many_attempts` (with `Retry-After`) until the oldest leaves the window; one
+        without a code is judged as usual. The server verifies presence; a rejected check-in is recorded
         and answered 201 with its reasons. With a `tap_token` (POST /v1/taps) the fix may be
         indoors and rough; a token that is not the caller's own for this venue, or was used, is
         the reason `tap_invalid`. `proof` says how strongly presence was proved; `locked` lists
@@ -110,7 +114,12 @@ class Checkins(MethodView):
         recorded: list[CheckinResult] = []  # empty when an idempotent retry is replayed
 
         def work() -> Response:
-            result = check_in(uow, user.user_id, CheckinInput(**data), thresholds())
+            try:
+                result = check_in(uow, user.user_id, CheckinInput(**data), thresholds())
+            except PresenceCodeGuessingError as error:
+                # The refusal was recorded: answer it (and, under an Idempotency-Key, store the
+                # answer) so that the record commits instead of rolling back.
+                return handle_domain_error(error)
             recorded.append(result)
             body = _CHECKIN.dump(present(result))
             return Response(json.dumps(body), status=201, mimetype="application/json")

@@ -32,7 +32,7 @@ from sqlalchemy import literal_column, select
 from sqlalchemy.orm import Session, aliased
 
 from api.schemas import KeyCreateSchema, MerchantCreateSchema
-from core import accounts
+from core import accounts, privacy
 from core.audit import Actor
 from core.errors import DomainError, NotFoundError
 from core.models import (
@@ -61,7 +61,16 @@ def alembic_config(url: str) -> Config:
 
 
 def init_app(app: Flask) -> None:
-    for cmd in (migrate, create_merchant, create_key, revoke_key, end_offer, code_history):
+    for cmd in (
+        migrate,
+        create_merchant,
+        create_key,
+        revoke_key,
+        end_offer,
+        code_history,
+        retention,
+        erase_user,
+    ):
         app.cli.add_command(cmd)
 
 
@@ -158,6 +167,38 @@ def end_offer(offer_id: uuid.UUID) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(f"offer {offer['id']} ({offer['title']}) is {offer['status']}")
+
+
+@click.command("retention")
+@with_appcontext
+def retention() -> None:
+    """Run the retention job once (docs/privacy.md): coarsen the check-ins older than
+    RETENTION_DAYS, prune expired idempotency records and rate-limit counters. The service runs
+    it by itself unless RETENTION_JOB_ENABLED is off; one run at a time either way."""
+    report = privacy.apply_retention(
+        current_app.extensions["engine"], retention_days=current_app.config["RETENTION_DAYS"]
+    )
+    if not report.ran:
+        raise click.ClickException("another process is running the retention job")
+    click.echo(json.dumps(report.as_dict()))
+
+
+@click.command("erase-user")
+@click.argument("user_id", type=click.UUID)
+@with_appcontext
+def erase_user(user_id: uuid.UUID) -> None:
+    """Erase a mobile user's account, as DELETE /v1/me does (a person's request that reached
+    support): the person goes, what merchants count stays. Erasing again changes nothing."""
+    try:
+        done = privacy.erase_user(
+            _unit_of_work(), user_id, f"operator:{getpass.getuser()}"[:64], "cli"
+        )
+    except DomainError:
+        raise click.ClickException(f"no user {user_id}") from None
+    if not done.erased:
+        click.echo(f"user {user_id} was already erased")
+        return
+    click.echo(f"user {user_id} erased: {json.dumps(done.counts, sort_keys=True)}")
 
 
 @click.command("code-history")

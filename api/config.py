@@ -328,7 +328,8 @@ SETTINGS: tuple[Setting, ...] = (
         120,
         _integer,
         _at_least(1),
-        "A fix older than this is `stale_fix`. The contract fixes 2 minutes.",
+        "A fix older than this is `stale_fix`, and one dated more than this before the user's "
+        "latest accepted fix is `backdated_fix`. The contract fixes 2 minutes.",
     ),
     Setting(
         "CHECKIN_FUTURE_TOLERANCE_SECONDS",
@@ -342,7 +343,8 @@ SETTINGS: tuple[Setting, ...] = (
         300.0,
         _number,
         _at_least(1),
-        "Travel faster than this from the previous accepted fix is `impossible_travel`. "
+        "Travel faster than this from, or to, the accepted fixes just before and after a fix "
+        "in time is `impossible_travel`. "
         "The contract fixes 300 km/h.",
     ),
     Setting(
@@ -410,11 +412,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests one merchant API key may make (all routes together).",
     ),
     Setting(
+        "RATE_LIMIT_PER_MERCHANT",
+        "12000/minute",
+        _text,
+        _check_limits,
+        "Requests all of one merchant's API keys (its tills included) may make together, so "
+        "creating more keys does not raise a merchant's budget.",
+    ),
+    Setting(
         "RATE_LIMIT_PER_USER",
         "1200/minute",
         _text,
         _check_limits,
-        "Requests one mobile user token may make (all routes together).",
+        "Requests one mobile user may make with all their tokens together (all routes), so "
+        "signing in again does not start a fresh budget.",
     ),
     Setting(
         "RATE_LIMIT_PER_IP",
@@ -422,6 +433,15 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         _check_limits,
         "Requests one client IP address may make, with or without credentials.",
+    ),
+    Setting(
+        "RATE_LIMIT_SIGN_IN_PER_IP",
+        "30/minute;300/hour",
+        _text,
+        _check_limits,
+        "Sign-ins, sign-ups and device pairings (`POST /v1/users/token`, `POST /v1/users`, "
+        "`POST /v1/devices/pair`) one client IP address may make, together: each costs an "
+        "Argon2 hash (about 0.2 s of CPU) or guesses a secret.",
     ),
     Setting(
         "REDIS_URL",
@@ -446,6 +466,30 @@ SETTINGS: tuple[Setting, ...] = (
         _check_origins,
         "Browser origins allowed to call the API (`/v1/...`) cross-origin, comma-separated, or "
         "`*`. Unset: no CORS headers at all.",
+    ),
+    Setting(
+        "RETENTION_DAYS",
+        30,
+        _integer,
+        _at_least(1),
+        "Days a check-in keeps its precise fix and device id; then the retention job coarsens it "
+        "to its venue (docs/privacy.md). Below 30 the staff-device check sees fewer devices.",
+    ),
+    Setting(
+        "RETENTION_INTERVAL_MINUTES",
+        60,
+        _integer,
+        _at_least(1),
+        "How often the service runs the retention job (one process at a time, whatever the "
+        "number of workers and hosts).",
+    ),
+    Setting(
+        "RETENTION_JOB_ENABLED",
+        True,
+        _boolean,
+        _check_boolean,
+        "Run the retention job inside the service (`false` when a scheduler runs "
+        "`flask --app api.wsgi retention` instead).",
     ),
     Setting(
         "HSTS_SECONDS",

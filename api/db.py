@@ -43,6 +43,16 @@ def session() -> Session:
     return s
 
 
+def release() -> None:
+    """End the request's session now (rolled back, its connection back in the pool): for a
+    view that goes on with a session of its own, such as a streamed answer that outlives the
+    request's teardown."""
+    s = g.pop("db_session", None)
+    if s is not None:
+        s.rollback()
+        s.close()
+
+
 def uow() -> UnitOfWork:
     """A unit of work on the request's session, for the use cases a view calls: they commit
     it; whatever they leave uncommitted is rolled back when they return."""

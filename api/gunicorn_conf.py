@@ -16,6 +16,8 @@ way. gunicorn reads this module once, in its master process, before it forks any
    master, so that every worker signs dashboard sessions with the same key (until the server
    stops). Production without one has already been refused in step 1.
 
+5. Every worker starts the retention job's thread (`post_worker_init`, api/jobs.py).
+
 Graceful shutdown: on SIGTERM the master stops accepting connections and every worker finishes
 the requests in flight, for up to `GRACEFUL_TIMEOUT` seconds, before it exits. (SIGINT is
 gunicorn's quick shutdown; `make run` turns Ctrl-C into SIGTERM.)
@@ -97,6 +99,15 @@ def when_ready(server: Any) -> None:
             "SECRET_KEY is not set (APP_ENV=development): dashboard sessions are signed with a "
             "key made up for this run and end when the server stops"
         )
+
+
+def post_worker_init(worker: Any) -> None:
+    """Each worker starts the retention job's thread (api/jobs.py: one run at a time across
+    workers and hosts, by an advisory lock)."""
+    from api import jobs
+    from api.wsgi import app  # loaded by the worker already
+
+    jobs.start_retention(app)
 
 
 def child_exit(server: Any, worker: Any) -> None:

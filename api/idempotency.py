@@ -33,6 +33,9 @@ def header_key() -> str | None:
     return key
 
 
+KEPT_HEADERS = ("Retry-After",)
+
+
 def run(
     uow: UnitOfWork,
     principal: str,
@@ -41,8 +44,15 @@ def run(
 ) -> Response:
     """Run `work` (a view's call of a use case, rendered) once per key; answer or replay."""
 
+    kept: dict[str, str] = {}
+
     def answer() -> idempotency.Answer:
         response = work()
+        # Headers that say something about this answer (a refusal's `Retry-After`) are kept;
+        # a replay answers the stored status and body only.
+        for name in KEPT_HEADERS:
+            if name in response.headers:
+                kept[name] = response.headers[name]
         return idempotency.Answer(response.status_code, response.get_data(as_text=True))
 
     result = idempotency.run_once(
@@ -56,4 +66,6 @@ def run(
     response = Response(result.body, status=result.status, mimetype=mimetype)
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    else:
+        response.headers.update(kept)
     return response

@@ -174,7 +174,7 @@ class StaffCheckins(MethodView):
         """Record a guest's visit seen by staff at the venue, by the guest's member code or
         card. The answer is the check-in (`proof` `staff`), decided by the same rules as any;
         its unlocks land in the guest's wallet. A wrong or expired member code: 422
-        `member_code_invalid` (10 wrong per key and venue in 15 min, then 429
+        `member_code_invalid` (10 wrong per key and venue, 30 per venue, in 15 min, then 429
         `too_many_attempts`); a bad card message: 422 `tap_invalid`; a replayed one: 409
         `tap_replayed`. A till device checks guests in at its own venue only (403
         `venue_not_paired`)."""

@@ -3,11 +3,20 @@
 Flask-Limiter (over the `limits` library) counts every request, before its view runs, against:
 
 - its client IP (`RATE_LIMIT_PER_IP`), always, with or without credentials;
-- its credential when it carries one: the API key (`RATE_LIMIT_PER_KEY`) or the user token
-  (`RATE_LIMIT_PER_USER`). A credential is told apart by the public lookup part of
-  `Bearer cok_<lookup>_<secret>` (or `cou_...`), before the secret is checked, so a forged
-  secret still counts against that key: the lookup is never shown by the API or the logs, and
-  the per-IP limit bounds anyone who makes lookups up.
+- its credential when it carries one: the API key (`RATE_LIMIT_PER_KEY`), and the merchant the
+  key belongs to (`RATE_LIMIT_PER_MERCHANT`, all its keys together); or the user the token
+  belongs to (`RATE_LIMIT_PER_USER`, all the user's tokens together). So a new token, or
+  another API key, does not start with a full budget. A credential is told apart by the public
+  lookup part of `Bearer cok_<lookup>_<secret>` (or `cou_...`), before the secret is checked,
+  so a forged secret still counts against that key and its merchant (or that token's user):
+  the lookup is never shown by the API or the logs, and the per-IP limit bounds anyone who
+  makes lookups up. The owner of a lookup is one indexed query the first time a worker sees
+  it, then kept in the worker's memory (a lookup never changes owner); a lookup nobody has
+  counts on its own.
+- the sign-in routes (`POST /v1/users/token`, `POST /v1/users`, `POST /v1/devices/pair`) also
+  against a budget of their own per client IP (`RATE_LIMIT_SIGN_IN_PER_IP`): each costs an
+  Argon2 hash or guesses a secret. Failed sign-ins are limited per handle as well, by the
+  domain (`core/throttle.py`).
 
 All routes share one budget per caller ("application" limits). `/healthz`, `/readyz`,
 `/metrics`, `/openapi.json`, `/docs` and static files are not limited, nor CORS preflights
@@ -56,7 +65,22 @@ KEY_PREFIX_STORAGE = "checkin-offers"
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 EXEMPT_PREFIXES = ("/docs/",)
 # Credential kinds and the part of the message that names them.
-_KINDS = {"key": "this API key", "user": "this user token", "ip": "this client address"}
+_KINDS = {
+    "key": "this API key",
+    "merchant": "this merchant (all its API keys)",
+    "user": "this user (all the user's tokens)",
+    "ip": "this client address",
+    "sign_in": "sign-ins from this client address",
+}
+# Which credential each limit counts, and whose it is.
+_CREDENTIAL_OF = {"key": "key", "merchant": "key", "user": "user"}
+_OWNER = {
+    "key": text("SELECT merchant_id AS owner FROM api_keys WHERE lookup = :lookup"),
+    "user": text("SELECT user_id AS owner FROM user_tokens WHERE lookup = :lookup"),
+}
+OWNER_CACHE_SIZE = 10_000
+# The routes of the sign-in budget (view endpoints: blueprint.view).
+SIGN_IN_ENDPOINTS = frozenset({"accounts.UserToken", "accounts.Users", "devices.Pair"})
 
 
 # ---- who is calling --------------------------------------------------------------------------
@@ -79,9 +103,38 @@ def _credential_of(kind: str) -> str:
     return f"{kind}:{found[1]}" if found is not None and found[0] == kind else ""
 
 
+def _owner_of(limit: str) -> str:
+    """The counter of a merchant's or a user's limit: `merchant:<id>` or `user:<id>`, found
+    from the credential's lookup; a lookup that names nobody counts on its own."""
+    found = _credential()
+    if found is None or found[0] != _CREDENTIAL_OF[limit]:
+        return ""
+    kind, lookup = found
+    owners: dict[tuple[str, str], str] = current_app.extensions["ratelimit_owners"]
+    owner = owners.get((kind, lookup))
+    if owner is None:
+        try:
+            with _connection() as conn:
+                row = conn.execute(_OWNER[kind], {"lookup": lookup}).first()
+        except SQLAlchemyError as exc:  # the storage's own fallback decides what to do next
+            log.warning("rate-limit owner lookup failed: %s", type(exc).__name__)
+            row = None
+        if row is None:
+            return f"{limit}-lookup:{lookup}"
+        owner = str(row.owner)
+        if len(owners) >= OWNER_CACHE_SIZE:
+            owners.clear()
+        owners[(kind, lookup)] = owner
+    return f"{limit}:{owner}"
+
+
 def _not_a(kind: str) -> bool:
     found = _credential()
-    return found is None or found[0] != kind
+    return found is None or found[0] != _CREDENTIAL_OF.get(kind, kind)
+
+
+def _not_sign_in() -> bool:
+    return request.endpoint not in SIGN_IN_ENDPOINTS or request.method != "POST"
 
 
 def client_ip() -> str:
@@ -109,9 +162,19 @@ def _limit(kind: str, value: str) -> ApplicationLimit:
         return ApplicationLimit(
             value, key_function=client_ip, scope=kind, error_message=message, on_breach=breach
         )
+    if kind == "sign_in":
+        return ApplicationLimit(
+            value,
+            key_function=lambda: "sign-in:" + client_ip(),
+            scope=kind,
+            exempt_when=_not_sign_in,
+            error_message=message,
+            on_breach=breach,
+        )
+    key_function = (lambda: _credential_of(kind)) if kind == "key" else (lambda: _owner_of(kind))
     return ApplicationLimit(
         value,
-        key_function=lambda: _credential_of(kind),
+        key_function=key_function,
         scope=kind,
         exempt_when=lambda: _not_a(kind),
         error_message=message,
@@ -129,8 +192,10 @@ def init_app(app: Flask) -> None:
         key_func=client_ip,
         application_limits=[
             _limit("key", config["RATE_LIMIT_PER_KEY"]),
+            _limit("merchant", config["RATE_LIMIT_PER_MERCHANT"]),
             _limit("user", config["RATE_LIMIT_PER_USER"]),
             _limit("ip", config["RATE_LIMIT_PER_IP"]),
+            _limit("sign_in", config["RATE_LIMIT_SIGN_IN_PER_IP"]),
         ],
         storage_uri=config.get("REDIS_URL") or f"{PostgresStorage.STORAGE_SCHEME[0]}://",
         strategy="fixed-window",
@@ -147,6 +212,7 @@ def init_app(app: Flask) -> None:
     limiter.request_filter(_exempt)
     limiter.init_app(app)
     app.extensions["ratelimit"] = limiter
+    app.extensions["ratelimit_owners"] = {}
     if not config.get("REDIS_URL"):
         app.extensions["ratelimit_engine"] = counters_engine(
             app.extensions["engine"], config["DB_POOL_SIZE"] + config["DB_MAX_OVERFLOW"]
@@ -177,7 +243,8 @@ def _headers(response: Response) -> Response:
     response.headers["RateLimit-Policy"] = ", ".join(
         f"{lim.limit.amount};w={lim.limit.get_expiry()}" for lim, _, _ in applied
     )
-    if response.status_code == 429:
+    if response.status_code == 429 and "Retry-After" not in response.headers:
+        # A domain refusal (too many wrong codes or passwords) says its own wait.
         response.headers["Retry-After"] = str(max(1, reset))
     return response
 
@@ -218,6 +285,22 @@ _PRUNE = text(
     "DELETE FROM rate_limit_counters WHERE expires_at < clock_timestamp() - interval '1 minute'"
 )
 PRUNE_EVERY_SECONDS = 60.0
+
+
+@contextmanager
+def _connection() -> Iterator[Connection]:
+    """A connection for the limiter's own statements: the counters' pool (the app's engine
+    when counters live in Redis). The test suite binds the app's sessions to one connection;
+    use it (without opening the request's session, which a view may want in autocommit mode)."""
+    bind = current_app.extensions["sessionmaker"].kw.get("bind")
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    engine: Engine = (
+        current_app.extensions.get("ratelimit_engine") or current_app.extensions["engine"]
+    )
+    with engine.connect() as conn:
+        yield conn
 
 
 def counters_engine(app_engine: Engine, most: int) -> Engine:
@@ -262,14 +345,7 @@ class PostgresStorage(Storage):
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        # The test suite binds the app's sessions to one connection; use it (without opening
-        # the request's session, which a view may want in autocommit mode).
-        bind = current_app.extensions["sessionmaker"].kw.get("bind")
-        if isinstance(bind, Connection):
-            yield bind
-            return
-        engine: Engine = current_app.extensions["ratelimit_engine"]
-        with engine.connect() as conn:
+        with _connection() as conn:
             yield conn
 
     def _execute(self, statement: Any, params: dict[str, Any] | None = None) -> Any:

@@ -16,7 +16,7 @@ from marshmallow import fields as f
 from marshmallow import validate as v
 
 from core.accounts import ROLES
-from geo import venues
+from geo import presence, venues
 from geo.geofence import DEFAULT_RADIUS_M, MAX_RADIUS_M, MIN_RADIUS_M
 from geo.proof import MIN_PROOFS, PROOFS
 from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M, REASON_CODES
@@ -1266,6 +1266,33 @@ class LeakReportSchema(ma.Schema):
         metadata={"description": "Redemptions by the proof of the check-in that earned them"},
     )
     nfc = f.Nested(lambda: NfcReportSchema(), required=True)
+    presence_codes = f.Nested(
+        lambda: PresenceGuessingSchema(),
+        required=True,
+        metadata={"description": "Guessing of the venues' presence codes"},
+    )
+
+
+class PresenceGuessingSchema(ma.Schema):
+    wrong = f.Integer(
+        required=True,
+        metadata={"description": "Wrong presence codes sent with check-ins at these venues"},
+    )
+    users_with_wrong_codes = f.Integer(
+        required=True, metadata={"description": "Distinct users who sent them"}
+    )
+    refused_over_limit = f.Dict(
+        keys=f.String(validate=v.OneOf(presence.GUESS_SCOPES)),
+        values=f.Integer(),
+        required=True,
+        metadata={
+            "description": "Check-ins carrying a code refused (429 `too_many_attempts`) because "
+            "the user (`user`), the device (`device`) or the venue (`venue`) had sent `limits` "
+            "wrong codes within `window_minutes`: each is guessing, or a guest caught by it"
+        },
+    )
+    window_minutes = f.Integer(required=True)
+    limits = f.Dict(keys=f.String(), values=f.Integer(), required=True)
 
 
 class NfcReportSchema(ma.Schema):

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, throttle
 from core.errors import ConflictError, HandleTakenError, NotFoundError, UnauthorizedError
 from core.models import ApiKey, Merchant, User, UserToken
 from core.secrets import (
@@ -264,15 +264,28 @@ def lock_handle(session: Session, handle: str) -> None:
 
 
 def create_user(
-    uow: UnitOfWork, handle: str, password: str, ttl: timedelta = TOKEN_TTL
+    uow: UnitOfWork,
+    handle: str,
+    password: str,
+    ttl: timedelta = TOKEN_TTL,
+    source: str = "unknown",
 ) -> tuple[User, str]:
-    """A mobile user and a first token. A taken handle (case-insensitively) is 409. Merchants'
+    """A mobile user and a first token. A taken handle (case-insensitively) is 409, and counts
+    as a failed sign-in of that handle from `source` (the client's address); a handle under
+    the sign-in throttle (`core/throttle.py`) is 429 before the password is hashed. Merchants'
     staff registrations of the handle, made before the account existed, now apply to it."""
+    with uow:
+        refusal = throttle.check_sign_up(uow.session, handle, source)
+        uow.commit()
+    if refusal is not None:
+        raise refusal
     password_hash = hash_password(password)  # slow on purpose: before the transaction starts
     with uow:
         lock_handle(uow.session, handle)
         taken = uow.session.scalar(select(User.id).where(func.lower(User.handle) == handle.lower()))
         if taken is not None:
+            throttle.handle_taken(uow.session, handle, source)
+            uow.commit()
             raise HandleTakenError(f"the handle {handle!r} is taken")
         user = User(handle=handle, password_hash=password_hash)
         uow.session.add(user)
@@ -283,18 +296,38 @@ def create_user(
         execute(
             uow.session, _CLAIM_STAFF_REGISTRATIONS, {"user_id": str(user.id), "handle": handle}
         )
+        throttle.signed_up(uow.session, handle, source)
         token = _issue_token(uow.session, user.id, ttl)
         uow.commit()
         return user, token
 
 
-def login(uow: UnitOfWork, handle: str, password: str, ttl: timedelta = TOKEN_TTL) -> str:
-    """A new token for a handle and its password; anything wrong is the same 401."""
+def login(
+    uow: UnitOfWork,
+    handle: str,
+    password: str,
+    ttl: timedelta = TOKEN_TTL,
+    source: str = "unknown",
+) -> str:
+    """A new token for a handle and its password; anything wrong is the same 401.
+
+    Throttled per handle (`core/throttle.py`, `source` is the client's address): the attempt is
+    recorded as a failure before the password is checked (429 `too_many_attempts` when the
+    handle is over its limit for this address), and the Argon2 check runs outside any
+    transaction, between the two units."""
     with uow:
-        user = uow.session.scalar(select(User).where(func.lower(User.handle) == handle.lower()))
-        if not password_matches(password, user.password_hash if user else None) or user is None:
-            raise UnauthorizedError("wrong handle or password")
-        token = _issue_token(uow.session, user.id, ttl)
+        attempt = throttle.begin_sign_in(uow.session, handle, source)
+        row = uow.session.execute(
+            select(User.id, User.password_hash).where(func.lower(User.handle) == handle.lower())
+        ).first()
+        uow.commit()
+    if isinstance(attempt, throttle.SignInThrottledError):
+        raise attempt
+    if not password_matches(password, row.password_hash if row else None) or row is None:
+        raise UnauthorizedError("wrong handle or password")
+    with uow:
+        throttle.succeeded(uow.session, handle, attempt)
+        token = _issue_token(uow.session, row.id, ttl)
         uow.commit()
         return token
 

@@ -54,6 +54,21 @@ class UnauthorizedError(DomainError):
     title = "Unauthorized"
 
 
+class TooManyAttemptsError(DomainError):
+    """Too many wrong guesses of a secret (a code, a password) in a sliding window: refused
+    before it is checked, answered 429 with `Retry-After` (seconds until the window lets one
+    more through)."""
+
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, retry_after_s: int):
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 class ForbiddenError(DomainError):
     status = 403
     code = "forbidden"

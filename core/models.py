@@ -115,14 +115,31 @@ class DevicePairing(Base):
     )
 
 
+class DashboardSession(Base):
+    """A dashboard sign-in (api/dashboard/session.py): the cookie names this row, and every
+    dashboard request finds it; signing out deletes it, so a copied cookie ends with it."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[uuid.UUID] = _id()
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (Index("uq_users_handle_lower", func.lower(text("handle")), unique=True),)
 
     id: Mapped[uuid.UUID] = _id()
-    handle: Mapped[str] = mapped_column(String(64))
-    password_hash: Mapped[str] = mapped_column(String(200))
+    # Null once the account is erased (core/privacy.py): the row stays, without the person,
+    # so that the check-ins, unlocks and holdouts merchants count keep their user.
+    handle: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _now()
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UserToken(Base):
@@ -282,6 +299,12 @@ class Checkin(Base):
             "created_at",
             postgresql_where=text("strikes <> '{}' OR staff_exclusion IS NOT NULL"),
         ),
+        # the retention job (core/privacy.py) walks the check-ins still precise, oldest first
+        Index(
+            "ix_checkins_precise_created_at",
+            "created_at",
+            postgresql_where=text("coarsened_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -314,6 +337,11 @@ class Checkin(Base):
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = _now()
+    # Set when the fix was coarsened (core/privacy.py: after the retention period, or when the
+    # account was erased): `location` is then the venue's, `device_id` is gone, and
+    # `venue_distance_m` (the fix's distance from the venue) is all that is left of the fix.
+    coarsened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    venue_distance_m: Mapped[float | None] = mapped_column(Float)
 
 
 class NfcTag(Base):
@@ -433,6 +461,51 @@ class StaffCheckinAttempt(Base):
     method: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class PresenceCodeAttempt(Base):
+    """A wrong presence code sent with a check-in, or a check-in refused because too many were
+    (`geo/presence.py` sets the limits per user, per device and per venue, counted from these
+    rows in a sliding window); the leak report counts them as guessing."""
+
+    __tablename__ = "presence_code_attempts"
+    __table_args__ = (
+        Index("ix_presence_code_attempts_venue_id_created_at", "venue_id", "created_at"),
+        Index("ix_presence_code_attempts_user_id_created_at", "user_id", "created_at"),
+        Index(
+            "ix_presence_code_attempts_device_id_created_at",
+            "device_id",
+            "created_at",
+            postgresql_where=text("device_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    device_id: Mapped[str | None] = mapped_column(String(200))
+    # `wrong` (counted by the limits) or `refused` (over a limit; `scope` says which)
+    outcome: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now()
+
+
+class SignInAttempt(Base):
+    """A sign-in (or a sign-up for a taken handle) and how it ended, by handle and client
+    address: failures are limited per handle from these rows (`core/throttle.py`), and an
+    address that signed in to a handle before is known to it."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (
+        Index("ix_sign_in_attempts_handle_created_at", "handle", "created_at"),
+        Index("ix_sign_in_attempts_handle_source", "handle", "source", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    handle: Mapped[str] = mapped_column(String(64))  # lower case
+    source: Mapped[str] = mapped_column(String(64))  # the client's address
+    outcome: Mapped[str] = mapped_column(String(16))  # failed | succeeded | refused
     created_at: Mapped[datetime] = _now()
 
 
@@ -611,6 +684,21 @@ class AuditEvent(Base):
     )
 
 
+class AccountErasure(Base):
+    """The record that an account was erased (core/privacy.py): when, by whom (`user` or
+    `operator:<name>`) and how many rows of each kind were erased or detached; never the
+    erased data."""
+
+    __tablename__ = "account_erasures"
+
+    id: Mapped[uuid.UUID] = _id()
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    erased_at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+
+
 class RateLimitCounter(Base):
     """One fixed-window hit counter of the rate limiter's PostgreSQL storage (`api/ratelimit.py`),
     shared by every worker and host. UNLOGGED: counters need neither crash safety nor replicas."""
@@ -624,6 +712,7 @@ class RateLimitCounter(Base):
 
 
 __all__ = [
+    "AccountErasure",
     "ApiKey",
     "AuditEvent",
     "Base",

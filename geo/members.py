@@ -10,9 +10,10 @@ decide about repeated visits). Two users showing the same code in the same two m
 chance in 50,000 per lookup with 1,000 users showing codes at once) cannot be told apart: such a
 code is refused as invalid, and the next minute's codes differ.
 
-Guessing is limited where it is tried: `MAX_WRONG` wrong codes per API key and venue within
-`WRONG_WINDOW` (offers/checkins.py counts them), after which that key is refused at that venue
-until the oldest wrong code leaves the window. docs/presence.md computes the odds.
+Guessing is limited where it is tried: `MAX_WRONG` wrong codes per API key and venue, and
+`MAX_WRONG_PER_VENUE` per venue whatever the key, within `WRONG_WINDOW` (offers/checkins.py
+counts them), after which the key is refused at that venue until the oldest wrong code leaves
+the window. docs/presence.md computes the odds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from geo.presence import hotp
 DIGITS = 8
 STEP_SECONDS = 60
 MAX_WRONG = 10
+# All of a merchant's keys together at one venue: another key does not bring a fresh budget.
+MAX_WRONG_PER_VENUE = 30
 WRONG_WINDOW = timedelta(minutes=15)
 
 

@@ -10,10 +10,27 @@ import hashlib
 import hmac
 import secrets
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 STEP_SECONDS = 60
 DIGITS = 6
+
+# Guessing. Six digits with two codes valid at once: a random guess hits with probability
+# 2 / 10**6. Wrong codes are limited in a sliding window per user (all venues), per device (the
+# check-in's `device_id`, all users and venues) and per venue (all users): with as many wrong
+# codes in the last `WRONG_WINDOW` as the limit, a check-in carrying a code is refused
+# (429 `too_many_attempts`) until the oldest of them leaves the window. The per-venue limit is
+# what bounds a guesser with many accounts and devices; docs/presence.md computes the odds.
+WRONG_WINDOW = timedelta(minutes=15)
+MAX_WRONG_PER_USER = 5
+MAX_WRONG_PER_DEVICE = 5
+MAX_WRONG_PER_VENUE = 30
+GUESS_SCOPES = ("user", "device", "venue")
+MAX_WRONG = {
+    "user": MAX_WRONG_PER_USER,
+    "device": MAX_WRONG_PER_DEVICE,
+    "venue": MAX_WRONG_PER_VENUE,
+}
 
 
 def new_secret() -> bytes:

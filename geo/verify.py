@@ -34,6 +34,9 @@ OUTSIDE_GEOFENCE = "outside_geofence"
 LOW_ACCURACY = "low_accuracy"
 STALE_FIX = "stale_fix"
 FUTURE_FIX = "future_fix"
+# Dated before the user's latest accepted fix by more than the freshness window (`stale_after`):
+# a fix sent out of order, which could otherwise be slotted between two accepted ones.
+BACKDATED_FIX = "backdated_fix"
 MOCK_LOCATION = "mock_location"
 IMPOSSIBLE_TRAVEL = "impossible_travel"
 TOO_SOON = "too_soon"
@@ -50,6 +53,7 @@ REASON_CODES = (
     LOW_ACCURACY,
     STALE_FIX,
     FUTURE_FIX,
+    BACKDATED_FIX,
     MOCK_LOCATION,
     IMPOSSIBLE_TRAVEL,
     TOO_SOON,
@@ -94,7 +98,7 @@ class Tap:
 
 @dataclass(frozen=True)
 class PreviousFix:
-    """Where and when the user was last seen for sure (their latest accepted fix)."""
+    """Where and when the user was seen for sure: one of their accepted fixes."""
 
     point: Point
     observed_at: datetime
@@ -102,10 +106,34 @@ class PreviousFix:
 
 @dataclass(frozen=True)
 class History:
-    """The little of the user's past that the rules need."""
+    """The little of the user's past that the rules need.
 
-    previous_fix: PreviousFix | None  # the user's latest accepted fix, at any venue
+    A fix is judged against its neighbours in time, not against whichever accepted fix came
+    last: `previous_fix` is the user's accepted fix dated at or just before the new fix's
+    `observed_at`, `next_fix` the one dated just after it (None when the new fix is the latest).
+    Checking only the latest let back-dated fixes be slotted between two accepted ones that
+    were each plausible from the latest alone. `latest_accepted_at` is the `observed_at` of the
+    user's latest accepted fix (at least `next_fix`'s; taken from the neighbours when None).
+    """
+
+    previous_fix: PreviousFix | None  # the accepted fix just before (or at) this one, any venue
     last_verified_here_at: datetime | None  # the user's last verified check-in at this venue
+    next_fix: PreviousFix | None = None  # the accepted fix just after this one, any venue
+    latest_accepted_at: datetime | None = None  # when the user's latest accepted fix was taken
+
+    @property
+    def latest_at(self) -> datetime | None:
+        """When the user's latest accepted fix was taken, whatever the caller passed."""
+        known = [
+            t
+            for t in (
+                self.latest_accepted_at,
+                self.previous_fix.observed_at if self.previous_fix else None,
+                self.next_fix.observed_at if self.next_fix else None,
+            )
+            if t is not None
+        ]
+        return max(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -160,7 +188,10 @@ def verify_fix(
     `venue.tap_radius_m` of the fence; beyond it the reason is `outside_geofence`). An invalid
     tap is `tap_invalid`, and the fix is then judged as without one. With `staff` (the merchant's
     staff recorded the visit at the venue: the fix is the venue's location) neither applies;
-    every other rule (freshness, travel, cooldown) holds for all.
+    every other rule (freshness, order, travel, cooldown) holds for all.
+
+    Travel is judged against both neighbours of the fix in time (`History`), and a fix dated
+    more than `thresholds.stale_after` before the user's latest accepted one is `backdated_fix`.
 
     `now` is the server's time, passed in so the verdict is reproducible. Malformed input
     (naive datetimes, coordinates out of range, an accuracy that is negative or not finite)
@@ -183,8 +214,9 @@ def verify_fix(
         *placement,
         _stale_fix(fix, now, thresholds.stale_after),
         _future_fix(fix, now, thresholds.future_tolerance),
+        _backdated_fix(fix, history.latest_at, thresholds.stale_after),
         _mock_location(fix),
-        _impossible_travel(fix, history.previous_fix, thresholds.max_speed_kmh),
+        _impossible_travel(fix, history, thresholds.max_speed_kmh),
         _too_soon(venue, history, now),
         _presence_code_invalid(fix, presence_verified),
         _tap_invalid(tap),
@@ -286,19 +318,43 @@ def _mock_location(fix: Fix) -> Reason | None:
     return Reason(MOCK_LOCATION, "the phone reported a mock (simulated) location")
 
 
-def _impossible_travel(
-    fix: Fix, previous: PreviousFix | None, max_speed_kmh: float
-) -> Reason | None:
-    """Refuse a fix the user could not have reached from their latest accepted one.
+def _backdated_fix(fix: Fix, latest_at: datetime | None, window: timedelta) -> Reason | None:
+    """Refuse a fix dated well before the user's latest accepted one.
 
-    The speed is the geodesic distance over the absolute time between the two fixes: being at
-    both places at those times is equally impossible whichever fix arrived first, so a fix dated
-    before the previous one is judged the same way. Two fixes within `SAME_PLACE_M` of each
-    other are never travel (even at the same instant: the same fix sent twice); two fixes
-    further apart at the same instant are always impossible (infinite speed).
-    """
-    if previous is None:
+    A phone sends its fix as it takes it: one dated more than the freshness window before a fix
+    already accepted was held back or made up, and out-of-order fixes are what let a cheat slot
+    a visit between two others (alternating two venues with back-dated timestamps)."""
+    if latest_at is None:
         return None
+    behind = latest_at - fix.observed_at
+    if behind <= window:
+        return None
+    return Reason(
+        BACKDATED_FIX,
+        f"the fix is dated {_duration(behind)} before your latest accepted fix; "
+        f"fixes more than {_duration(window)} older than it are refused",
+    )
+
+
+def _impossible_travel(fix: Fix, history: History, max_speed_kmh: float) -> Reason | None:
+    """Refuse a fix the user could not have reached from, or left for, its neighbours in time.
+
+    Each neighbour (the accepted fix just before this one's `observed_at`, and the one just
+    after) must be reachable: the speed is the geodesic distance over the absolute time between
+    the two fixes, the first neighbour that is too far is named. Two fixes within `SAME_PLACE_M`
+    of each other are never travel (even at the same instant: the same fix sent twice); two
+    fixes further apart at the same instant are always impossible (infinite speed).
+    """
+    for neighbour in (history.previous_fix, history.next_fix):
+        if neighbour is None:
+            continue
+        reason = _travel_from(fix, neighbour, max_speed_kmh)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _travel_from(fix: Fix, previous: PreviousFix, max_speed_kmh: float) -> Reason | None:
     distance = geodesic_m(previous.point, fix.point)
     if distance <= SAME_PLACE_M:
         return None
@@ -313,9 +369,10 @@ def _impossible_travel(
     speed_kmh = distance / seconds * 3.6
     if speed_kmh <= max_speed_kmh:
         return None
+    which = "previous" if elapsed >= timedelta(0) else "next"
     return Reason(
         IMPOSSIBLE_TRAVEL,
-        f"the previous accepted fix was {_metres(distance)} away and "
+        f"the {which} accepted fix was {_metres(distance)} away and "
         f"{_duration(abs(elapsed))} {when}: that needs {speed_kmh:,.0f} km/h, "
         f"more than {max_speed_kmh:g} km/h",
     )
@@ -360,9 +417,12 @@ def _check_input(venue: VenueSpec, fix: Fix, history: History, now: datetime) ->
             raise ValueError(f"venue.radius_m must be a finite number >= 0, not {venue.radius_m!r}")
     if venue.cooldown_minutes < 0:
         raise ValueError(f"venue.cooldown_minutes must be >= 0, not {venue.cooldown_minutes!r}")
-    if history.previous_fix is not None:
-        _check_point("history.previous_fix.point", history.previous_fix.point)
-        _check_aware("history.previous_fix.observed_at", history.previous_fix.observed_at)
+    for name, neighbour in (("previous_fix", history.previous_fix), ("next_fix", history.next_fix)):
+        if neighbour is not None:
+            _check_point(f"history.{name}.point", neighbour.point)
+            _check_aware(f"history.{name}.observed_at", neighbour.observed_at)
+    if history.latest_accepted_at is not None:
+        _check_aware("history.latest_accepted_at", history.latest_accepted_at)
     if history.last_verified_here_at is not None:
         _check_aware("history.last_verified_here_at", history.last_verified_here_at)
 

@@ -472,6 +472,14 @@ class Client:
         )["token"]
         return token
 
+    def export_me(self) -> dict[str, Any]:
+        """Everything the service keeps about this user, as one JSON document."""
+        return cast(dict[str, Any], self._json("GET", "/v1/me/export"))
+
+    def delete_me(self) -> None:
+        """Delete this user's account: the token stops working at once."""
+        self.call("DELETE", "/v1/me")
+
     # ---- venues ----
 
     def create_venue(self, body: dict[str, Any]) -> Venue:

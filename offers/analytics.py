@@ -15,6 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError, ValidationError
+from core.privacy import device_key
+from geo import presence
 from geo import proof as proofs
 from offers import abuse, redemptions
 from offers.stats import newcombe_difference
@@ -428,7 +430,8 @@ _LEAKS = text(
              'verified_without_presence_code', count(*) FILTER (
                  WHERE strikes <> '{}' AND status = 'verified' AND NOT presence_code_sent
                    AND staff_exclusion IS NULL),
-             'shared_devices', count(DISTINCT device_id) FILTER (
+             -- device ids by their pseudonym: the same count once a user is erased
+             'shared_devices', count(DISTINCT {device_key}) FILTER (
                  WHERE 'device_shared' = ANY (strikes)),
              'users_on_many_devices', count(DISTINCT user_id) FILTER (
                  WHERE 'many_devices' = ANY (strikes)),
@@ -445,7 +448,7 @@ _LEAKS = text(
         (SELECT COALESCE(json_object_agg(proof || '.redemptions', n), '{}') FROM (
             SELECT c.proof, count(*) AS n FROM red JOIN checkins c ON c.id = red.checkin_id
             GROUP BY c.proof) p) AS redeemed_by_proof
-    """
+    """.replace("{device_key}", device_key("device_id"))
 )
 
 # NFC taps at the merchant's venues (geo/nfc.py records every SUN message received) and the
@@ -478,8 +481,11 @@ _NFC = text(
             HAVING count(*) >= :burst) b) AS bursts,
         (SELECT count(*) FROM checkins c JOIN taps t ON t.id = c.nfc_tap_id
          WHERE c.status = 'verified' AND 'outside_geofence' <> ALL (c.reason_codes)
-           AND NOT ST_DWithin(c.location, (SELECT v.location FROM venues v
-                                           WHERE v.id = c.venue_id), :rough_m)) AS rough,
+           -- a coarsened fix (core/privacy.py) kept only its distance from the venue
+           AND CASE WHEN c.coarsened_at IS NULL
+                    THEN NOT ST_DWithin(c.location, (SELECT v.location FROM venues v
+                                                     WHERE v.id = c.venue_id), :rough_m)
+                    ELSE c.venue_distance_m > :rough_m END) AS rough,
         (SELECT count(*) FROM taps WHERE card_id IS NOT NULL AND outcome = 'accepted')
             AS card_reads,
         (SELECT COALESCE(json_object_agg(outcome, n), '{}') FROM (
@@ -489,6 +495,48 @@ _NFC = text(
             AS staff_attempts
     """
 )
+# Presence codes guessed at the merchant's venues: wrong codes sent with check-ins, and
+# check-ins refused because a user, device or venue had sent too many (geo/presence.py).
+_PRESENCE_GUESSING = text(
+    """
+    WITH att AS (
+        SELECT a.outcome, a.user_id, a.scope
+        FROM presence_code_attempts a JOIN venues v ON v.id = a.venue_id
+        WHERE v.merchant_id = :m
+          AND (CAST(:offer AS uuid) IS NULL
+               OR a.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
+          AND a.created_at >= :lo AND a.created_at < :hi
+    )
+    SELECT (SELECT count(*) FROM att WHERE outcome = 'wrong') AS wrong,
+           (SELECT count(DISTINCT user_id) FROM att WHERE outcome = 'wrong') AS users,
+           (SELECT COALESCE(json_object_agg(scope, n), '{}') FROM (
+               SELECT scope, count(*) AS n FROM att WHERE outcome = 'refused' GROUP BY scope
+           ) r) AS refused
+    """
+)
+
+
+def _presence_guessing(
+    session: Session,
+    merchant_id: uuid.UUID,
+    offer_id: uuid.UUID | None,
+    lo: datetime,
+    hi: datetime,
+) -> dict[str, Any]:
+    row = session.execute(
+        _PRESENCE_GUESSING,
+        {"m": str(merchant_id), "offer": str(offer_id) if offer_id else None, "lo": lo, "hi": hi},
+    ).one()
+    refused = {k: int(v) for k, v in (row.refused or {}).items()}
+    return {
+        "wrong": int(row.wrong),
+        "users_with_wrong_codes": int(row.users),
+        "refused_over_limit": {scope: refused.get(scope, 0) for scope in presence.GUESS_SCOPES},
+        "window_minutes": int(presence.WRONG_WINDOW.total_seconds() // 60),
+        "limits": dict(presence.MAX_WRONG),
+    }
+
+
 # An accepted tap this many times or more by one user at one tag within a clock hour is a burst
 # (a collector gathering URLs); a tap check-in whose fix is farther than this from the venue's
 # location relied on the tap radius (indoors, or a fix from somewhere else).
@@ -562,6 +610,7 @@ def leak_report(
             for proof, counts in by_proof(row.redeemed_by_proof or {}, ("redemptions",)).items()
         },
         "nfc": _nfc_report(session, merchant_id, offer_id, lo, hi),
+        "presence_codes": _presence_guessing(session, merchant_id, offer_id, lo, hi),
     }
 
 

@@ -5,7 +5,8 @@ number of offers at the venue:
 
 1. `pg_advisory_xact_lock` on the user, so one user's parallel check-ins see each other
    (cooldown, per-user caps, visit counts);
-2. one query for the venue, the user's history (last accepted fix, last visit here), the counts
+2. one query for the venue, the user's history (the accepted fixes just before and after this
+   one's `observed_at`, the latest accepted fix, the last visit here), the counts
    behind the strikes and staff exclusion (`offers.abuse`), and the database clock;
 3. the pure verdict (`geo.verify.verify_fix`) and assessment (`offers.abuse.assess`), then one
    INSERT of the check-in with its strikes;
@@ -16,6 +17,9 @@ number of offers at the venue:
 
 A check-in with a `tap_token` spends it with one conditional UPDATE after step 2 (the caller's
 own, unspent, unexpired token for this venue, or none); a GPS-only check-in makes no extra trip.
+A check-in with a `presence_code` takes two more advisory locks (its device's, its venue's) and
+counts the wrong codes in the window with one query before the verdict (`geo.presence` sets the
+limits), and records a wrong code with one INSERT after it.
 
 `staff_check_in` is the same use case for a visit the merchant's staff record at the venue
 (a member code or a card read, `proof` `staff`): it finds the user first (guess-limited for
@@ -37,9 +41,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.errors import DomainError, NotFoundError, ValidationError
+from core.errors import NotFoundError, UnauthorizedError, ValidationError
+from core.errors import TooManyAttemptsError as _TooManyAttempts
 from core.uow import UnitOfWork, execute
 from geo import members, nfc
+from geo import presence as codes_shown
 from geo import proof as proofs
 from geo.verify import (
     DEFAULT_THRESHOLDS,
@@ -133,8 +139,11 @@ _VENUE_AND_HISTORY = text(
            ST_AsBinary(v.geofence) AS geofence, v.radius_m,
            v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret, v.tap_radius_m,
            clock_timestamp() AS now,  -- the database clock at this check-in
+           (SELECT u.erased_at IS NOT NULL FROM users u WHERE u.id = :user_id) AS user_erased,
            ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
            prev.observed_at AS prev_observed_at,
+           ST_X(nxt.location::geometry) AS next_lon, ST_Y(nxt.location::geometry) AS next_lat,
+           nxt.observed_at AS next_observed_at, latest.observed_at AS latest_observed_at,
            here.created_at AS last_here_at,
            dev.device_users, mine.user_devices, rej.recent_rejections,
            EXISTS (SELECT 1 FROM merchant_staff_users s
@@ -146,11 +155,22 @@ _VENUE_AND_HISTORY = text(
                      AND c.created_at > now() - make_interval(days => :staff_device_days))
                AS staff_device
     FROM venues v
+    -- the user's accepted fixes around this one in time (geo.verify.History), and the latest
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified'
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
         ORDER BY c.observed_at DESC LIMIT 1
     ) prev ON true
+    LEFT JOIN LATERAL (
+        SELECT c.location, c.observed_at FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
+        ORDER BY c.observed_at LIMIT 1
+    ) nxt ON true
+    LEFT JOIN LATERAL (
+        SELECT c.observed_at FROM checkins c
+        WHERE c.user_id = :user_id AND c.status = 'verified'
+        ORDER BY c.observed_at DESC LIMIT 1
+    ) latest ON true
     LEFT JOIN LATERAL (
         SELECT c.created_at FROM checkins c
         WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
@@ -318,6 +338,10 @@ class StaffVisit:
     key_id: uuid.UUID | None
 
 
+class PresenceCodeGuessingError(_TooManyAttempts):
+    title = "Too many wrong presence codes"
+
+
 def check_in(
     uow: UnitOfWork,
     user_id: uuid.UUID,
@@ -325,11 +349,114 @@ def check_in(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     abuse: AbuseThresholds = DEFAULT_ABUSE_THRESHOLDS,
 ) -> CheckinResult:
-    """Record one check-in and everything it unlocks, in one transaction: all of it or none."""
+    """Record one check-in and everything it unlocks, in one transaction: all of it or none.
+
+    A check-in carrying a presence code while too many wrong ones were sent (by this user, from
+    this device or at this venue) is refused before the code is checked: the refusal's record
+    commits, then `PresenceCodeGuessingError` (429) is raised."""
     with uow:
-        result = _check_in(uow.session, user_id, data, thresholds, abuse)
+        try:
+            result = _check_in(uow.session, user_id, data, thresholds, abuse)
+        except PresenceCodeGuessingError:
+            uow.commit()
+            raise
         uow.commit()
         return result
+
+
+# One guess-limited check-in at a time per device and per venue (after the user's lock, always
+# in this order), so parallel guesses see each other's wrong codes.
+_GUESS_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:device_key, 0)),"
+    " pg_advisory_xact_lock(hashtextextended(:venue_key, 0))"
+)
+_GUESS_LOCK_VENUE = text("SELECT pg_advisory_xact_lock(hashtextextended(:venue_key, 0))")
+# For each scope, the `MAX_WRONG`-th most recent wrong code still inside the window, if any:
+# while there is one, that scope may not try another code.
+_NTH_WRONG_CODE = text(
+    """
+    SELECT clock_timestamp() AS now,
+        (SELECT a.created_at FROM presence_code_attempts a
+         WHERE a.user_id = :user_id AND a.outcome = 'wrong'
+           AND a.created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY a.created_at DESC OFFSET :user_nth LIMIT 1) AS "user",
+        (SELECT a.created_at FROM presence_code_attempts a
+         WHERE a.device_id = CAST(:device_id AS varchar) AND a.outcome = 'wrong'
+           AND a.created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY a.created_at DESC OFFSET :device_nth LIMIT 1) AS device,
+        (SELECT a.created_at FROM presence_code_attempts a
+         WHERE a.venue_id = :venue_id AND a.outcome = 'wrong'
+           AND a.created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY a.created_at DESC OFFSET :venue_nth LIMIT 1) AS venue
+    """
+)
+_RECORD_CODE_ATTEMPT = text(
+    """
+    INSERT INTO presence_code_attempts (id, venue_id, user_id, device_id, outcome, scope,
+                                        created_at)
+    VALUES (:id, :venue_id, :user_id, :device_id, :outcome, :scope, clock_timestamp())
+    """
+)
+_SCOPE_WORDS = {"user": "from your account", "device": "from this device", "venue": "at this venue"}
+
+
+def _record_code_attempt(
+    session: Session, user_id: uuid.UUID, data: CheckinInput, outcome: str, scope: str | None
+) -> None:
+    execute(
+        session,
+        _RECORD_CODE_ATTEMPT,
+        {
+            "id": uuid.uuid4(),
+            "venue_id": str(data.venue_id),
+            "user_id": str(user_id),
+            "device_id": data.device_id,
+            "outcome": outcome,
+            "scope": scope,
+        },
+    )
+
+
+def _limit_code_guessing(session: Session, user_id: uuid.UUID, data: CheckinInput) -> None:
+    """Refuse a check-in carrying a presence code when its user, device or venue already sent
+    as many wrong codes as allowed in the window (`geo.presence`), recording the refusal."""
+    venue_key = f"presence-code:venue:{data.venue_id}"
+    if data.device_id is not None:
+        execute(
+            session,
+            _GUESS_LOCKS,
+            {"device_key": f"presence-code:device:{data.device_id}", "venue_key": venue_key},
+        )
+    else:
+        execute(session, _GUESS_LOCK_VENUE, {"venue_key": venue_key})
+    window = codes_shown.WRONG_WINDOW
+    row = execute(
+        session,
+        _NTH_WRONG_CODE,
+        {
+            "user_id": str(user_id),
+            "device_id": data.device_id,
+            "venue_id": str(data.venue_id),
+            "window_s": window.total_seconds(),
+            **{f"{s}_nth": codes_shown.MAX_WRONG[s] - 1 for s in codes_shown.GUESS_SCOPES},
+        },
+    ).one()
+    waits = {
+        scope: (since + window - row.now).total_seconds()
+        for scope in codes_shown.GUESS_SCOPES
+        if (since := getattr(row, scope)) is not None
+    }
+    if not waits:
+        return
+    scope = max(waits, key=lambda s: waits[s])
+    wait = max(1, int(waits[scope]) + 1)
+    _record_code_attempt(session, user_id, data, "refused", scope)
+    raise PresenceCodeGuessingError(
+        f"{codes_shown.MAX_WRONG[scope]} wrong presence codes {_SCOPE_WORDS[scope]} within "
+        f"{int(window.total_seconds() // 60)} min: try the code again in {wait} s, or check in "
+        "without it",
+        wait,
+    )
 
 
 def _check_in(
@@ -348,6 +475,8 @@ def _check_in(
             "venue_id": str(data.venue_id),
             "user_id": str(user_id),
             "device_id": data.device_id,
+            # a staff visit is dated by the database's clock (its fix is the venue, now)
+            "observed_at": None if staff is not None else data.observed_at,
             "window_days": abuse.window_days,
             "rejection_hours": abuse.rejection_hours,
             "staff_device_days": abuse.staff_device_days,
@@ -355,9 +484,13 @@ def _check_in(
     ).one_or_none()
     if row is None:
         raise NotFoundError("no such venue")
+    if row.user_erased:  # erased while this request was in flight (core/privacy.py)
+        raise UnauthorizedError("this account has been deleted")
     now: datetime = row.now
     if staff is not None:  # staff saw the user at the venue: the fix is the venue's location
         data = CheckinInput(data.venue_id, row.lat, row.lon, 0.0, now)
+    elif data.presence_code is not None:
+        _limit_code_guessing(session, user_id, data)
     tap: Tap | None = None
     tap_id: uuid.UUID | None = None
     if data.tap_token is not None:
@@ -386,6 +519,11 @@ def _check_in(
         if row.prev_observed_at is not None
         else None
     )
+    following = (
+        PreviousFix(Point(row.next_lon, row.next_lat), row.next_observed_at)
+        if row.next_observed_at is not None
+        else None
+    )
     verdict = verify_fix(
         venue,
         Fix(
@@ -395,7 +533,12 @@ def _check_in(
             mock_location=data.mock_location,
             presence_code=data.presence_code,
         ),
-        History(previous_fix=previous, last_verified_here_at=row.last_here_at),
+        History(
+            previous_fix=previous,
+            last_verified_here_at=row.last_here_at,
+            next_fix=following,
+            latest_accepted_at=row.latest_observed_at,
+        ),
         now,
         thresholds,
         tap=tap,
@@ -412,6 +555,8 @@ def _check_in(
         ),
         abuse,
     )
+    if data.presence_code is not None and not verdict.presence_verified:
+        _record_code_attempt(session, user_id, data, "wrong", None)
     proof = proof_of(verdict, staff is not None)
     checkin_id = uuid.uuid4()
     status = VERIFIED if verdict.verified else REJECTED
@@ -503,14 +648,8 @@ class MemberCodeInvalidError(ValidationError):
     title = "Invalid member code"
 
 
-class TooManyAttemptsError(DomainError):
-    status = 429
-    code = "too_many_attempts"
+class TooManyAttemptsError(_TooManyAttempts):
     title = "Too many wrong member codes"
-
-    def __init__(self, detail: str, retry_after_s: int):
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -525,14 +664,21 @@ _STAFF_VENUE = text(
     "SELECT id FROM venues WHERE id = :venue_id AND merchant_id = :merchant_id"
     " AND deleted_at IS NULL"
 )
-# The `MAX_WRONG`-th most recent wrong member code of this key at this venue, if it is still
-# inside the window: while it is, the key may not try another code there.
+# The `MAX_WRONG`-th most recent wrong member code of this key at this venue, and the
+# `MAX_WRONG_PER_VENUE`-th of any key there, if still inside the window: while either is, the
+# key may not try another code there (a merchant's extra keys share the venue's budget).
 _NTH_WRONG = text(
     """
-    SELECT created_at + make_interval(secs => :window_s) AS until FROM staff_checkin_attempts
-    WHERE api_key_id = :key_id AND venue_id = :venue_id AND outcome = 'member_code_invalid'
-      AND created_at > now() - make_interval(secs => :window_s)
-    ORDER BY created_at DESC OFFSET :nth LIMIT 1
+    SELECT clock_timestamp() AS now,
+        (SELECT created_at + make_interval(secs => :window_s) FROM staff_checkin_attempts
+         WHERE api_key_id = :key_id AND venue_id = :venue_id
+           AND outcome = 'member_code_invalid'
+           AND created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY created_at DESC OFFSET :nth LIMIT 1) AS key_until,
+        (SELECT created_at + make_interval(secs => :window_s) FROM staff_checkin_attempts
+         WHERE venue_id = :venue_id AND outcome = 'member_code_invalid'
+           AND created_at > clock_timestamp() - make_interval(secs => :window_s)
+         ORDER BY created_at DESC OFFSET :venue_nth LIMIT 1) AS venue_until
     """
 )
 _RECORD_ATTEMPT = text(
@@ -586,6 +732,8 @@ def staff_check_in(
 
         user_id: uuid.UUID | None
         if data.member_code is not None:
+            # One member code at a time per venue, so parallel guesses count each other.
+            execute(session, _USER_LOCK, {"k": f"member-code:venue:{data.venue_id}"})
             locked = execute(
                 session,
                 _NTH_WRONG,
@@ -594,13 +742,19 @@ def staff_check_in(
                     "venue_id": data.venue_id,
                     "window_s": members.WRONG_WINDOW.total_seconds(),
                     "nth": members.MAX_WRONG - 1,
+                    "venue_nth": members.MAX_WRONG_PER_VENUE - 1,
                 },
-            ).first()
-            if locked is not None:
-                now = execute(session, text("SELECT clock_timestamp()")).scalar_one()
-                wait = max(1, int((locked.until - now).total_seconds()) + 1)
+            ).one()
+            until = max((t for t in (locked.key_until, locked.venue_until) if t), default=None)
+            if until is not None:
+                wait = max(1, int((until - locked.now).total_seconds()) + 1)
+                most = (
+                    f"{members.MAX_WRONG} wrong member codes with this key"
+                    if locked.venue_until is None
+                    else f"{members.MAX_WRONG_PER_VENUE} wrong member codes"
+                )
                 raise TooManyAttemptsError(
-                    f"{members.MAX_WRONG} wrong member codes at this venue within "
+                    f"{most} at this venue within "
                     f"{int(members.WRONG_WINDOW.total_seconds() // 60)} min: try again in "
                     f"{wait} s, or read the guest's card",
                     wait,

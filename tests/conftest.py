@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The service refuses to start without its NFC master key (api/config.py): every app and server
 # the suite starts uses one made for this run, unless the environment brings its own.
 os.environ.setdefault("NFC_MASTER_KEY", secrets.token_hex(32))
+# The suite signs hundreds of users up from one address (127.0.0.1) against servers that live
+# for the whole run; the tests of the sign-in throttle set their own limits.
+os.environ.setdefault("RATE_LIMIT_SIGN_IN_PER_IP", "100000/minute")
 TIERS = ROOT / "tests"
 LIVE_FIXTURES = {"live_server", "live_api", "live_database_url"}
 

@@ -10,6 +10,10 @@ nested inside the first.
 
 Only the parts of the API the dashboard uses are reachable this way (`ROUTES`); the cookie never
 reaches the API and a caller's own Authorization header is dropped.
+
+Changing API keys (create, rotate, revoke: `CONFIRMED_ROUTES`) also needs an owner key of the same
+merchant typed again, sent as `X-Confirm-Key`: a session alone (a stolen cookie, a browser left
+signed in) cannot mint a key, nor revoke the owner's other keys.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Request
 
+from api import db
 from api.dashboard import session as dash_session
 from api.errors import problem
+from core.accounts import authenticate_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -54,14 +60,49 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
         (("GET",), r"/analytics/leaks"),
         (("GET",), r"/analytics/offers/health"),
         (("GET",), rf"/analytics/offers/{_ID}/(funnel|lift|health)"),
+        (("GET",), r"/merchants/me/keys"),
+        (("GET", "POST"), r"/merchants/me/staff-users"),
+        (("DELETE",), rf"/merchants/me/staff-users/{_ID}"),
+        (("GET",), r"/merchants/me/audit"),
     )
 )
+# Key management: reachable only with an owner key typed again (X-Confirm-Key).
+CONFIRMED_ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
+    (frozenset(methods), re.compile(pattern))
+    for methods, pattern in (
+        (("POST",), r"/merchants/me/keys"),
+        (("DELETE",), rf"/merchants/me/keys/{_ID}"),
+        (("POST",), rf"/merchants/me/keys/{_ID}/rotate"),
+    )
+)
+CONFIRM_HEADER = "X-Confirm-Key"
 
 
 def allowed(method: str, path: str) -> bool:
     """Whether the dashboard may call `method path` (path under /v1)."""
     method = "GET" if method == "HEAD" else method
     return any(method in methods and rx.fullmatch(path) for methods, rx in ROUTES)
+
+
+def needs_confirmation(method: str, path: str) -> bool:
+    """Whether `method path` changes API keys: allowed only with an owner key typed again."""
+    return any(method in methods and rx.fullmatch(path) for methods, rx in CONFIRMED_ROUTES)
+
+
+def _confirmed(api_key: str, typed: str | None) -> bool:
+    """Whether `typed` is a live owner key (not a device's) of the session key's merchant."""
+    if not typed:
+        return False
+    session = db.session()
+    acting = authenticate_key(session, api_key)
+    confirming = authenticate_key(session, typed.strip())
+    return (
+        acting is not None
+        and confirming is not None
+        and confirming.role == "owner"
+        and confirming.venue_id is None
+        and confirming.merchant_id == acting.merchant_id
+    )
 
 
 class ApiProxy:
@@ -83,7 +124,8 @@ class ApiProxy:
         request = Request(environ)
         method = request.method.upper()
         data: Any = self.app.session_interface.open_session(self.app, request) or {}
-        found = dash_session.credential(self.app, request, data)  # signed in, or a till device
+        with self.app.app_context():  # the sign-in is looked up in the database
+            found = dash_session.credential(self.app, request, data)  # signed in, or a device
         api_key = found[0] if found else None
         if api_key is None:
             return problem(401, "unauthorized", "the dashboard session has ended: sign in again")(
@@ -97,13 +139,23 @@ class ApiProxy:
                 "csrf_failed",
                 "the request did not carry this session's CSRF token: reload the page",
             )(environ, start_response)
-        if not allowed(method, rest):
+        confirm = needs_confirmation(method, rest)
+        if not confirm and not allowed(method, rest):
             return problem(404, "not_found", "the dashboard does not offer this call")(
                 environ, start_response
             )
+        if confirm:
+            with self.app.app_context():
+                confirmed = _confirmed(api_key, request.headers.get(CONFIRM_HEADER))
+            if not confirmed:
+                return problem(
+                    403,
+                    "confirm_key_required",
+                    "changing API keys needs an owner key of this merchant typed again",
+                )(environ, start_response)
         inner = dict(environ)
         inner["PATH_INFO"] = "/v1" + rest
         inner["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
-        for header in ("HTTP_COOKIE", "HTTP_X_CSRF_TOKEN"):
+        for header in ("HTTP_COOKIE", "HTTP_X_CSRF_TOKEN", "HTTP_X_CONFIRM_KEY"):
             inner.pop(header, None)
         return self.wsgi_app(inner, start_response)

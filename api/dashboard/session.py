@@ -6,6 +6,10 @@ copied cookie does not reveal the API key itself. The cookie is HttpOnly, SameSi
 `/dashboard`, Secure when the request came over HTTPS (or always, with `SESSION_COOKIE_SECURE`),
 and lasts `PERMANENT_SESSION_LIFETIME` (12 hours by default: a shift at the till).
 
+The cookie also names a row of `dashboard_sessions` (core/dashboard_sessions.py), looked up on
+every dashboard request: signing out deletes it, so a copy of the cookie stops working at once
+rather than when it expires.
+
 Every session carries a random CSRF token. Forms post it as `csrf_token`; the pages' scripts send
 it as the `X-CSRF-Token` header on every request that is not GET or HEAD.
 """
@@ -17,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import uuid
 from collections.abc import MutableMapping
 from datetime import timedelta
 from typing import Any
@@ -26,9 +31,13 @@ from flask import Flask, Request, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.wrappers import Response
 
+from api import db
+from core import dashboard_sessions
+
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "checkin_offers_dashboard"
+SESSION_ID = "sid"  # the cookie's row in dashboard_sessions
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -125,12 +134,31 @@ def device_key_of(app: Flask, request: Request) -> str | None:
         return None
 
 
+def session_id_of(data: MutableMapping[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(data[SESSION_ID]))
+    except (KeyError, ValueError):
+        return None
+
+
+def signed_in_key(app: Flask, data: MutableMapping[str, Any]) -> str | None:
+    """The session's API key while its sign-in is open on the server (not signed out, not
+    expired); None otherwise. Needs an app context (one database read)."""
+    api_key = api_key_of(app, data)
+    if api_key is None:
+        return None
+    session_id = session_id_of(data)
+    if session_id is None or not dashboard_sessions.is_open(db.connection(), session_id):
+        return None
+    return api_key
+
+
 def credential(
     app: Flask, request: Request, data: MutableMapping[str, Any]
 ) -> tuple[str, bool] | None:
     """The key a request acts with, and whether it is the till device's: the signed-in key of
-    the session first, else the device's."""
-    api_key = api_key_of(app, data)
+    the session first, else the device's. Needs an app context."""
+    api_key = signed_in_key(app, data)
     if api_key is not None:
         return api_key, False
     device_key = device_key_of(app, request)

@@ -15,14 +15,29 @@ from flask import current_app, g, redirect, render_template, request, session, u
 
 from api import db
 from api.dashboard import session as dash_session
-from api.dashboard.views import _principal, _render, _uuid_or_none, _venue_choices, blp, page
+from api.dashboard.views import (
+    _principal,
+    _render,
+    _uuid_or_none,
+    _venue_choices,
+    blp,
+    end_sign_in,
+    page,
+)
 from api.observability import request_id
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.audit import Actor
 from core.errors import NotFoundError
-from offers import devices
+from offers import codes, devices
 
 TILL_VENUE = "till_venue"  # the session's remembered venue of an owner's or staff key's till
+# The code format, for the till's check of a typed code before it asks (offers/codes.py decides).
+CODE_FORMAT = {
+    "symbols": codes.SYMBOLS,
+    "check-symbols": codes.CHECK_SYMBOLS,
+    "length": codes.CODE_LENGTH,
+    "qr-prefix": codes.QR_PREFIX,
+}
 
 
 @blp.get("/till")
@@ -46,7 +61,13 @@ def till() -> Any:
     venue = next((v for v in venues if v.id == wanted), None)
     if venue is None and len(venues) == 1:
         venue = venues[0]
-    return _render("dashboard/till.html", venues=venues, venue=venue, this_device=device)
+    return _render(
+        "dashboard/till.html",
+        venues=venues,
+        venue=venue,
+        this_device=device,
+        code_format=CODE_FORMAT,
+    )
 
 
 @blp.get("/settings/devices", endpoint="devices")
@@ -76,7 +97,7 @@ def pair() -> Any:
                 error, status = _pairing_error(refused), 422
             else:
                 _forget_previous_device()
-                session.clear()  # whoever was signed in here: this browser is a till now
+                end_sign_in()  # whoever was signed in here: this browser is a till now
                 dash_session.csrf_token(session)
                 response = redirect(url_for("dashboard.till"))
                 dash_session.set_device_cookie(current_app, response, api_key)

@@ -31,6 +31,7 @@ from api import auth, db
 from api.dashboard import session as dash_session
 from api.errors import problem
 from api.schemas import SINGLE_LINE_REFUSED
+from core import dashboard_sessions
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.errors import NotFoundError
 from core.models import Merchant, Venue
@@ -63,6 +64,7 @@ PAGES = (
     Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
     Page("dashboard.devices", "Till devices", ("owner",)),
+    Page("dashboard.settings", "Settings", ("owner",)),
 )
 ROLE_NAMES = {"owner": "Owner", "staff": "Staff", "analyst": "Analyst"}
 
@@ -109,6 +111,8 @@ def _principal() -> MerchantPrincipal | None:
     """The signed-in key, or else this browser's till device, checked against the database on
     every request (revoked: signed out). `g.dashboard_device` says which it is."""
     found = dash_session.credential(current_app, request, session)
+    if "key" in session and (found is None or found[1]):
+        session.clear()  # signed out elsewhere, or expired: the cookie's key is of no use now
     if found is None:
         return None
     api_key, is_device = found
@@ -211,6 +215,14 @@ def _safe_next(target: str | None) -> str:
 # ---- signing in and out ----------------------------------------------------------------------
 
 
+def end_sign_in() -> None:
+    """Forget this browser's sign-in, on the server too: a copy of its cookie ends with it."""
+    session_id = dash_session.session_id_of(session)
+    if session_id is not None:
+        dashboard_sessions.end_session(db.uow(), session_id)
+    session.clear()
+
+
 @blp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Any:
     """A merchant API key (owner, staff or analyst) opens the pages its role may see."""
@@ -228,9 +240,14 @@ def sign_in() -> Any:
                 status = 401
             else:
                 merchant = db.session().get(Merchant, principal.merchant_id)
+                end_sign_in()  # a sign-in before this one in this browser ends
+                session_id = dashboard_sessions.open_session(
+                    db.uow(), principal.key_id, current_app.config["PERMANENT_SESSION_LIFETIME"]
+                )
                 session.clear()
                 session.permanent = True
                 session["key"] = dash_session.seal_key(current_app, api_key)
+                session[dash_session.SESSION_ID] = str(session_id)
                 session["merchant"] = merchant.name if merchant else ""
                 dash_session.csrf_token(session)
                 return redirect(_safe_next(request.args.get("next")))
@@ -247,8 +264,9 @@ def sign_in() -> Any:
 
 @blp.post("/sign-out")
 def sign_out() -> Any:
+    """End the sign-in on the server too: a copy of the cookie stops working with it."""
     if dash_session.csrf_matches(session, request.form.get(dash_session.CSRF_FIELD)):
-        session.clear()
+        end_sign_in()
     return redirect(url_for("dashboard.sign_in", signed_out=1))
 
 
@@ -333,6 +351,15 @@ def nfc_tags() -> Any:
 @page("owner", "analyst")
 def analytics() -> Any:
     return _render("dashboard/analytics.html")
+
+
+@blp.get("/settings")
+@page("owner")
+def settings() -> Any:
+    """What the API already lets an owner manage: API keys and their roles (changing one needs
+    an owner key typed again), staff accounts, and the audit log; links to till devices and NFC
+    tags."""
+    return _render("dashboard/settings.html")
 
 
 def _venue_choices() -> list[Venue]:

@@ -193,6 +193,7 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
             "NFC tags",
             "Analytics",
             "Till devices",
+            "Settings",
         ],
         "staff_key": ["Till", "Presence code"],
         "analyst_key": ["Analytics"],
@@ -586,6 +587,7 @@ PAGES = [
     ("nfc-tags", "/dashboard/nfc-tags"),
     ("analytics", "/dashboard/analytics"),
     ("devices", "/dashboard/settings/devices"),
+    ("settings", "/dashboard/settings"),
 ]
 
 

@@ -39,6 +39,8 @@ pytestmark = pytest.mark.e2e
 LON, LAT = 22.2666, 60.4518  # Turku, away from the other end-to-end tests
 PLACE = {"type": "Point", "coordinates": [LON, LAT]}
 METRICS_TOKEN = secrets.token_hex(24)
+# A person's fix, a little off the venue's location (which is no one's secret).
+FIX_LAT, FIX_LON = LAT + 0.000173, LON + 0.000119
 
 
 def _now() -> str:
@@ -62,8 +64,9 @@ def _key_parts(token: str) -> list[str]:
     return [token, secret, lookup]
 
 
-def _story(base: str) -> tuple[list[str], list[str]]:
-    """Drive the service; answer (secrets sent or stored, presence codes)."""
+def _story(base: str) -> tuple[list[str], list[str], list[str]]:
+    """Drive the service; answer (secrets sent or stored, presence codes, personal data: a
+    handle, a device id, a fix's coordinates)."""
     transport = HttpTransport(base)
     api = Client(transport)
     sent: list[str] = []
@@ -158,8 +161,25 @@ def _story(base: str) -> tuple[list[str], list[str]]:
     assert browser.get(base + "/dashboard/api/merchants/me").status_code == 200
     sent += [c.value for c in browser.cookies if c.value] + [csrf.group(1)]
     browser.close()
+
+    # A person checks in from a phone, downloads their data and leaves (docs/privacy.md).
+    handle, device = f"leaver_{tag}", f"device-{secrets.token_hex(6)}"
+    leaver = api.with_token(api.create_user(handle, passwords[1])["token"])
+    leaver.check_in(venue["id"], FIX_LAT, FIX_LON, 8, _now(), device_id=device)
+    leaver.check_in(venue["id"], FIX_LAT + 0.3, FIX_LON, 8, _now(), device_id=device)  # rejected
+    exported = leaver.export_me()
+    assert exported["account"]["handle"] == handle and len(exported["checkins"]) == 2
+    leaver.delete_me()
+    _refused(leaver.export_me, 401)
+    sent += [leaver.token or ""]
+    personal = [handle, device]
+    personal += [f"{v:.5f}" for v in (FIX_LAT, FIX_LON, FIX_LAT + 0.3)]
+    personal += [repr(v) for v in (FIX_LAT, FIX_LON, FIX_LAT + 0.3)]
+    scrape = requests.get(base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    for value in personal:  # metrics carry no personal data either
+        assert value.lower() not in scrape.text.lower(), f"personal data in metrics: {value[:6]}"
     transport.close()
-    return sent, presence_codes
+    return sent, presence_codes, personal
 
 
 def _stored_hashes(database_url: str, lookups: list[str]) -> list[str]:
@@ -199,7 +219,7 @@ def test_a_full_run_logs_no_secret(live_database_url: str, tmp_path: Path, log_f
         workers=2,
     )
     try:
-        sent, presence_codes = _story(server.base)
+        sent, presence_codes, personal = _story(server.base)
     finally:
         assert server.stop() == 0
     log = server.log()
@@ -237,6 +257,10 @@ def test_a_full_run_logs_no_secret(live_database_url: str, tmp_path: Path, log_f
     for secret in forbidden:
         assert secret not in log, f"a secret is in the log: {secret[:4]}..."
         assert secret.lower() not in log.lower(), f"a secret is in the log: {secret[:4]}..."
+
+    # No handle, device id or coordinates of a person (docs/privacy.md), in any case.
+    for value in personal:
+        assert value.lower() not in log.lower(), f"personal data in the log: {value[:6]}..."
 
     # Presence codes are six digits: look for them outside the clock and duration fields.
     for entry in lines:

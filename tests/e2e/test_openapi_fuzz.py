@@ -130,6 +130,7 @@ class Tenant:
     barista_handle: str  # a user handle for POST /v1/merchants/me/staff-users
     spare_handles: tuple[str, ...]  # more of them, for sequences
     unlock_code: str | None  # from a verified check-in, for POST /v1/redemptions
+    leaver_token: str  # the user token DELETE /v1/me erases; the tenant's user stays
 
     def path_ids(self, method: str) -> dict[str, str]:
         return {
@@ -231,6 +232,7 @@ def _make_tenant(api: Client, name: str, tag: str, ownership: Ownership) -> Tena
         for i in range(3)
     )
     signed_up = api.create_user(f"fuzz_{name.lower()}_{tag}", "correct horse battery")
+    leaver = api.create_user(f"fuzz_leaver_{name.lower()}_{tag}", "correct horse battery")
     credential_key_ids = tuple(k["id"] for k in owner.list_keys() if k["id"] != doomed_key["id"])
     user = api.with_token(signed_up["token"])
     user_label = f"user{name}"
@@ -262,6 +264,7 @@ def _make_tenant(api: Client, name: str, tag: str, ownership: Ownership) -> Tena
     for key in (created["api_key"], staff["api_key"], analyst["api_key"]):
         ownership.tokens[key] = merchant
     ownership.tokens[signed_up["token"]] = ("user", user_label)
+    ownership.tokens[leaver["token"]] = ("user", f"leaver{name}")
     return Tenant(
         name=name,
         merchant_id=created["merchant"]["id"],
@@ -279,6 +282,7 @@ def _make_tenant(api: Client, name: str, tag: str, ownership: Ownership) -> Tena
         barista_handle=barista["user"]["handle"],
         spare_handles=spares,
         unlock_code=unlock_code,
+        leaver_token=leaver["token"],
     )
 
 
@@ -347,6 +351,16 @@ def spare_credentials(case: schemathesis.Case, world: World) -> None:
             case.path_parameters["key_id"] = tenant.doomed_key_id
 
 
+def spare_user(case: schemathesis.Case, world: World) -> None:
+    """Erase a leaver rather than a tenant's user, which would leave the rest of the run
+    answering 401 to that user's token."""
+    if case.method.upper() != "DELETE" or case.operation.path != "/v1/me":
+        return
+    for tenant in (world.a, world.b):
+        if (case.headers or {}).get("Authorization") == f"Bearer {tenant.user_token}":
+            case.headers["Authorization"] = f"Bearer {tenant.leaver_token}"
+
+
 def act_as(case: schemathesis.Case, role: str, world: World) -> None:
     """Give the case the role's credential, on operations that take one. A case generated to go
     without credentials (a negative case of the security requirement) keeps going without."""
@@ -358,6 +372,7 @@ def act_as(case: schemathesis.Case, role: str, world: World) -> None:
         del case.headers["Authorization"]
     else:
         case.headers["Authorization"] = f"Bearer {token}"
+    spare_user(case, world)
 
 
 # ---- checks ---------------------------------------------------------------------------------
@@ -766,6 +781,7 @@ def test_openapi_stateful(stateful_schema: schemathesis.BaseSchema, world: World
                     case.headers.pop("Authorization", None)
                 else:
                     case.headers["Authorization"] = f"Bearer {token}"
+                    spare_user(case, world)
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"session": self.http}

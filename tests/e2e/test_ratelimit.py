@@ -1,6 +1,6 @@
 """Rate limits hold across gunicorn's worker processes: with PostgreSQL (the default) and Redis.
 
-A gunicorn with two workers and tight limits: per API key 20, per user token 15, per client IP
+A gunicorn with two workers and tight limits: per API key 20, per user (all tokens) 15, per client IP
 30 a minute. Bursts of parallel requests, each on a connection of its own so that both workers
 answer (the server's log says which process answered each), get exactly the limit through: a
 limiter counting per worker would let up to twice as many through. Client addresses come from
@@ -129,7 +129,7 @@ def _limits_hold(server: Server) -> None:
         auth = {"Authorization": f"Bearer {token}", "X-Forwarded-For": _address()}
         burst = _burst(server, "/v1/me/unlocks", 25, auth)
         assert burst.statuses == {200: 15, 429: 10}
-        _check_refusal(burst.refused, "15/minute", "user token")
+        _check_refusal(burst.refused, "15/minute", "this user (all")
         return burst
 
     def anonymous() -> Burst:

@@ -417,3 +417,32 @@ def test_redemption_idempotency(
     first = staff.redeem(code, idempotency_key="till-1-42")
     assert staff.redeem(code, idempotency_key="till-1-42") == first
     assert rows(app, "SELECT count(*) FROM redemptions")[0][0] == 1
+
+
+def test_back_dated_fixes_alternating_two_venues_ten_km_apart_do_not_verify(
+    owner: Client, mobile: Client
+) -> None:
+    # The cheat outside testing found: each fix at B dated back so that it was 130 s (277 km/h)
+    # from the latest accepted fix at A, the only one it was compared with. Now each fix is
+    # judged against both neighbours in time and one dated over 2 minutes before the latest
+    # accepted fix is refused: only the first venue of the pair ever verifies.
+    here = owner.create_venue(venue_body(radius_m=50, checkin_cooldown_minutes=0))
+    east = owner.create_venue(
+        venue_body(
+            radius_m=50,
+            checkin_cooldown_minutes=0,
+            location={"type": "Point", "coordinates": [LON + 0.1805, LAT]},  # 10.0 km east
+        )
+    )
+    statuses = []
+    for _ in range(4):
+        a = mobile.check_in(here["id"], LAT, LON, 10, now_iso(timedelta(seconds=25)))
+        b = mobile.check_in(east["id"], LAT, LON + 0.1805, 10, now_iso(-timedelta(seconds=105)))
+        statuses.append((a["status"], b["status"]))
+        assert [r["code"] for r in b["reasons"]] == ["backdated_fix"], b["reasons"]
+    assert statuses == [("verified", "rejected")] * 4
+    # Dated inside the window but between two accepted fixes it could not have reached: the
+    # neighbour after it in time refuses it.
+    late = mobile.check_in(east["id"], LAT, LON + 0.1805, 10, now_iso(-timedelta(seconds=60)))
+    assert [r["code"] for r in late["reasons"]] == ["impossible_travel"]
+    assert "next accepted fix" in late["reasons"][0]["detail"]

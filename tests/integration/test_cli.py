@@ -206,3 +206,26 @@ def test_code_history_of_unknown_or_mistyped_codes(app: Flask) -> None:
 
 def test_migrate_is_a_no_op_at_head(app: Flask) -> None:
     assert ok(app, "migrate").strip().endswith("database schema is up to date")
+
+
+# ---- privacy ---------------------------------------------------------------------------------
+
+
+def test_erase_user(app: Flask, api: Client, owner: Client) -> None:
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    user = api.with_token(api.create_user("leaving_soon", "pass-word-1")["token"])
+    user.check_in(venue["id"], LAT, LON, 10, datetime.now(UTC).isoformat(), device_id="d-9")
+    user_id = user.export_me()["account"]["id"]
+    out = ok(app, "erase-user", user_id)
+    assert out.startswith(f"user {user_id} erased: ") and '"checkins": 1' in out
+    assert "leaving_soon" not in out and "d-9" not in out
+    with pytest.raises(ApiError) as error:
+        user.export_me()
+    assert error.value.status == 401
+    assert ok(app, "erase-user", user_id) == f"user {user_id} was already erased\n"
+    assert "no user" in refused(app, "erase-user", "00000000-0000-0000-0000-000000000000")
+
+
+def test_retention_runs_once_and_says_what_it_did(committed_app: Flask) -> None:
+    out = json.loads(ok(committed_app, "retention"))
+    assert out["ran"] is True and out["coarsened"] == 0

@@ -104,8 +104,6 @@ def test_the_proxy_reaches_only_what_the_dashboard_uses(client: FlaskClient, own
     token = page_csrf(client)
     headers = {"X-CSRF-Token": token}
     for method, path in (
-        ("POST", "/dashboard/api/merchants/me/keys"),
-        ("GET", "/dashboard/api/merchants/me/keys"),
         ("POST", "/dashboard/api/checkins"),
         ("GET", "/dashboard/api/me/unlocks"),
         ("GET", "/dashboard/api/venues/../merchants/me/keys"),
@@ -113,6 +111,18 @@ def test_the_proxy_reaches_only_what_the_dashboard_uses(client: FlaskClient, own
     ):
         response = client.open(path, method=method, headers=headers, json={})
         assert response.status_code == 404, (method, path)
+    # Keys are listed (never their secrets), but a session alone cannot change them.
+    listed = client.get("/dashboard/api/merchants/me/keys")
+    assert listed.status_code == 200 and "api_key" not in listed.get_data(as_text=True)
+    [key] = owner.list_keys()
+    for method, path in (
+        ("POST", "/dashboard/api/merchants/me/keys"),
+        ("POST", f"/dashboard/api/merchants/me/keys/{key['id']}/rotate"),
+        ("DELETE", f"/dashboard/api/merchants/me/keys/{key['id']}"),
+    ):
+        response = client.open(path, method=method, headers=headers, json={"role": "owner"})
+        assert response.status_code == 403, (method, path)
+        assert response.get_json()["code"] == "confirm_key_required"
     assert len(owner.list_keys()) == 1
 
 
@@ -142,6 +152,152 @@ def test_signing_out_needs_the_token_and_ends_the_session(
     client.post("/dashboard/sign-out", data={"csrf_token": page_csrf(client)})
     assert client.get("/dashboard/offers").status_code == 302
     assert client.get("/dashboard/api/offers").status_code == 401
+
+
+def test_changing_keys_through_the_dashboard_needs_an_owner_key_typed_again(
+    client: FlaskClient, owner: Client, other_owner: Client
+) -> None:
+    """Creating, rotating and revoking keys from a session needs X-Confirm-Key: a live owner
+    key of the same merchant. Another merchant's owner key, a staff key, a device's, a revoked
+    one or a wrong one are refused and change nothing; the header never reaches the API."""
+    assert owner.token and other_owner.token
+    staff_key = owner.create_key("staff")["api_key"]
+    spare_owner = owner.create_key("owner", "spare")
+    owner.revoke_key(spare_owner["id"])
+    sign_in(client, owner.token)
+    token = page_csrf(client)
+
+    def create(confirm: str | None) -> Any:
+        headers = {"X-CSRF-Token": token}
+        if confirm is not None:
+            headers["X-Confirm-Key"] = confirm
+        return client.post(
+            "/dashboard/api/merchants/me/keys",
+            json={"role": "analyst", "label": "from the dashboard"},
+            headers=headers,
+        )
+
+    for confirm in (
+        None,
+        "",
+        "cok_not-a-key",
+        other_owner.token,
+        staff_key,
+        spare_owner["api_key"],
+    ):
+        refused = create(confirm)
+        assert refused.status_code == 403, confirm
+        assert refused.get_json()["code"] == "confirm_key_required"
+    assert len(owner.list_keys()) == 3  # owner, staff, the revoked spare
+
+    made = create(f"  {owner.token} ")
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["role"] == "analyst" and made.get_json()["api_key"].startswith("cok_")
+    assert made.headers["Cache-Control"] == "no-store"
+    confirm = {"X-CSRF-Token": token, "X-Confirm-Key": owner.token}
+    rotated = client.post(
+        f"/dashboard/api/merchants/me/keys/{made.get_json()['id']}/rotate", headers=confirm
+    )
+    assert (
+        rotated.status_code == 200 and rotated.get_json()["api_key"] != made.get_json()["api_key"]
+    )
+    revoked = client.delete(
+        f"/dashboard/api/merchants/me/keys/{made.get_json()['id']}", headers=confirm
+    )
+    assert revoked.status_code == 200 and revoked.get_json()["revoked_at"]
+    # The API's own refusals come back as they are: the last owner key stays.
+    [me] = [k for k in owner.list_keys() if k["role"] == "owner" and not k["revoked_at"]]
+    last = client.delete(f"/dashboard/api/merchants/me/keys/{me['id']}", headers=confirm)
+    assert last.status_code == 409 and last.get_json()["code"] == "last_owner_key"
+    # Each change is in the audit trail, made by the session's key.
+    actions = [e["action"] for e in owner.audit_trail()["events"]][:3]
+    assert actions == ["key.revoke", "key.rotate", "key.create"]
+
+
+def test_staff_accounts_and_the_audit_log_through_the_dashboard(
+    client: FlaskClient, owner: Client
+) -> None:
+    assert owner.token
+    sign_in(client, owner.token)
+    headers = {"X-CSRF-Token": page_csrf(client)}
+    added = client.post(
+        "/dashboard/api/merchants/me/staff-users", json={"handle": "anna_k"}, headers=headers
+    )
+    assert added.status_code == 201, added.get_json()
+    listed = client.get("/dashboard/api/merchants/me/staff-users").get_json()["staff_users"]
+    assert [s["handle"] for s in listed] == ["anna_k"]
+    gone = client.delete(
+        f"/dashboard/api/merchants/me/staff-users/{listed[0]['id']}", headers=headers
+    )
+    assert gone.status_code == 200
+    events = client.get("/dashboard/api/merchants/me/audit?limit=2").get_json()["events"]
+    assert [e["action"] for e in events] == ["staff_user.delete", "staff_user.create"]
+    assert client.get("/dashboard/settings").status_code == 200
+
+
+def test_signing_out_ends_a_copied_cookie_too(app: Flask, owner: Client) -> None:
+    """The session is ended on the server: a copy of the cookie made before signing out (a
+    shared computer, a stolen cookie) is refused at once, not when it would have expired."""
+    assert owner.token
+    browser, thief = app.test_client(), app.test_client()
+    sign_in(browser, owner.token)
+    cookie = browser.get_cookie("checkin_offers_dashboard", path="/dashboard")
+    assert cookie is not None
+    thief.set_cookie(cookie.key, cookie.value, path="/dashboard")
+    assert thief.get("/dashboard/offers").status_code == 200  # the copy works while signed in
+    assert thief.get("/dashboard/api/venues").status_code == 200
+    token = page_csrf(thief)
+
+    browser.post("/dashboard/sign-out", data={"csrf_token": page_csrf(browser)})
+
+    page = thief.get("/dashboard/offers")
+    assert page.status_code == 302 and "/dashboard/sign-in" in page.headers["Location"]
+    for method in ("GET", "POST"):
+        proxied = thief.open(
+            "/dashboard/api/venues", method=method, json={}, headers={"X-CSRF-Token": token}
+        )
+        assert proxied.status_code == 401, method
+        assert proxied.get_json()["code"] == "unauthorized"
+    # The dashboard's own JSON calls too; and the copy cannot sign itself back in by redirect.
+    assert thief.get("/dashboard/sign-in").status_code == 200
+    # A fresh sign-in is a new session: the browser works again, the copy still does not.
+    sign_in(browser, owner.token)
+    assert browser.get("/dashboard/offers").status_code == 200
+    thief.set_cookie(cookie.key, cookie.value, path="/dashboard")
+    assert thief.get("/dashboard/offers").status_code == 302
+
+
+def test_signing_in_again_in_the_same_browser_ends_the_previous_sign_in(
+    app: Flask, owner: Client
+) -> None:
+    """A browser holds one sign-in: a new one (another key, say) ends the one before, copies of
+    its cookie included."""
+    assert owner.token
+    analyst_key = owner.create_key("analyst")["api_key"]
+    browser, thief = app.test_client(), app.test_client()
+    sign_in(browser, owner.token)
+    cookie = browser.get_cookie("checkin_offers_dashboard", path="/dashboard")
+    assert cookie is not None
+    browser.post(  # the sign-in page sends a signed-in browser on: the form posted anyway
+        "/dashboard/sign-in", data={"api_key": analyst_key, "csrf_token": page_csrf(browser)}
+    )
+    assert browser.get("/dashboard/analytics").status_code == 200
+    assert browser.get("/dashboard/offers").status_code == 403  # the analyst now
+    thief.set_cookie(cookie.key, cookie.value, path="/dashboard")
+    assert thief.get("/dashboard/offers").status_code == 302
+    assert thief.get("/dashboard/api/venues").status_code == 401
+
+
+def test_each_sign_in_is_its_own_session(app: Flask, owner: Client) -> None:
+    """Signing out one browser leaves the same key's other sign-ins alone."""
+    assert owner.token
+    laptop, phone = app.test_client(), app.test_client()
+    sign_in(laptop, owner.token)
+    sign_in(phone, owner.token)
+    laptop.post("/dashboard/sign-out", data={"csrf_token": page_csrf(laptop)})
+    assert laptop.get("/dashboard/offers").status_code == 302
+    assert phone.get("/dashboard/offers").status_code == 200
+    assert phone.get("/dashboard/api/venues").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -342,6 +342,18 @@ def test_a_wrong_member_code_is_refused_and_guessing_is_limited(
         v=venue["id"],
     )
     assert counted[0].n == 11
+    # But more keys do not bring more guesses (issue 23): 30 wrong at the venue, whatever the
+    # keys, and every key is refused there.
+    for _ in range(2):
+        extra = api.with_token(owner.create_key("staff")["api_key"])
+        for n in range(10 if _ == 0 else 9):
+            with pytest.raises(ApiError):
+                extra.staff_check_in(venue["id"], member_code=f"{n:08d}")
+    fresh = api.with_token(owner.create_key("staff")["api_key"])
+    with pytest.raises(ApiError) as venue_wide:
+        fresh.staff_check_in(venue["id"], member_code="12345678")
+    assert venue_wide.value.code == "too_many_attempts"
+    assert venue_wide.value.detail.startswith("30 wrong member codes at this venue")
 
 
 def test_staff_cannot_check_in_themselves(

@@ -142,7 +142,7 @@ def test_a_forged_secret_counts_against_the_key_it_names(make_app: AppFactory) -
     assert err.value.status == 429
 
 
-def test_each_user_token_has_its_own_budget(make_app: AppFactory) -> None:
+def test_each_user_has_one_budget_whatever_the_tokens(make_app: AppFactory) -> None:
     app = make_app(RATE_LIMIT_PER_USER="2/minute")
     api = _client(app)
     one = api.with_token(api.create_user("limited_one", "pass-word-1")["token"])
@@ -152,10 +152,29 @@ def test_each_user_token_has_its_own_budget(make_app: AppFactory) -> None:
     with pytest.raises(ApiError) as err:
         one.wallet()
     assert (err.value.status, err.value.code) == (429, "rate_limited")
-    assert "this user token" in err.value.response.body["detail"]
+    assert "this user (all the user's tokens)" in err.value.response.body["detail"]
     assert two.wallet() == []
-    # A fresh token of the same user is another credential.
-    assert api.with_token(api.login("limited_one", "pass-word-1")).wallet() == []
+    # A fresh token of the same user shares the user's budget (issue 23: it started full).
+    fresh = api.with_token(api.login("limited_one", "pass-word-1"))
+    with pytest.raises(ApiError) as err:
+        fresh.wallet()
+    assert (err.value.status, err.value.code) == (429, "rate_limited")
+
+
+def test_a_merchants_keys_share_one_budget(make_app: AppFactory) -> None:
+    app = make_app(RATE_LIMIT_PER_MERCHANT="4/minute")
+    owner = _client(app).with_token(_client(app).create_merchant("C", "c@example.com")["api_key"])
+    other = _client(app).with_token(_client(app).create_merchant("D", "d@example.com")["api_key"])
+    extra = owner.with_token(owner.create_key("staff")["api_key"])  # the merchant's 1st
+    fresh = owner.with_token(owner.create_key("owner")["api_key"])  # 2nd
+    owner.me()
+    extra.me()  # 4th of the merchant's, over two keys; the new key has made none
+    for key in (owner, extra, fresh):
+        with pytest.raises(ApiError) as err:
+            key.me()
+        assert (err.value.status, err.value.code) == (429, "rate_limited")
+        assert "this merchant (all its API keys)" in err.value.response.body["detail"]
+    assert other.me()  # another merchant's budget is its own
 
 
 def test_a_window_ends_and_the_budget_comes_back(make_app: AppFactory) -> None:

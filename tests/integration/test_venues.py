@@ -271,9 +271,12 @@ def test_nearby_validates_its_query(api: Client, params: dict[str, Any]) -> None
     assert err.value.status == 422
 
 
-def test_nearby_is_one_knn_query_on_the_spatial_index(
-    committed_owner: Client, committed_app: Any
+@pytest.mark.parametrize("radius", [1000, 50_000])
+def test_nearby_is_one_knn_query_ordered_by_the_spatial_index(
+    committed_owner: Client, committed_app: Any, radius: int
 ) -> None:
+    """The index scan itself yields venues nearest first and stops at the limit: the plan orders
+    by the index (`Order By`), it never fetches every venue in the radius to sort them."""
     committed_owner.create_venue(venue_body())
     from api import db
     from geo.venues import _NEARBY_SQL
@@ -286,12 +289,14 @@ def test_nearby_is_one_knn_query_on_the_spatial_index(
                 row[0]
                 for row in conn.execute(
                     text("EXPLAIN " + str(_NEARBY_SQL)),
-                    {"lat": 60.17, "lon": 24.94, "radius": 1000, "limit": 20},
+                    {"lat": 60.17, "lon": 24.94, "radius": radius, "limit": 20},
                 )
             )
         finally:
             conn.execute(text("RESET enable_seqscan"))
-    assert "ix_venues_location_live" in plan
+    assert "Index Scan using ix_venues_location_live" in plan
+    assert "Order By: (location <->" in plan, plan
+    assert "Sort Key: (v.location <->" not in plan and "Sort Key: (location <->" not in plan, plan
 
 
 def test_presence_code_rotates_and_accepts_one_step_of_skew(owner: Client, app: Any) -> None:

@@ -41,6 +41,7 @@ ALL_CODES = [
     "low_accuracy",
     "stale_fix",
     "future_fix",
+    "backdated_fix",
     "mock_location",
     "impossible_travel",
     "too_soon",
@@ -140,6 +141,15 @@ EACH_REASON = {
         fix_at(observed_at=NOW + FUTURE_TOLERANCE + timedelta(seconds=1)),
         NO_HISTORY,
     ),
+    "backdated_fix": (
+        circle_venue(),
+        fix_at(),
+        History(
+            previous_fix=None,
+            last_verified_here_at=None,
+            latest_accepted_at=NOW + STALE_AFTER + timedelta(seconds=1),
+        ),
+    ),
     "mock_location": (circle_venue(), fix_at(mock_location=True), NO_HISTORY),
     "impossible_travel": (
         circle_venue(),
@@ -167,14 +177,15 @@ def test_each_reason_alone(code: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("observed_at", "clock_reason"),
+    ("observed_at", "absent"),
     [
-        (NOW - timedelta(minutes=5), "stale_fix"),
-        (NOW + timedelta(minutes=5), "future_fix"),
+        (NOW - timedelta(minutes=5), {"future_fix"}),
+        (NOW + timedelta(minutes=5), {"stale_fix", "backdated_fix"}),
     ],
 )
-def test_every_reason_at_once_is_listed_in_order(observed_at: datetime, clock_reason: str) -> None:
-    # A fix cannot be both stale and from the future, so "every" is seven of the eight.
+def test_every_reason_at_once_is_listed_in_order(observed_at: datetime, absent: set[str]) -> None:
+    # A fix cannot be both stale and from the future, and one from the future is not dated
+    # before the latest accepted fix (now): so "every" is eight or seven of the nine.
     venue = circle_venue()
     fix = fix_at(
         moved(BERLIN, 0, 5_000),
@@ -186,13 +197,13 @@ def test_every_reason_at_once_is_listed_in_order(observed_at: datetime, clock_re
     history = History(
         previous_fix=PreviousFix(Point(2.3522, 48.8566), NOW - timedelta(minutes=6)),  # Paris
         last_verified_here_at=NOW - timedelta(minutes=1),
+        latest_accepted_at=NOW,
     )
 
     verdict = verify_fix(venue, fix, history, NOW)
 
-    other_clock_reason = ({"stale_fix", "future_fix"} - {clock_reason}).pop()
-    assert codes(verdict) == [code for code in ALL_CODES if code != other_clock_reason]
-    assert len({reason.detail for reason in verdict.reasons}) == 7
+    assert codes(verdict) == [code for code in ALL_CODES if code not in absent]
+    assert len({reason.detail for reason in verdict.reasons}) == len(ALL_CODES) - len(absent)
     assert not verdict.presence_verified
 
 
@@ -421,11 +432,12 @@ def test_travel_at_the_same_instant(metres: float, impossible: bool) -> None:
 
 
 @pytest.mark.parametrize(("metres", "impossible"), [(100_000, True), (10_000, False)])
-def test_travel_from_a_previous_fix_dated_after_this_one(metres: float, impossible: bool) -> None:
-    # Out of order: being at both places 10 minutes apart is judged the same either way round.
+def test_travel_to_the_next_fix_dated_after_this_one(metres: float, impossible: bool) -> None:
+    # Out of order: being at both places 100 s apart is judged the same either way round.
     history = History(
-        previous_fix=PreviousFix(moved(BERLIN, 300, metres), NOW + timedelta(minutes=10)),
+        previous_fix=None,
         last_verified_here_at=None,
+        next_fix=PreviousFix(moved(BERLIN, 300, metres / 6), NOW + timedelta(seconds=100)),
     )
     fix = fix_at()
 
@@ -433,7 +445,82 @@ def test_travel_from_a_previous_fix_dated_after_this_one(metres: float, impossib
 
     assert codes(verdict) == (["impossible_travel"] if impossible else [])
     if impossible:
+        assert "next accepted fix" in verdict.reasons[0].detail
         assert "later" in verdict.reasons[0].detail
+
+
+def test_a_fix_must_be_reachable_from_both_neighbours_in_time() -> None:
+    # Accepted: Berlin at -100 s, and 10 km east at +100 s (10 km in 200 s: 180 km/h). A fix
+    # back in Berlin at 0 s is plausible after the previous one but not before the next one
+    # (10 km in 100 s: 360 km/h); judged against the latest alone it looked fine.
+    east = moved(BERLIN, 90, 10_000)
+    history = History(
+        previous_fix=PreviousFix(BERLIN, NOW - timedelta(seconds=100)),
+        last_verified_here_at=None,
+        next_fix=PreviousFix(east, NOW + timedelta(seconds=20)),
+    )
+
+    verdict = verify_fix(circle_venue(), fix_at(), history, NOW)
+
+    assert codes(verdict) == ["impossible_travel"]
+    assert verdict.reasons[0].detail.startswith("the next accepted fix was 10.0 km away")
+    # And the previous neighbour is judged as before.
+    history = replace(history, previous_fix=PreviousFix(east, NOW - timedelta(seconds=20)))
+    (reason,) = verify_fix(circle_venue(), fix_at(), history, NOW).reasons
+    assert reason.detail.startswith("the previous accepted fix was 10.0 km away")
+
+
+@pytest.mark.parametrize(
+    ("behind", "refused"),
+    [(STALE_AFTER, False), (STALE_AFTER + timedelta(seconds=1), True), (timedelta(0), False)],
+)
+def test_a_fix_dated_well_before_the_latest_accepted_one_is_backdated(
+    behind: timedelta, refused: bool
+) -> None:
+    # The window is the freshness window (`stale_after`), and it is inclusive like the others.
+    history = History(
+        previous_fix=None,
+        last_verified_here_at=None,
+        next_fix=PreviousFix(BERLIN, NOW + behind),
+    )
+
+    verdict = verify_fix(circle_venue(), fix_at(), history, NOW)
+
+    assert codes(verdict) == (["backdated_fix"] if refused else [])
+    if refused:
+        assert verdict.reasons[0].detail == (
+            "the fix is dated 121 s before your latest accepted fix; "
+            "fixes more than 120 s older than it are refused"
+        )
+
+
+def test_back_dated_fixes_alternating_two_venues_do_not_verify() -> None:
+    # The cheat that worked: venues 10 km apart, a check-in every 10 s, each fix at A dated
+    # 25 s ahead and each at B 105 s back, so every fix was 130 s (277 km/h) from the latest
+    # accepted one, which was all the old rule looked at.
+    a, b = BERLIN, moved(BERLIN, 90, 10_000)
+    accepted: list[PreviousFix] = []
+    verified = []
+    for i in range(6):
+        now = NOW + timedelta(seconds=10 * i)
+        place, offset = (a, timedelta(seconds=25)) if i % 2 == 0 else (b, -timedelta(seconds=105))
+        fix = fix_at(place, observed_at=now + offset)
+        before = [f for f in accepted if f.observed_at <= fix.observed_at]
+        after = [f for f in accepted if f.observed_at > fix.observed_at]
+        history = History(
+            previous_fix=max(before, key=lambda f: f.observed_at, default=None),
+            last_verified_here_at=None,
+            next_fix=min(after, key=lambda f: f.observed_at, default=None),
+            latest_accepted_at=max((f.observed_at for f in accepted), default=None),
+        )
+        verdict = verify_fix(circle_venue(place), fix, history, now)
+        verified.append(verdict.verified)
+        if verdict.verified:
+            accepted.append(PreviousFix(place, fix.observed_at))
+        else:  # dated too far back, or (at the window's edge) too far from its next neighbour
+            assert codes(verdict) in (["backdated_fix"], ["impossible_travel"])
+
+    assert verified == [True, False, True, False, True, False]
 
 
 def test_travel_across_the_antimeridian_is_short() -> None:
@@ -737,6 +824,8 @@ def test_property_deterministic_ordered_and_without_duplicates(
         and last is not None
         and NOW - last < timedelta(minutes=venue.cooldown_minutes),
         "presence_code_invalid": sent is not None and sent.strip() not in (CURRENT, PREVIOUS),
+        "backdated_fix": history.previous_fix is not None
+        and history.previous_fix.observed_at - fix.observed_at > timedelta(minutes=2),
         "outside_geofence": verdict.distance_m > fix.accuracy_m,
     }
     for code, applies in expected.items():

@@ -2,7 +2,7 @@
 // health flags and the leak report, as charts and tables, with CSV downloads. Every number comes
 // from the API's /v1/analytics calls (computed in SQL from the recorded events).
 
-import { announce, api, downloadCsv, el, fmt, markReady } from "./common.js";
+import { announce, api, downloadCsv, el, fmt, markReady, showWhenScrolls } from "./common.js";
 import { barChart, columnChart, intervalChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +14,26 @@ let leakRows = [];
 
 /** Draw charts at the width they are shown at, so their text stays legible on a phone. */
 const widthOf = (node) => Math.max(300, Math.round(node.clientWidth || 560));
+
+// Each chart's drawing, kept to draw it again at its new width when the window's width changes
+// (a phone turned, a window resized): a chart drawn once kept its first width's text sizes.
+const painters = new Map();
+function paint(key, draw) {
+  if (draw) painters.set(key, draw);
+  else painters.delete(key);
+  draw?.();
+}
+let paintedWidth = window.innerWidth;
+let resizeTimer = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (window.innerWidth === paintedWidth) return;
+    paintedWidth = window.innerWidth;
+    for (const draw of painters.values()) draw();
+    document.body.dataset.chartsWidth = String(paintedWidth); // for the tests: redrawn
+  }, 120);
+});
 
 function period() {
   const days = periodSelect.value;
@@ -57,6 +77,7 @@ function table(node, header, rows, { numeric = [] } = {}) {
 async function loadFunnel() {
   const offerId = offerSelect.value;
   if (!offerId) {
+    paint("funnel", null);
     $("funnel-chart").replaceChildren(el("p", { class: "empty" }, "No offers yet."));
     table($("funnel-table"), ["Step", "Count", "Rate"], []);
     return;
@@ -72,9 +93,12 @@ async function loadFunnel() {
   ];
   const chartRows = funnelRows.map(([label, value, rate]) => ({ label, value, note: rate === null ? null : fmt.percent(rate) }));
   chartRows.push({ label: "Held out", value: f.held_out, className: "chart-bar-alt" });
-  $("funnel-chart").replaceChildren(
-    barChart(chartRows, { title: `Funnel of “${title}”, ${period().label}`, width: widthOf($("funnel-chart")) }),
-    el("figcaption", {}, `“${title}”, ${period().label}`),
+  const label = period().label;
+  paint("funnel", () =>
+    $("funnel-chart").replaceChildren(
+      barChart(chartRows, { title: `Funnel of “${title}”, ${label}`, width: widthOf($("funnel-chart")) }),
+      el("figcaption", {}, `“${title}”, ${label}`),
+    ),
   );
   const rows = funnelRows.map(([label, value, rate]) => [label, fmt.number(value), rate === null ? "" : fmt.percent(rate)]);
   rows.push(["Held out (control group)", fmt.number(f.held_out), ""]);
@@ -103,6 +127,7 @@ async function loadLift() {
   const lift = await api("GET", `/analytics/offers/${offerId}/lift`);
   const points = (v) => `${v > 0 ? "+" : ""}${(v * 100).toFixed(1)} pts`;
   const parts = [];
+  let liftFigure = null;
   if (!lift.holdout_pct) {
     parts.push(el("p", {}, `“${offer?.title ?? "This offer"}” has no holdout, so its lift cannot be measured. Give an offer a holdout (in its form) to compare customers who get it with customers who do not.`));
   } else if (lift.lift === null) {
@@ -112,9 +137,13 @@ async function loadLift() {
   } else {
     const [low, high] = lift.ci95;
     const verdict = low > 0 ? "The offer brings customers back: the whole interval is above zero." : high < 0 ? "Customers who got the offer came back less: the whole interval is below zero." : "The interval includes zero: no effect is shown yet.";
+    liftFigure = el("figure", { class: "chart" });
+    const figure = liftFigure;
+    liftFigure.paint = () =>
+      figure.replaceChildren(intervalChart({ estimate: lift.lift, low, high }, { title: "Lift with its 95% interval", format: points, width: Math.min(640, widthOf(box)) }));
     parts.push(
       el("p", { class: "lead" }, `Lift ${points(lift.lift)} in the ${lift.window_days}-day return rate (95% interval ${points(low)} to ${points(high)}). ${verdict}`),
-      el("figure", { class: "chart" }, intervalChart({ estimate: lift.lift, low, high }, { title: "Lift with its 95% interval", format: points, width: Math.min(640, widthOf(box)) })),
+      liftFigure,
     );
   }
   const t = el("table", { class: "data" }, el("caption", { class: "visually-hidden" }, "Treatment and control groups"));
@@ -138,6 +167,8 @@ async function loadLift() {
     );
   }
   box.replaceChildren(...parts);
+  box.querySelectorAll(".table-scroll").forEach(showWhenScrolls);
+  paint("lift", liftFigure?.paint);
 }
 
 // ---- redemptions over time and by venue ----------------------------------------------------
@@ -164,17 +195,21 @@ async function loadRedemptions() {
     api("GET", `/analytics/redemptions${query({ group_by: "venue", from })}`),
   ]);
   const series = days(from, byDay.rows);
-  $("time-chart").replaceChildren(
-    columnChart(series, { title: `Redemptions per day, ${label}`, width: widthOf($("time-chart")) }),
-    el("figcaption", {}, `Redemptions per day (local date at the venue), ${label}`),
+  paint("time", () =>
+    $("time-chart").replaceChildren(
+      columnChart(series, { title: `Redemptions per day, ${label}`, width: widthOf($("time-chart")) }),
+      el("figcaption", {}, `Redemptions per day (local date at the venue), ${label}`),
+    ),
   );
   table($("time-table"), ["Day", "Redemptions"], series.map((r) => [r.label, fmt.number(r.value)]), { numeric: [1] });
   $("time-csv").href = `/dashboard/api/analytics/redemptions${query({ group_by: "day", from, format: "csv" })}`;
 
   const venues = byVenue.rows.slice().sort((a, b) => b.redemptions - a.redemptions);
-  $("venue-chart").replaceChildren(
-    barChart(venues.slice(0, 12).map((r) => ({ label: r.venue_name, value: r.redemptions })), { title: `Redemptions by venue, ${label}`, width: widthOf($("venue-chart")) }),
-    el("figcaption", {}, venues.length > 12 ? `The 12 busiest of ${venues.length} venues, ${label}` : `By venue, ${label}`),
+  paint("venues", () =>
+    $("venue-chart").replaceChildren(
+      barChart(venues.slice(0, 12).map((r) => ({ label: r.venue_name, value: r.redemptions })), { title: `Redemptions by venue, ${label}`, width: widthOf($("venue-chart")) }),
+      el("figcaption", {}, venues.length > 12 ? `The 12 busiest of ${venues.length} venues, ${label}` : `By venue, ${label}`),
+    ),
   );
   table($("venue-table"), ["Venue", "Redemptions"], venues.map((r) => [r.venue_name, fmt.number(r.redemptions)]), { numeric: [1] });
   $("venue-csv").href = `/dashboard/api/analytics/redemptions${query({ group_by: "venue", from, format: "csv" })}`;
@@ -231,18 +266,19 @@ async function loadLeaks() {
   );
   summary.querySelector("caption").className = "table-caption";
   const reasons = Object.entries(r.rejected_checkins).sort((a, b) => b[1] - a[1]);
-  const figure = !reasons.length
-    ? el("p", { class: "empty" }, `No rejected check-ins at this merchant's venues in ${label}.`)
-    : el(
-    "figure",
-    { class: "chart" },
-    barChart(reasons.map(([code, count]) => ({ label: code.replaceAll("_", " "), value: count, className: "chart-bar-warn" })), {
-      title: `Rejected check-ins by reason, ${label}`,
-      width: Math.max(300, Math.round(($("leaks").clientWidth || 900) / (window.innerWidth > 860 ? 2 : 1)) - 20),
-    }),
-    el("figcaption", {}, `Rejected check-ins at this merchant's venues by reason, ${label}`),
-  );
+  const figure = reasons.length
+    ? el("figure", { class: "chart", id: "rejections-chart" })
+    : el("p", { class: "empty" }, `No rejected check-ins at this merchant's venues in ${label}.`);
   $("leaks").replaceChildren(summary, figure);
+  // Drawn once the figure is in its column: the chart takes the column's own width.
+  paint("rejections", reasons.length ? () =>
+    figure.replaceChildren(
+      barChart(reasons.map(([code, count]) => ({ label: code.replaceAll("_", " "), value: count, className: "chart-bar-warn" })), {
+        title: `Rejected check-ins by reason, ${label}`,
+        width: widthOf(figure),
+      }),
+      el("figcaption", {}, `Rejected check-ins at this merchant's venues by reason, ${label}`),
+    ) : null);
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -262,6 +298,7 @@ async function loadAll() {
 }
 
 async function start() {
+  document.querySelectorAll(".table-scroll").forEach(showWhenScrolls);
   // The merchant-wide figures load while the offer list (from the health report) arrives.
   announce("Loading…");
   const merchantWide = Promise.all([loadRedemptions(), loadLeaks()]);

@@ -40,20 +40,42 @@ function niceMax(value) {
 
 const number = (n) => Number(n).toLocaleString("en-GB");
 
+// Label widths measured in the page's own font: guessed from the number of characters, the
+// widest label ran past the chart's left edge in a wide font (the first trial's clipped label).
+let measurer = null;
+function textWidth(text, px, weight = "normal") {
+  measurer ??= document.createElement("canvas").getContext("2d");
+  const family = getComputedStyle(document.body).fontFamily || "sans-serif";
+  measurer.font = `${weight} ${px}px ${family}`;
+  return measurer.measureText(text).width;
+}
+
+/** `text` shortened with an ellipsis until it is at most `max` pixels wide. */
+function fitText(text, max, px, weight) {
+  if (textWidth(text, px, weight) <= max) return text;
+  let cut = text.length;
+  while (cut > 1 && textWidth(`${text.slice(0, cut)}…`, px, weight) > max) cut -= 1;
+  return `${text.slice(0, cut)}…`;
+}
+
 /** Horizontal bars: rows of {label, value, note?}. */
 export function barChart(rows, { title, width = 560, unit = "" } = {}) {
-  const labelWidth = Math.min(220, Math.max(90, ...rows.map((r) => r.label.length * 7.2)));
+  // Labels get what they need, leaving the bars at least 100 px; a longer one ends in an
+  // ellipsis (the whole label is in the chart's description and the table beside it).
+  const widest = Math.max(0, ...rows.map((r) => textWidth(r.label, 13)));
+  const valueWidth = Math.max(40, ...rows.map((r) => textWidth(`${number(r.value)}${unit}${r.note ? ` · ${r.note}` : ""}`, 13, "600") + 10));
+  const labelWidth = Math.round(Math.max(60, Math.min(widest + 14, width - valueWidth - 100)));
   const barHeight = 26;
   const gap = 10;
   const height = Math.max(40, rows.length * (barHeight + gap) + 10);
   const max = niceMax(Math.max(0, ...rows.map((r) => r.value)));
   const description = rows.map((r) => `${r.label}: ${number(r.value)}${unit}${r.note ? ` (${r.note})` : ""}`).join("; ");
   const svg = frame(width, height, title, description || "No data");
-  const plot = width - labelWidth - 90;
+  const plot = Math.max(40, width - labelWidth - valueWidth);
   rows.forEach((row, i) => {
     const y = 5 + i * (barHeight + gap);
     const w = Math.max(row.value > 0 ? 2 : 0, (row.value / max) * plot);
-    const label = row.label.length > 30 ? `${row.label.slice(0, 29)}…` : row.label;
+    const label = fitText(row.label, labelWidth - 10, 13);
     svg.append(
       svgEl("text", { x: labelWidth - 8, y: y + barHeight / 2 + 5, "text-anchor": "end", class: "chart-label" }, label),
       svgEl("rect", { x: labelWidth, y, width: plot, height: barHeight, class: "chart-track", rx: 3 }),

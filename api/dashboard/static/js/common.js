@@ -180,3 +180,27 @@ export function markReady() {
   performance.mark("dashboard-ready");
   document.body.dataset.ready = "true";
 }
+
+/**
+ * A wide table in a `.table-scroll` box says that it scrolls: a hint above it and a shadow at
+ * the edge that hides columns, shown only while the table is wider than its box (a phone).
+ */
+export function showWhenScrolls(box) {
+  if (box.dataset.watched) return;
+  box.dataset.watched = "true";
+  const hint = el("p", { class: "scroll-hint", hidden: true }, "Scroll sideways to see every column →");
+  box.before(hint);
+  const update = () => {
+    const scrolls = box.scrollWidth > box.clientWidth + 1;
+    box.dataset.scrolls = String(scrolls);
+    hint.hidden = !scrolls;
+    const end = box.scrollLeft + box.clientWidth >= box.scrollWidth - 1;
+    box.classList.toggle("at-end", end);
+    box.classList.toggle("at-start", box.scrollLeft <= 0);
+  };
+  const watcher = new ResizeObserver(update);
+  watcher.observe(box);
+  for (const child of box.children) watcher.observe(child); // the table filled in later
+  box.addEventListener("scroll", update, { passive: true });
+  update();
+}

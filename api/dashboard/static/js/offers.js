@@ -1,5 +1,9 @@
 // The offers list: each offer in plain words, with its status and the moves it allows
 // (draft -> active <-> paused -> ended).
+//
+// The offer just saved comes first and is highlighted (a new draft used to land at the bottom,
+// out of sight). After a move, the card's new buttons ignore taps for a moment: Pause takes
+// Activate's place, and the second tap of a double tap must not pause what the first activated.
 
 import { announce, api, el, fmt, markReady } from "./common.js";
 import { describeOffer } from "./offer-words.js";
@@ -18,6 +22,9 @@ const STATUS_WORDS = { draft: "Draft", active: "Active", paused: "Paused", ended
 
 let offers = [];
 let venuesById = new Map();
+let highlighted = null; // the offer just saved or moved: first in the list, highlighted
+const MOVE_GUARD_MS = 800; // a card's buttons ignore taps this long after its move
+const settledAt = new Map(); // offer id -> when its buttons take taps again
 
 function zoneOf(offer) {
   return venuesById.get(offer.venue_ids[0])?.timezone || "UTC";
@@ -27,15 +34,17 @@ function card(offer) {
   const names = offer.venue_ids.map((id) => venuesById.get(id)?.name).filter(Boolean);
   const capText = offer.total_cap ? `${fmt.number(offer.unlocked_count)} of ${fmt.number(offer.total_cap)}` : fmt.number(offer.unlocked_count);
   const titleId = `offer-${offer.id}-title`;
+  const fresh = offer.id === highlighted;
   return el(
     "article",
-    { class: `offer-card status-${offer.status}`, "aria-labelledby": titleId, "data-offer": offer.id },
+    { class: `offer-card status-${offer.status}${fresh ? " just-saved" : ""}`, "aria-labelledby": titleId, "data-offer": offer.id },
     el(
       "header",
       {},
-      el("h2", { id: titleId }, offer.title),
+      el("h2", { id: titleId, tabindex: fresh ? "-1" : null }, offer.title),
       el("span", { class: `badge badge-${offer.status}` }, STATUS_WORDS[offer.status]),
     ),
+    fresh ? el("p", { class: "just-saved-note" }, "Just saved") : null,
     el("p", { class: "offer-words" }, describeOffer(offer, names, zoneOf(offer)).filter((x) => !x.startsWith("One per") && !x.startsWith("At most") && !x.startsWith("Up to")).slice(0, 3).join(" ")),
     el(
       "dl",
@@ -57,6 +66,8 @@ function card(offer) {
             type: "button",
             class: action === "end" ? "danger" : action === "activate" ? "primary" : null,
             "aria-label": `${label} ${offer.title}`,
+            "data-move": action,
+            disabled: Date.now() < (settledAt.get(offer.id) ?? 0),
             onclick: (event) => move(offer, action, label, event.currentTarget),
           },
           label,
@@ -69,6 +80,8 @@ function card(offer) {
 function render() {
   const wanted = statusFilter.value;
   const shown = offers.filter((o) => !wanted || o.status === wanted);
+  const first = shown.findIndex((o) => o.id === highlighted);
+  if (first > 0) shown.unshift(...shown.splice(first, 1));
   container.replaceChildren(...shown.map(card));
   if (!shown.length) {
     container.append(
@@ -79,12 +92,19 @@ function render() {
 }
 
 async function move(offer, action, label, button) {
+  if (Date.now() < (settledAt.get(offer.id) ?? 0)) return; // the rest of a double tap
   if (action === "end" && !window.confirm(`End “${offer.title}” for good? An ended offer cannot be activated again.`)) return;
   button.disabled = true;
   try {
     const updated = await api("POST", `/offers/${offer.id}/${action}`);
     offers = offers.map((o) => (o.id === updated.id ? updated : o));
+    settledAt.set(updated.id, Date.now() + MOVE_GUARD_MS);
     render();
+    setTimeout(() => {
+      container.querySelectorAll(`[data-offer="${updated.id}"] button[data-move]`).forEach((b) => {
+        b.disabled = false;
+      });
+    }, MOVE_GUARD_MS);
     announce(`“${updated.title}” is now ${updated.status}.`, { kind: "success" });
     container.querySelector(`[data-offer="${updated.id}"] h2`)?.setAttribute("tabindex", "-1");
     container.querySelector(`[data-offer="${updated.id}"] h2`)?.focus();
@@ -102,10 +122,18 @@ async function start() {
   const saved = new URLSearchParams(location.search).get("saved");
   if (saved) {
     const offer = offers.find((o) => o.id === saved);
-    if (offer) announce(`Saved “${offer.title}” (${offer.status}).`, { kind: "success" });
+    if (offer) {
+      announce(`Saved “${offer.title}” (${offer.status}).`, { kind: "success" });
+      highlighted = offer.id;
+    }
     history.replaceState(null, "", location.pathname);
   }
   render();
+  if (highlighted) {
+    const card = container.querySelector(`[data-offer="${highlighted}"]`);
+    card?.scrollIntoView({ block: "nearest" });
+    card?.querySelector("h2")?.focus({ preventScroll: true });
+  }
   markReady();
 }
 

@@ -19,25 +19,26 @@ const stopButton = document.getElementById("stop-scan");
 const VENUE = form.dataset.venueId;
 const VENUE_NAME = form.dataset.venueName;
 const ZONE = form.dataset.timezone;
-const QR_PREFIX = "CHECKIN-OFFERS:";
-
-// Crockford base32 with a mod-37 check symbol (offers/codes.py): a typo is caught here at once.
-const SYMBOLS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const CHECK_SYMBOLS = SYMBOLS + "*~$=U";
+// The code format comes from the page, which takes it from offers/codes.py: Crockford base32
+// with a mod-37 check symbol, so a typo is caught here at once.
+const QR_PREFIX = form.dataset.codeQrPrefix;
+const SYMBOLS = form.dataset.codeSymbols;
+const CHECK_SYMBOLS = form.dataset.codeCheckSymbols;
+const LENGTH = Number(form.dataset.codeLength);
 
 /** The canonical code (11 symbols, no dashes) of what was typed or scanned, or null. */
 export function normalize(raw) {
   let code = raw.trim();
   if (code.toUpperCase().startsWith(QR_PREFIX)) code = code.slice(QR_PREFIX.length);
   code = code.replace(/[\s\-\u2010-\u2014\u2212]/g, "").toUpperCase().replace(/[IL]/g, "1").replace(/O/g, "0");
-  if (code.length !== 11) return null;
+  if (code.length !== LENGTH) return null;
   let value = 0n;
-  for (const symbol of code.slice(0, 10)) {
+  for (const symbol of code.slice(0, LENGTH - 1)) {
     const v = SYMBOLS.indexOf(symbol);
     if (v < 0) return null;
     value = value * 32n + BigInt(v);
   }
-  return CHECK_SYMBOLS[Number(value % 37n)] === code[10] ? code : null;
+  return CHECK_SYMBOLS[Number(value % BigInt(CHECK_SYMBOLS.length))] === code[LENGTH - 1] ? code : null;
 }
 
 const pretty = (code) => `${code.slice(0, 4)}-${code.slice(4, 8)}-${code.slice(8)}`;
@@ -245,6 +246,7 @@ const REASONS = {
   low_accuracy: "location too rough",
   stale_fix: "old location",
   future_fix: "clock ahead",
+  backdated_fix: "dated before the last visit",
   mock_location: "mock location",
   impossible_travel: "impossible travel",
   too_soon: "too soon after the last visit",

@@ -1,6 +1,11 @@
 // Venues on the map: draw and edit polygon or circle geofences (Leaflet-Geoman), or type them.
 // The form and the drawing stay in step both ways; the API validates and its errors are shown
 // on the form's fields.
+//
+// Drawing never edits another venue: while a drawing tool is on, a click on a saved fence is a
+// corner or a centre, not a choice of that venue (fences overlap in a city centre), and a form
+// with unsaved changes is not swapped for another venue's without asking. Replacing the fence
+// of a venue that live offers use asks first. Venue names reach the page as text only.
 
 /* global L */
 import { announce, api, clearProblem, el, markReady, showProblem } from "./common.js";
@@ -22,6 +27,9 @@ let venues = [];
 const layers = new Map(); // venue id -> Leaflet layer
 let editing = null; // venue being edited (null: a new venue)
 let shape = null; // the fence being drawn or edited
+let drawing = false; // a Geoman drawing tool is on: clicks on the map are corners, not choices
+let opened = ""; // the form's values as opened, to tell unsaved changes
+let openedFence = ""; // the fence's values as opened, to tell a replaced fence
 
 const round6 = (x) => Math.round(x * 1e6) / 1e6;
 const fenceKind = () => form.elements.fence_kind.value;
@@ -75,8 +83,9 @@ function drawSaved() {
   for (const venue of venues) {
     if (editing?.id === venue.id) continue; // drawn as the editable shape
     const layer = layerFor(venue).addTo(map);
-    layer.bindTooltip(venue.name, { direction: "top" });
-    layer.on("click", () => edit(venue));
+    // A string would be set as HTML: the name goes in as text.
+    layer.bindTooltip(el("span", {}, venue.name), { direction: "top" });
+    layer.on("click", () => chooseFromMap(venue));
     layer.options.pmIgnore = true;
     layers.set(venue.id, layer);
   }
@@ -222,6 +231,7 @@ function openForm(venue) {
     setShape(null);
     setFenceKind("circle");
   }
+  remember();
 }
 
 function closeForm() {
@@ -236,6 +246,43 @@ function closeForm() {
 function edit(venue) {
   openForm(venue);
   fields.name.focus();
+}
+
+/** The form's values, and the fence's alone, to compare with what was opened. */
+function formValues() {
+  return JSON.stringify([fenceKind(), ...Object.values(fields).map((input) => input.value)]);
+}
+function fenceValues() {
+  return JSON.stringify([fenceKind(), fields.lat.value, fields.lon.value, fields.radius.value, fields.vertices.value]);
+}
+function remember() {
+  opened = formValues();
+  openedFence = fenceValues();
+}
+const unsaved = () => !form.hidden && (formValues() !== opened || (!editing && shape !== null));
+
+/** A click on a saved fence. While drawing it is a corner (Geoman has it), never a choice. */
+function chooseFromMap(venue) {
+  if (drawing || editing?.id === venue.id) return;
+  if (unsaved()) {
+    const what = editing ? `your changes to ${editing.name}` : "the new venue";
+    if (!window.confirm(`Leave ${what} unsaved and edit ${venue.name}?`)) return;
+  }
+  edit(venue);
+}
+
+/** Whether to go on saving: replacing the fence of a venue that live offers use asks first. */
+async function fenceReplaceAgreed() {
+  if (!editing || fenceValues() === openedFence) return true;
+  const live = (await api("GET", "/offers")).offers.filter(
+    (o) => o.status === "active" && o.venue_ids.includes(editing.id),
+  );
+  if (!live.length) return true;
+  const titles = live.map((o) => `“${o.title}”`).join(", ");
+  return window.confirm(
+    `Replace the fence of ${editing.name}? ${live.length === 1 ? "A live offer uses" : `${live.length} live offers use`} it: ${titles}. ` +
+      "Check-ins there are checked against the new fence from now on.",
+  );
 }
 
 function body() {
@@ -293,6 +340,10 @@ async function save(event) {
   const button = document.getElementById("save-venue");
   button.disabled = true;
   try {
+    if (!(await fenceReplaceAgreed())) {
+      announce(`Not saved: the fence of ${editing.name} is unchanged.`);
+      return;
+    }
     const data = body();
     const saved = editing ? await api("PATCH", `/venues/${editing.id}`, data) : await api("POST", "/venues", data);
     const wasNew = !editing;
@@ -352,7 +403,11 @@ async function start() {
     node.querySelector("a.leaflet-buttons-control-button")?.setAttribute("aria-label", node.title);
   });
   map.on("pm:drawstart", () => {
+    drawing = true;
     if (form.hidden) openForm(null);
+  });
+  map.on("pm:drawend", () => {
+    drawing = false;
   });
   map.on("pm:create", (event) => {
     if (form.hidden) openForm(null);
@@ -362,7 +417,11 @@ async function start() {
       : L.polygon(event.layer.getLatLngs(), EDIT_STYLE);
     setShape(layer);
     fieldsFromShape();
-    announce(`${event.shape === "Circle" ? "Circle" : "Polygon"} drawn: fill in the form and save.`);
+    announce(
+      editing
+        ? `New fence drawn for ${editing.name}: save to replace its fence, or cancel.`
+        : `${event.shape === "Circle" ? "Circle" : "Polygon"} drawn: fill in the form and save.`,
+    );
   });
 
   form.addEventListener("submit", save);
