@@ -144,8 +144,10 @@ OPERATIONS: dict[str, Operation] = {
     "POST /v1/merchants/me/staff-users": Operation("createStaffUser", (abuse.AlreadyStaffError,)),
     "DELETE /v1/merchants/me/staff-users/{staff_user_id}": Operation("deleteStaffUser"),
     "GET /v1/merchants/me/audit": Operation("listAuditEvents"),
-    "POST /v1/users": Operation("createUser", (core_errors.HandleTakenError,)),
-    "POST /v1/users/token": Operation("createUserToken"),
+    "POST /v1/users": Operation(
+        "createUser", (core_errors.HandleTakenError, core_errors.TooManyAttemptsError)
+    ),
+    "POST /v1/users/token": Operation("createUserToken", (core_errors.TooManyAttemptsError,)),
     "GET /v1/venues": Operation("listVenues"),
     "POST /v1/venues": Operation("createVenue", (core_errors.InvalidGeometryError,)),
     "GET /v1/venues/nearby": Operation("listNearbyVenues"),
@@ -170,13 +172,17 @@ OPERATIONS: dict[str, Operation] = {
         "pauseOffer", (core_errors.IllegalTransitionError,)
     ),
     "POST /v1/offers/{offer_id}/end": Operation("endOffer", (core_errors.IllegalTransitionError,)),
-    "POST /v1/checkins": Operation("createCheckin", (core_errors.NotFoundError,)),
+    "POST /v1/checkins": Operation(
+        "createCheckin", (core_errors.NotFoundError, core_errors.TooManyAttemptsError)
+    ),
     "GET /v1/me/unlocks": Operation("listMyUnlocks"),
     "POST /v1/taps": Operation("createTap", (nfc.TapInvalidError, nfc.TapReplayedError)),
     "GET /v1/me/cards": Operation("listMyCards"),
     "POST /v1/me/cards": Operation("createMyCard", (nfc.TagRegisteredError,)),
     "DELETE /v1/me/cards/{card_id}": Operation("deleteMyCard"),
     "GET /v1/me/member-code": Operation("getMyMemberCode"),
+    "GET /v1/me/export": Operation("exportMyData"),
+    "DELETE /v1/me": Operation("deleteMyAccount"),
     "POST /v1/staff-checkins": Operation(
         "createStaffCheckin",
         (
