@@ -64,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         audit,
         checkins,
         devices,
+        feedback,
         health,
         offers,
         presence,
@@ -81,6 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         redemptions.blp,
         devices.blp,
         analytics.blp,
+        feedback.blp,
         audit.blp,
     )
     for blueprint in blueprints:
