@@ -17,8 +17,9 @@ apply the rules of `api.schemas.Text`); nothing here or in the dashboard renders
 `reply` makes two: one statement that sets the feedback's `first_reply_at` (if not set yet) and
 inserts the reply (the UPDATE locks the feedback row, so parallel first replies agree on when
 it was first answered), and the audit event with the key that wrote it. Replies are stamped
-with the clock at the statement (not the transaction's start), the first reply's stamp is the
-feedback's `first_reply_at`, and replies keep their order even within one transaction.
+with the clock at the statement (not the transaction's start), so replies keep their order even
+within one transaction, and `first_reply_at` is the earliest reply's stamp (`LEAST`: a reply
+that read the clock first but waited on the row lock still counts as the first).
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def give_feedback(
 _REPLY = text(
     """
     WITH t AS (SELECT clock_timestamp() AS at), f AS (
-        UPDATE feedback SET first_reply_at = COALESCE(first_reply_at, t.at) FROM t
+        UPDATE feedback SET first_reply_at = LEAST(first_reply_at, t.at) FROM t  -- LEAST skips NULL
         WHERE id = :feedback_id AND merchant_id = :merchant_id
         RETURNING id
     )

@@ -38,9 +38,7 @@ def new_user(api: Client, handle: str | None = None) -> Client:
 def visit(user: Client, venue: dict[str, Any], offset_m: float = 0.0) -> dict[str, Any]:
     lon, lat = venue["location"]["coordinates"]
     return dict(
-        user.check_in(
-            venue["id"], lat + offset_m / 111_000, lon, 10, datetime.now(UTC).isoformat()
-        )
+        user.check_in(venue["id"], lat + offset_m / 111_000, lon, 10, datetime.now(UTC).isoformat())
     )
 
 
@@ -194,9 +192,7 @@ def test_inbox_order_filters_and_replies(
     owner.reply_to_feedback(given["done"][1]["id"], "And the buns are back on Friday.")
 
     inbox = staff.list_feedback()
-    assert [f["id"] for f in inbox] == [
-        given[n][1]["id"] for n in ("old", "mid", "new", "done")
-    ]
+    assert [f["id"] for f in inbox] == [given[n][1]["id"] for n in ("old", "mid", "new", "done")]
     assert [f["status"] for f in inbox] == ["unanswered"] * 3 + ["answered"]
     assert inbox[0]["waiting_s"] == 50 * 3600 and inbox[3]["waiting_s"] is None
     assert inbox[0]["venue_name"] == "A"
@@ -229,9 +225,7 @@ def test_inbox_order_filters_and_replies(
     assert "author_role" not in mine["replies"][0]
 
     # every reply is audited with the key that wrote it
-    events = [
-        e for e in owner.audit_trail()["events"] if e["action"] == "feedback_reply.create"
-    ]
+    events = [e for e in owner.audit_trail()["events"] if e["action"] == "feedback_reply.create"]
     assert len(events) == 2
     staff_event = next(e for e in events if e["object_id"] == first["id"])
     assert staff_event["actor_role"] == "staff"
