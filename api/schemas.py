@@ -1127,6 +1127,19 @@ class OfferHealthSchema(ma.Schema):
     unlocks_by_proof = f.Dict(
         keys=f.String(validate=v.OneOf(PROOFS)), values=f.Integer(), required=True
     )
+    feedback = f.Integer(
+        required=True,
+        metadata={"description": "Feedback given in the window on visits that unlocked it"},
+    )
+    rating_mean = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Their mean rating: what `low_rating` reads (from "
+            f"{feedback_domain.MIN_FEEDBACK_FOR_FLAG} feedback and "
+            f"{feedback_domain.LOW_RATING_MEAN} stars or fewer)"
+        },
+    )
     healthy = f.Boolean(required=True)
     flags = f.List(f.Nested(FlagSchema), required=True)
 

@@ -25,7 +25,7 @@ that read the clock first but waited on the row lock still counts as the first).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -34,7 +34,10 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.uow import UnitOfWork, execute
-from offers.analytics import EPOCH, OPEN_END
+
+# The report's open period (as offers/analytics.py's, which imports this module).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)
 
 # ---- limits and defaults: the schemas, the SQL and the benchmark import these ---------------
 

@@ -410,3 +410,32 @@ def test_responsiveness_roles_and_an_empty_merchant(owner: Client, other_owner: 
         "count_by_star": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0},
     }
     assert empty["benchmarks"]["facebook_very_responsive"]["meets"] is False
+
+
+# ---- feedback and offers -----------------------------------------------------------------------
+
+
+def test_a_low_rating_flag_joins_offer_health(
+    api: Client, owner: Client, place: dict[str, Any]
+) -> None:
+    dull = owner.activate_offer(
+        owner.create_offer(offer_body([place["b"]["id"]], title="Dull"))["id"]
+    )
+    for rating in (1, 2, 2, 3):
+        user = new_user(api)
+        user.give_feedback(visit(user, place["b"])["id"], rating)
+    health = owner.offer_health(dull["id"])
+    assert (health["feedback"], health["rating_mean"]) == (4, 2.0)
+    assert health["healthy"]  # four is too few to judge
+    user = new_user(api)
+    user.give_feedback(visit(user, place["b"])["id"], 3)
+    health = owner.offer_health(dull["id"])
+    assert (health["feedback"], health["rating_mean"]) == (5, 2.2)
+    assert [f["code"] for f in health["flags"]] == ["low_rating"]
+    # a visit at A unlocked only the coffee: the dull offer's rating is not touched
+    happy = new_user(api)
+    happy.give_feedback(visit(happy, place["a"])["id"], 5)
+    assert owner.offer_health(dull["id"])["feedback"] == 5
+    coffee = owner.offer_health(place["coffee"]["id"])
+    # the coffee was unlocked on all six visits: 16 stars / 6, above the threshold
+    assert (coffee["feedback"], coffee["rating_mean"], coffee["healthy"]) == (6, 2.67, True)
