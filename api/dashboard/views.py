@@ -36,6 +36,7 @@ from core.errors import NotFoundError
 from core.models import Merchant, Venue
 from geo import venues as geo_venues
 from offers import catalog
+from offers import feedback as feedback_domain
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,6 +61,7 @@ PAGES = (
     Page("dashboard.venues", "Venues", ("owner",)),
     Page("dashboard.till", "Till", ("owner", "staff")),
     Page("dashboard.presence_venues", "Presence code", ("owner", "staff")),
+    Page("dashboard.feedback", "Feedback", ("owner", "staff")),
     Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
     Page("dashboard.devices", "Till devices", ("owner",)),
@@ -327,6 +329,19 @@ def nfc_tags() -> Any:
     """The venues' NTAG 424 DNA tags: register (keys and URL shown once, with a printable
     programming sheet) and remove (docs/presence.md)."""
     return _render("dashboard/nfc_tags.html", venues=_venue_choices())
+
+
+@blp.get("/feedback")
+@page("owner", "staff")
+def feedback() -> Any:
+    """The inbox: unanswered feedback from verified visits, oldest first, with the visit it
+    came from, how long it has waited, and a reply form in place (docs/feedback.md)."""
+    return _render(
+        "dashboard/feedback.html",
+        venues=_venue_choices(),
+        stars=feedback_domain.STARS,
+        reply_max=feedback_domain.REPLY_MAX_CHARS,
+    )
 
 
 @blp.get("/analytics")

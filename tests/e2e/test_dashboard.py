@@ -586,6 +586,7 @@ PAGES = [
     ("nfc-tags", "/dashboard/nfc-tags"),
     ("analytics", "/dashboard/analytics"),
     ("devices", "/dashboard/settings/devices"),
+    ("feedback", "/dashboard/feedback"),
 ]
 
 
