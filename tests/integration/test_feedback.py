@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
 
 from api import db
 from mobile_stub.client import ApiError, Client
@@ -439,3 +440,34 @@ def test_a_low_rating_flag_joins_offer_health(
     coffee = owner.offer_health(place["coffee"]["id"])
     # the coffee was unlocked on all six visits: 16 stars / 6, above the threshold
     assert (coffee["feedback"], coffee["rating_mean"], coffee["healthy"]) == (6, 2.67, True)
+
+
+# ---- analysts' SQL access ----------------------------------------------------------------------
+
+
+def test_the_analyst_role_reads_the_feedback_views_and_not_the_tables(
+    app: Flask, api: Client, owner: Client, place: dict[str, Any]
+) -> None:
+    user = new_user(api)
+    given = user.give_feedback(visit(user, place["a"])["id"], 3, "ok")
+    owner.reply_to_feedback(given["id"], "thanks")
+    owner.reply_to_feedback(given["id"], "and welcome back")
+    with app.app_context():
+        session = db.session()
+        session.execute(text("SET LOCAL ROLE checkin_offers_analyst"))
+        row = session.execute(
+            text(
+                "SELECT rating, comment, replies, proof, venue_name, first_response_s >= 0"
+                " FROM analytics.feedback"
+            )
+        ).one()
+        assert tuple(row) == (3, "ok", 2, "gps", "A", True)
+        roles = session.execute(
+            text("SELECT author_role FROM analytics.feedback_replies ORDER BY created_at")
+        ).scalars()
+        assert list(roles) == ["owner", "owner"]
+        for forbidden in ("SELECT * FROM feedback", "SELECT * FROM feedback_replies"):
+            savepoint = session.begin_nested()
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                session.execute(text(forbidden))
+            savepoint.rollback()
