@@ -54,6 +54,9 @@ class Page:
     endpoint: str
     label: str
     roles: tuple[str, ...]
+    # Whether a paired till device (staff at one venue) sees it: the API refuses a device's key
+    # anything but the till's calls.
+    devices: bool = True
 
 
 PAGES = (
@@ -61,7 +64,7 @@ PAGES = (
     Page("dashboard.venues", "Venues", ("owner",)),
     Page("dashboard.till", "Till", ("owner", "staff")),
     Page("dashboard.presence_venues", "Presence code", ("owner", "staff")),
-    Page("dashboard.feedback", "Feedback", ("owner", "staff")),
+    Page("dashboard.feedback", "Feedback", ("owner", "staff"), devices=False),
     Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
     Page("dashboard.devices", "Till devices", ("owner",)),
@@ -130,8 +133,9 @@ def _principal() -> MerchantPrincipal | None:
     return principal
 
 
-def _pages_for(role: str) -> list[Page]:
-    return [page for page in PAGES if role in page.roles]
+def _pages_for(principal: MerchantPrincipal) -> list[Page]:
+    device = principal.venue_id is not None
+    return [page for page in PAGES if principal.role in page.roles and (page.devices or not device)]
 
 
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -144,7 +148,7 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
         else "",
         device=g.get("dashboard_device", False),
         merchant_name=session.get("merchant", ""),
-        nav=_pages_for(principal.role) if principal else [],
+        nav=_pages_for(principal) if principal else [],
         **context,
     ), status
 
@@ -258,7 +262,7 @@ def sign_out() -> Any:
 @page("owner", "staff", "analyst")
 def home() -> Any:
     principal: MerchantPrincipal = g.dashboard_principal
-    return redirect(url_for(_pages_for(principal.role)[0].endpoint))
+    return redirect(url_for(_pages_for(principal)[0].endpoint))
 
 
 # ---- pages -----------------------------------------------------------------------------------
@@ -335,7 +339,11 @@ def nfc_tags() -> Any:
 @page("owner", "staff")
 def feedback() -> Any:
     """The inbox: unanswered feedback from verified visits, oldest first, with the visit it
-    came from, how long it has waited, and a reply form in place (docs/feedback.md)."""
+    came from, how long it has waited, and a reply form in place (docs/feedback.md). Not for a
+    paired till device, whose key the API refuses here."""
+    principal: MerchantPrincipal = g.dashboard_principal
+    if principal.venue_id is not None:
+        return _render("dashboard/forbidden.html", 403, roles=("owner", "staff (not a till)"))
     return _render(
         "dashboard/feedback.html",
         venues=_venue_choices(),

@@ -190,11 +190,12 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
             "Venues",
             "Till",
             "Presence code",
+            "Feedback",
             "NFC tags",
             "Analytics",
             "Till devices",
         ],
-        "staff_key": ["Till", "Presence code"],
+        "staff_key": ["Till", "Presence code", "Feedback"],
         "analyst_key": ["Analytics"],
     }
     for key_name, nav in expected.items():
