@@ -82,19 +82,23 @@ def test_staff_answer_the_oldest_feedback_first_with_the_keyboard(
     assert page.evaluate("document.activeElement.closest('[data-feedback]').dataset.feedback") == (
         oldest.get_attribute("data-feedback")
     )
+    oldest_id = oldest.get_attribute("data-feedback")
     page.keyboard.type("Sorry about that, the next coffee is on us.")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#status.status-success")
     # the answered feedback left the unanswered list; focus moved to the next one's reply box
-    page.wait_for_function("document.querySelectorAll('[data-feedback]').length === 1")
+    # (locator waits: a string predicate would need eval, which the page's CSP forbids)
+    page.locator(f'[data-feedback="{oldest_id}"]').wait_for(state="detached")
+    assert cards.count() == 1
     assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
     [reply] = first.my_feedback()[0]["replies"]
     assert reply["body"] == "Sorry about that, the next coffee is on us."
 
     # the answered list shows the reply and how long the first one took
     page.select_option("#filter-status", "answered")
-    page.wait_for_function("document.querySelectorAll('[data-feedback]').length === 1")
-    answered = page.locator("[data-feedback]").nth(0)
+    answered = page.locator(f'[data-feedback="{oldest_id}"]')
+    answered.locator(".replies").wait_for()
+    assert cards.count() == 1
     assert "Sorry about that" in answered.locator(".replies").inner_text()
     assert "answered in" in answered.inner_text()
 
