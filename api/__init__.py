@@ -76,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         audit,
         checkins,
         devices,
+        feedback,
         health,
         offers,
         presence,
@@ -94,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         redemptions.blp,
         devices.blp,
         analytics.blp,
+        feedback.blp,
         audit.blp,
         privacy.blp,
     )

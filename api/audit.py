@@ -53,7 +53,7 @@ class AuditEventSchema(ma.Schema):
         required=True,
         metadata={
             "description": "merchant, venue, offer, key, redemption, staff_user, "
-            "device_pairing or device"
+            "device_pairing, device or feedback_reply"
         },
     )
     object_id = f.UUID(required=True)

@@ -21,6 +21,7 @@ from geo.geofence import DEFAULT_RADIUS_M, MAX_RADIUS_M, MIN_RADIUS_M
 from geo.proof import MIN_PROOFS, PROOFS
 from geo.verify import DEFAULT_TAP_RADIUS_M, MAX_TAP_RADIUS_M, MIN_TAP_RADIUS_M, REASON_CODES
 from offers import analytics, catalog, checkins
+from offers import feedback as feedback_domain
 from offers.abuse import STAFF_EXCLUSIONS, STRIKE_CODES
 from offers.redemptions import UNLOCK_STATUSES
 from offers.rules import (
@@ -1368,6 +1369,19 @@ class OfferHealthSchema(ma.Schema):
     unlocks_by_proof = f.Dict(
         keys=f.String(validate=v.OneOf(PROOFS)), values=f.Integer(), required=True
     )
+    feedback = f.Integer(
+        required=True,
+        metadata={"description": "Feedback given in the window on visits that unlocked it"},
+    )
+    rating_mean = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Their mean rating: what `low_rating` reads (from "
+            f"{feedback_domain.MIN_FEEDBACK_FOR_FLAG} feedback and "
+            f"{feedback_domain.LOW_RATING_MEAN} stars or fewer)"
+        },
+    )
     healthy = f.Boolean(required=True)
     flags = f.List(f.Nested(FlagSchema), required=True)
 
@@ -1502,3 +1516,201 @@ class StaffCheckinCreateSchema(ma.Schema):
 class StaffCheckinSchema(CheckinSchema):
     """The check-in recorded for the guest: what the guest's own answer says, and never who the
     guest is (no user id: a merchant learns no one's account, as with staff registrations)."""
+
+
+# ---- feedback from verified visits ---------------------------------------------------------
+
+
+class FeedbackCreateSchema(ma.Schema):
+    rating = Integer(
+        required=True,
+        validate=v.Range(feedback_domain.RATING_MIN, feedback_domain.RATING_MAX),
+        metadata={"description": "Stars, 1 to 5"},
+    )
+    comment = Text(
+        multiline=True,
+        load_default=None,
+        allow_none=True,
+        validate=v.Length(0, feedback_domain.COMMENT_MAX_CHARS),
+        metadata={"description": "Plain text, never rendered as HTML; blank is no comment"},
+    )
+
+
+class FeedbackSchema(ma.Schema):
+    id = f.UUID(required=True)
+    checkin_id = f.UUID(required=True)
+    venue_id = f.UUID(required=True)
+    rating = f.Integer(required=True)
+    comment = f.String(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+
+
+class ReplyCreateSchema(ma.Schema):
+    body = Text(
+        multiline=True,
+        required=True,
+        validate=v.Length(1, feedback_domain.REPLY_MAX_CHARS),
+        metadata={"description": "Plain text, never rendered as HTML"},
+    )
+
+
+class ReplySchema(ma.Schema):
+    id = f.UUID(required=True)
+    feedback_id = f.UUID(required=True)
+    body = f.String(required=True)
+    created_at = UtcDateTime(required=True)
+    author_role = f.String(
+        allow_none=True, metadata={"description": "The role of the key that wrote it"}
+    )
+
+
+class UserReplySchema(ma.Schema):
+    id = f.UUID(required=True)
+    feedback_id = f.UUID(required=True)
+    body = f.String(required=True)
+    created_at = UtcDateTime(required=True)
+
+
+class MyFeedbackSchema(FeedbackSchema):
+    venue_name = f.String(required=True)
+    replies = f.List(f.Nested(UserReplySchema), required=True)
+
+
+class MyFeedbackListSchema(ma.Schema):
+    feedback = f.List(f.Nested(MyFeedbackSchema), required=True)
+
+
+class FeedbackListArgsSchema(ma.Schema):
+    status = Text(load_default=None, validate=v.OneOf(feedback_domain.STATUSES))
+    venue_id = f.UUID(load_default=None)
+    rating = QueryInteger(
+        load_default=None,
+        validate=v.Range(feedback_domain.RATING_MIN, feedback_domain.RATING_MAX),
+    )
+    limit = QueryInteger(
+        load_default=feedback_domain.LIST_LIMIT_DEFAULT,
+        validate=v.Range(1, feedback_domain.LIST_LIMIT_MAX),
+    )
+    offset = QueryInteger(load_default=0, validate=v.Range(0, 1_000_000))
+
+
+class VisitUnlockSchema(ma.Schema):
+    offer_id = f.UUID(required=True)
+    title = f.String(required=True)
+    status = f.String(required=True, validate=v.OneOf(UNLOCK_STATUSES))
+
+
+class VisitSchema(ma.Schema):
+    checked_in_at = UtcDateTime(required=True)
+    proof = f.String(required=True, validate=v.OneOf(PROOFS))
+    unlocks = f.List(
+        f.Nested(VisitUnlockSchema),
+        required=True,
+        metadata={"description": "What the visit unlocked, and whether it was redeemed"},
+    )
+
+
+class MerchantFeedbackSchema(FeedbackSchema):
+    venue_name = f.String(required=True)
+    status = f.String(required=True, validate=v.OneOf(feedback_domain.STATUSES))
+    first_reply_at = UtcDateTime(allow_none=True, required=True)
+    waiting_s = f.Integer(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Unanswered: seconds since it was given"},
+    )
+    first_response_s = f.Integer(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Answered: seconds from feedback to the first reply"},
+    )
+    visit = f.Nested(VisitSchema, required=True)
+    replies = f.List(f.Nested(ReplySchema), required=True)
+
+
+class MerchantFeedbackListSchema(ma.Schema):
+    feedback = f.List(f.Nested(MerchantFeedbackSchema), required=True)
+
+
+class ResponsivenessArgsSchema(PeriodArgsSchema):
+    target_hours = QueryNumber(
+        load_default=feedback_domain.DEFAULT_TARGET_HOURS,
+        validate=v.Range(0, feedback_domain.MAX_TARGET_HOURS, min_inclusive=False),
+        metadata={"description": "The target for a first reply, in hours (0.25: 15 minutes)"},
+    )
+    venue_id = f.UUID(load_default=None)
+    format = Text(
+        load_default=None,
+        validate=v.OneOf(("json", "csv")),
+        metadata={
+            "description": "csv answers text/csv with a header row (as does Accept: text/csv)"
+        },
+    )
+
+
+class FirstResponseSchema(ma.Schema):
+    median = f.Float(allow_none=True, metadata={"description": "Seconds, over answered feedback"})
+    p90 = f.Float(allow_none=True)
+    mean = f.Float(allow_none=True)
+
+
+class RatingSummarySchema(ma.Schema):
+    mean = f.Float(allow_none=True)
+    count_by_star = f.Dict(
+        keys=f.String(), values=f.Integer(), required=True, metadata={"example": {"1": 0, "5": 3}}
+    )
+
+
+class ResponsivenessFiguresSchema(ma.Schema):
+    feedback = f.Integer(required=True)
+    answered = f.Integer(required=True, metadata={"description": "With at least one reply now"})
+    unanswered = f.Integer(required=True)
+    pending = f.Integer(
+        required=True, metadata={"description": "Unanswered and younger than the target"}
+    )
+    overdue = f.Integer(required=True, metadata={"description": "Unanswered and older"})
+    answered_within_target = f.Integer(required=True)
+    response_rate = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "answered / (answered + overdue); null when both are 0"},
+    )
+    within_target_rate = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "answered_within_target / (answered + overdue)"},
+    )
+    first_response_s = f.Nested(FirstResponseSchema, required=True)
+    rating = f.Nested(RatingSummarySchema, required=True)
+
+
+class VenueResponsivenessSchema(ResponsivenessFiguresSchema):
+    venue_id = f.UUID(required=True)
+    venue_name = f.String(required=True)
+
+
+class OfferRatingSchema(ma.Schema):
+    offer_id = f.UUID(required=True)
+    title = f.String(required=True)
+    feedback = f.Integer(required=True)
+    rating = f.Nested(RatingSummarySchema, required=True)
+
+
+class ResponsivenessSchema(ResponsivenessFiguresSchema):
+    from_ = UtcDateTime(data_key="from", attribute="from", required=True)
+    to = UtcDateTime(allow_none=True)
+    target_hours = f.Float(required=True)
+    by_venue = f.List(f.Nested(VenueResponsivenessSchema), required=True)
+    by_offer = f.List(
+        f.Nested(OfferRatingSchema),
+        required=True,
+        metadata={"description": "Ratings of visits that unlocked each offer"},
+    )
+    benchmarks = f.Dict(
+        required=True,
+        metadata={
+            "description": "facebook_very_responsive (7 days: response rate >= 0.9 and mean "
+            "first response <= 15 min: `meets`) and yelp_response_time (30 days: the median "
+            "first response), over windows ending now"
+        },
+    )

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
@@ -99,6 +100,28 @@ SELECT gen_random_uuid(), :m, unlock_id, venue_id, 'ABCD',
        redeemed_at + interval '1 hour'
 FROM redemptions WHERE random() < 0.1;
 
+-- feedback on verified check-ins (at most :feedback of them), given within a day of the visit,
+-- about 70% answered, a first reply after minutes to days (log-uniform), a second reply on some
+CREATE TEMP TABLE fb AS
+SELECT gen_random_uuid() AS id, c.id AS checkin_id, c.user_id, c.venue_id,
+       1 + floor(random() * 5)::int AS rating,
+       least(c.created_at + random() * interval '1 day', now()) AS created_at,
+       random() AS r
+FROM checkins c WHERE c.status = 'verified' LIMIT :feedback;
+INSERT INTO feedback (id, checkin_id, user_id, venue_id, merchant_id, rating, comment,
+                      created_at, first_reply_at)
+SELECT id, checkin_id, user_id, venue_id, :m, rating,
+       CASE WHEN r < 0.4 THEN 'Bench comment ' || rating END, created_at,
+       CASE WHEN r < 0.7 THEN least(created_at + make_interval(secs => exp(4 + random() * 9)),
+                                    now()) END
+FROM fb;
+INSERT INTO feedback_replies (id, feedback_id, merchant_id, author_role, body, created_at)
+SELECT gen_random_uuid(), id, :m, 'staff', 'Thank you!', first_reply_at
+FROM feedback WHERE first_reply_at IS NOT NULL
+UNION ALL
+SELECT gen_random_uuid(), id, :m, 'owner', 'And welcome back.', first_reply_at + interval '1 hour'
+FROM feedback WHERE first_reply_at IS NOT NULL AND random() < 0.1;
+
 INSERT INTO impressions (user_id, venue_id, offer_id, created_at, day)
 SELECT bu.id, bv.id, ov.offer_id, g.t, (g.t AT TIME ZONE v.timezone)::date
 FROM (SELECT floor(random() * :users)::int AS un, floor(random() * 200)::int AS vn,
@@ -110,7 +133,7 @@ ON CONFLICT DO NOTHING;
 """
 
 
-def build(server_url: str, name: str, checkins: int, users: int) -> str:
+def build(server_url: str, name: str, checkins: int, users: int, feedback: int) -> str:
     url = create_database(server_url, name)
     engine = create_engine(url)
     started = time.perf_counter()
@@ -118,10 +141,16 @@ def build(server_url: str, name: str, checkins: int, users: int) -> str:
         merchant = conn.execute(text("SELECT gen_random_uuid()")).scalar()
         for statement in GENERATE.split(";\n"):
             if statement.strip():
-                conn.execute(text(statement), {"m": merchant, "users": users, "checkins": checkins})
+                conn.execute(
+                    text(statement),
+                    {"m": merchant, "users": users, "checkins": checkins, "feedback": feedback},
+                )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
-    print(f"built {name}: {checkins:,} check-ins in {time.perf_counter() - started:.1f} s")
+    print(
+        f"built {name}: {checkins:,} check-ins (feedback on up to {feedback:,} verified ones)"
+        f" in {time.perf_counter() - started:.1f} s"
+    )
     engine.dispose()
     return url
 
@@ -140,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkins", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument(
+        "--feedback",
+        type=int,
+        default=1_000_000,
+        help="feedback rows, one per verified check-in (so at most about 90%% of --checkins)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--database", default="co_bench_analytics")
     parser.add_argument("--reuse", action="store_true", help="skip building if it exists")
@@ -154,7 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         .render_as_string(hide_password=False)
     )
     if not args.reuse:
-        url = build(server_url, args.database, args.checkins, min(args.users, args.checkins))
+        url = build(
+            server_url,
+            args.database,
+            args.checkins,
+            min(args.users, args.checkins),
+            args.feedback,
+        )
     app = create_app({"DATABASE_URL": url, "RATE_LIMIT_ENABLED": False})
     engine = app.extensions["engine"]
     with engine.connect() as conn:
@@ -166,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             text("SELECT id FROM offers WHERE holdout_pct > 0 LIMIT 1")
         ).scalar()
         total = conn.execute(text("SELECT count(*) FROM checkins")).scalar()
+        feedback_rows = conn.execute(text("SELECT count(*) FROM feedback")).scalar()
+        a_venue = conn.execute(text("SELECT venue_id FROM feedback LIMIT 1")).scalar()
     with app.app_context():
         from api import db
         from core.accounts import create_api_key
@@ -178,12 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             "analyst",
             f"bench {secrets.token_hex(2)}",
         )
+        _, staff_key = create_api_key(
+            db.unit_of_work(),
+            Actor.operator("bench"),
+            merchant,
+            "staff",
+            f"bench {secrets.token_hex(2)}",
+        )
     client = app.test_client()
-    headers = {"Authorization": f"Bearer {key}"}
 
-    def get(path: str) -> Callable[[], Any]:
+    def get(path: str, key: str = key) -> Callable[[], Any]:
         def call() -> Any:
-            response = client.get(path, headers=headers)
+            response = client.get(path, headers={"Authorization": f"Bearer {key}"})
             if response.status_code != 200:
                 raise RuntimeError(f"{path}: {response.status_code} {response.get_data()!r}")
             return response.get_data()
@@ -204,8 +253,22 @@ def main(argv: list[str] | None = None) -> int:
         "lift (offer with holdout)": get(f"/v1/analytics/offers/{with_holdout}/lift"),
         "leak report (merchant, 90 days)": get("/v1/analytics/leaks"),
         "offer health (all 50 offers)": get("/v1/analytics/offers/health"),
+        "feedback inbox: unanswered, oldest": get("/v1/feedback?status=unanswered", staff_key),
+        "feedback inbox: all (unanswered first)": get("/v1/feedback", staff_key),
+        "feedback inbox: one venue, 1 star": get(
+            f"/v1/feedback?venue_id={a_venue}&rating=1", staff_key
+        ),
+        "responsiveness (all, by venue, by offer)": get("/v1/analytics/responsiveness"),
+        "responsiveness, last 7 days": get(
+            "/v1/analytics/responsiveness?from="
+            + (datetime.now(UTC) - timedelta(days=7)).isoformat().replace("+00:00", "Z")
+        ),
+        "responsiveness (csv)": get("/v1/analytics/responsiveness?format=csv"),
     }
-    print(f"\n{total:,} check-ins; {args.repeat} timed calls each after one warm-up\n")
+    print(
+        f"\n{total:,} check-ins, {feedback_rows:,} feedback;"
+        f" {args.repeat} timed calls each after one warm-up\n"
+    )
     print(f"{'call':40} {'median ms':>10} {'worst ms':>10} {'x baseline':>11}")
     base = None
     for name, call in calls.items():

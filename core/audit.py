@@ -49,6 +49,7 @@ ACTIONS = (
     "device_pairing.create",
     "device.pair",
     "device.revoke",
+    "feedback_reply.create",
 )
 
 # Never recorded, whatever a caller passes.

@@ -640,6 +640,65 @@ class Impression(Base):
     day: Mapped[date | None] = mapped_column(Date)
 
 
+class Feedback(Base):
+    """A rating (1-5) and an optional plain-text comment on one verified check-in, by its user,
+    within a week of it, once (offers/feedback.py). `first_reply_at` is when the merchant first
+    answered, set by the first reply in the reply's own transaction: the inbox and the
+    responsiveness report read it instead of aggregating replies."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+        # the report: a merchant's feedback of a period
+        Index("ix_feedback_merchant_id_created_at", "merchant_id", "created_at"),
+        # the inbox: a merchant's unanswered feedback, oldest first
+        Index(
+            "ix_feedback_unanswered_merchant_id_created_at",
+            "merchant_id",
+            "created_at",
+            postgresql_where=text("first_reply_at IS NULL"),
+        ),
+        Index("ix_feedback_venue_id_created_at", "venue_id", "created_at"),
+        Index("ix_feedback_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    # One feedback per check-in: the unique index is what makes a second one (even a parallel
+    # one) `already_given`.
+    checkin_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), unique=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    first_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FeedbackReply(Base):
+    """A merchant's answer to a feedback, with the key that wrote it (also in the audit trail)."""
+
+    __tablename__ = "feedback_replies"
+    __table_args__ = (
+        Index("ix_feedback_replies_feedback_id_created_at", "feedback_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    feedback_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    author_role: Mapped[str | None] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    # The clock at the insert (offers/feedback.py): replies keep their order.
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    )
+
+
 class IdempotencyRecord(Base):
     """The first response to an `Idempotency-Key`, per caller, replayed to retries."""
 
@@ -718,6 +777,8 @@ __all__ = [
     "Base",
     "Checkin",
     "DevicePairing",
+    "Feedback",
+    "FeedbackReply",
     "Holdout",
     "IdempotencyRecord",
     "Impression",

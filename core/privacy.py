@@ -140,6 +140,15 @@ _TAPS = text(
     "SELECT id, venue_id, card_id, outcome, reason, created_at, used_at FROM nfc_taps"
     " WHERE user_id = :u ORDER BY created_at, id"
 )
+_FEEDBACK = text(
+    """
+    SELECT f.id, f.checkin_id, f.venue_id, f.rating, f.comment, f.created_at,
+           COALESCE((SELECT json_agg(json_build_object('body', r.body, 'created_at', r.created_at)
+                                     ORDER BY r.created_at, r.id)
+                     FROM feedback_replies r WHERE r.feedback_id = f.id), '[]'::json) AS replies
+    FROM feedback f WHERE f.user_id = :u ORDER BY f.created_at, f.id
+    """
+)
 _CARDS = text(
     "SELECT id, encode(uid, 'hex') AS uid, label, created_at, last_read_at, deleted_at"
     " FROM user_cards WHERE user_id = :u ORDER BY created_at, id"
@@ -187,6 +196,7 @@ _SECTIONS: dict[str, tuple[Any, Callable[[Any], dict[str, Any]]]] = {
     "impressions": (_IMPRESSIONS, _plain),
     "taps": (_TAPS, _plain),
     "cards": (_CARDS, _plain),
+    "feedback": (_FEEDBACK, _plain),
 }
 
 
@@ -200,8 +210,7 @@ def export_user(conn: Connection, user_id: uuid.UUID, now: datetime) -> Generato
     On a connection of its own, at the start of its transaction, the transaction is made
     REPEATABLE READ and read-only, so that every section is the same moment; inside a caller's
     transaction (a savepoint) it reads in the caller's. Each section is read through a
-    server-side cursor, `EXPORT_FETCH` rows at a time. `feedback` is an empty list: this version
-    keeps no feedback."""
+    server-side cursor, `EXPORT_FETCH` rows at a time."""
     if not conn.in_nested_transaction():
         conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
     account = conn.execute(_ACCOUNT, {"u": user_id}).one_or_none()
@@ -277,6 +286,8 @@ _ERASE_STEPS: tuple[tuple[str, Any], ...] = (
             " deleted_at = COALESCE(deleted_at, now()) WHERE user_id = :u"
         ),
     ),
+    # The comments are the person's words; the ratings stay counted (responsiveness, health).
+    ("feedback", text("UPDATE feedback SET comment = NULL WHERE user_id = :u")),
     (
         # Wrong presence codes stay counted (the leak report's guessing figures), detached from
         # the device like the check-ins.

@@ -736,6 +736,71 @@ class Client:
             self._json("GET", f"/v1/analytics/offers/{offer_id}/lift", params=params),
         )
 
+    # ---- feedback from verified visits ----
+
+    def give_feedback(
+        self, checkin_id: str, rating: int, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Rate one of your verified visits (1-5, within 7 days, once); refusals raise
+        `ApiError` with `not_eligible` (422), `already_given` (409) or `not_found` (404)."""
+        body: dict[str, Any] = {"rating": rating}
+        if comment is not None:
+            body["comment"] = comment
+        return cast(dict[str, Any], self._json("POST", f"/v1/checkins/{checkin_id}/feedback", body))
+
+    def my_feedback(self) -> list[dict[str, Any]]:
+        """Your feedback, newest first, each with the merchant's `replies`."""
+        return cast(list[dict[str, Any]], self._json("GET", "/v1/me/feedback")["feedback"])
+
+    def list_feedback(
+        self,
+        status: str | None = None,
+        venue_id: str | None = None,
+        rating: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The merchant's feedback (owner or staff): unanswered oldest first, then answered."""
+        params = self._params(
+            status=status, venue_id=venue_id, rating=rating, limit=limit, offset=offset
+        )
+        return cast(
+            list[dict[str, Any]], self._json("GET", "/v1/feedback", params=params)["feedback"]
+        )
+
+    def reply_to_feedback(self, feedback_id: str, body: str) -> dict[str, Any]:
+        """Answer a feedback (owner or staff); several replies are allowed."""
+        return cast(
+            dict[str, Any],
+            self._json("POST", f"/v1/feedback/{feedback_id}/replies", {"body": body}),
+        )
+
+    def responsiveness(
+        self,
+        from_: str | None = None,
+        to: str | None = None,
+        target_hours: float | None = None,
+        venue_id: str | None = None,
+    ) -> dict[str, Any]:
+        """How well and how fast the merchant answers feedback (owner or analyst)."""
+        params = self._params(from_=from_, to=to, target_hours=target_hours, venue_id=venue_id)
+        return cast(
+            dict[str, Any], self._json("GET", "/v1/analytics/responsiveness", params=params)
+        )
+
+    def responsiveness_csv(
+        self,
+        from_: str | None = None,
+        to: str | None = None,
+        target_hours: float | None = None,
+        venue_id: str | None = None,
+    ) -> str:
+        """The same report as CSV: the merchant's row, then one per venue."""
+        params = self._params(
+            from_=from_, to=to, target_hours=target_hours, venue_id=venue_id, format="csv"
+        )
+        return self.call("GET", "/v1/analytics/responsiveness", params=params).text
+
     # ---- service ----
 
     def health(self) -> dict[str, Any]:

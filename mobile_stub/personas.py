@@ -44,6 +44,7 @@ class Outcome:
     held_out: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     redemptions: list[str] = field(default_factory=list)
+    feedback: list[int] = field(default_factory=list)  # the stars this persona gave
     error: str | None = None
 
     def say(self, text: str) -> None:
@@ -227,6 +228,15 @@ def redeem(out: Outcome, staff: Client, code: str, venue: Venue, who: str) -> No
     out.say(f'{who} shows {code} at the till: redeemed "{redemption["title"]}"')
 
 
+def rate(out: Outcome, user: Client, attempt: Attempt, stars: int, comment: str, who: str) -> None:
+    """Rate a verified visit in the app afterwards, as the app asks."""
+    if not attempt.verified:
+        return
+    user.give_feedback(attempt.result["id"], stars, comment)
+    out.feedback.append(stars)
+    out.say(f'{who} rates the visit {"★" * stars}{"☆" * (5 - stars)}: "{comment}"')
+
+
 def walk(
     demo: Demo,
     out: Outcome,
@@ -281,6 +291,9 @@ def regular(demo: Demo, out: Outcome) -> None:
     code = unlock_of(visits[-1], demo, "nth_visit")
     if code:
         redeem(out, demo.staff(), code, cafe, "Riikka")
+    rate(
+        out, user, visits[-1], 5, "Third coffee on the house and the bun was still warm.", "Riikka"
+    )
 
     walk(demo, out, phone, demo.route(inside(cafe), inside(stop)), stop["name"])
     phone.go_inside(inside(stop))
@@ -323,6 +336,7 @@ def newcomer(demo: Demo, out: Outcome) -> None:
     dessert = unlock_of(attempt, demo, "presence")
     if dessert:
         redeem(out, demo.staff(), dessert, venue, "Niko")
+    rate(out, user, attempt, 4, "Good food. Took me a while to find the code screen.", "Niko")
 
 
 def group(demo: Demo, out: Outcome) -> None:
@@ -371,6 +385,7 @@ def group(demo: Demo, out: Outcome) -> None:
         )
     if "Lumi" in codes:
         redeem(out, demo.staff(), codes["Lumi"], pub, "Lumi")
+    rate(out, users["Lumi"], attempt, 2, "Far too loud, and the bar forgot our order.", "Lumi")
 
 
 def spoofer(demo: Demo, out: Outcome) -> None:
@@ -593,6 +608,59 @@ def _play(demo: Demo, persona: str, title: str, script: Callable[[Demo, Outcome]
     return out
 
 
+def merchant_answers(demo: Demo) -> list[str]:
+    """The staff answer the oldest feedback at once and the next one late; the rest waits. A
+    day does not fit in a demo, so the report's target (a query parameter, 24 hours by default)
+    is set just above the time the quick answer took: the late one misses it, the unanswered
+    one is overdue. The story ends with the responsiveness report."""
+    staff = demo.staff()
+    inbox = staff.list_feedback(status="unanswered")
+    lines = [f"== Feedback: the merchant's inbox ({len(inbox)} unanswered, oldest first) =="]
+    if not inbox:
+        return lines
+    quick, *rest = inbox
+    staff.reply_to_feedback(quick["id"], "Thank you! See you tomorrow.")
+    [answered] = [f for f in staff.list_feedback(status="answered") if f["id"] == quick["id"]]
+    took = answered["first_response_s"]
+    target_s = took + 3
+    lines.append(
+        f"  {quick['rating']}★ at {quick['venue_name']}: staff reply at once ({took} s after it "
+        'was given): "Thank you! See you tomorrow."'
+    )
+
+    def wait_until_older_than_target() -> None:
+        ages = [f["waiting_s"] for f in staff.list_feedback(status="unanswered")]
+        if ages:
+            time.sleep(max(0.0, target_s + 1 - min(ages)))
+
+    wait_until_older_than_target()
+    if rest:
+        late, *rest = rest
+        body = "Sorry we let you down: your next round is on us."
+        staff.reply_to_feedback(late["id"], body)
+        lines.append(f'  {late["rating"]}★ at {late["venue_name"]}: staff reply late: "{body}"')
+    for item in rest:
+        lines.append(f"  {item['rating']}★ at {item['venue_name']}: still waiting")
+    report = demo.owner.responsiveness(target_hours=round(target_s / 3600, 6))
+    fr = report["first_response_s"]
+    fb = report["benchmarks"]["facebook_very_responsive"]
+    lines += [
+        f"== The responsiveness report (target {target_s} s, for the demo; 24 h by default) ==",
+        f"  {report['feedback']} feedback, {report['answered']} answered "
+        f"({report['answered_within_target']} within the target), {report['pending']} pending, "
+        f"{report['overdue']} overdue: response rate {_percent(report['response_rate'])}",
+        f"  first reply: median {fr['median']} s, p90 {fr['p90']} s; mean rating "
+        f"{report['rating']['mean']} {report['rating']['count_by_star']}",
+        f"  Facebook's very responsive mark (90% answered within 15 min on average, 7 days): "
+        f"{'met' if fb['meets'] else 'not met'}",
+    ]
+    return lines
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.0%}"
+
+
 def merchant_view(demo: Demo) -> list[str]:
     """The offers' counters as the merchant sees them, and a funnel when analytics answer."""
     lines = ["== The merchant's view (owner key) ==", f"  {'unlocked':<10} {'rule':<14} offer"]
@@ -666,6 +734,10 @@ def run_personas(
         log("")
         for line in merchant_view(demo):
             log(line)
+        if any(o.feedback for o in outcomes):
+            log("")
+            for line in merchant_answers(demo):
+                log(line)
     finally:
         demo.close()
     return outcomes

@@ -37,6 +37,7 @@ from core.errors import NotFoundError
 from core.models import Merchant, Venue
 from geo import venues as geo_venues
 from offers import catalog
+from offers import feedback as feedback_domain
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +55,9 @@ class Page:
     endpoint: str
     label: str
     roles: tuple[str, ...]
+    # Whether a paired till device (staff at one venue) sees it: the API refuses a device's key
+    # anything but the till's calls.
+    devices: bool = True
 
 
 PAGES = (
@@ -61,6 +65,7 @@ PAGES = (
     Page("dashboard.venues", "Venues", ("owner",)),
     Page("dashboard.till", "Till", ("owner", "staff")),
     Page("dashboard.presence_venues", "Presence code", ("owner", "staff")),
+    Page("dashboard.feedback", "Feedback", ("owner", "staff"), devices=False),
     Page("dashboard.nfc_tags", "NFC tags", ("owner",)),
     Page("dashboard.analytics", "Analytics", ("owner", "analyst")),
     Page("dashboard.devices", "Till devices", ("owner",)),
@@ -132,8 +137,9 @@ def _principal() -> MerchantPrincipal | None:
     return principal
 
 
-def _pages_for(role: str) -> list[Page]:
-    return [page for page in PAGES if role in page.roles]
+def _pages_for(principal: MerchantPrincipal) -> list[Page]:
+    device = principal.venue_id is not None
+    return [page for page in PAGES if principal.role in page.roles and (page.devices or not device)]
 
 
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -146,7 +152,7 @@ def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]
         else "",
         device=g.get("dashboard_device", False),
         merchant_name=session.get("merchant", ""),
-        nav=_pages_for(principal.role) if principal else [],
+        nav=_pages_for(principal) if principal else [],
         **context,
     ), status
 
@@ -274,7 +280,7 @@ def sign_out() -> Any:
 @page("owner", "staff", "analyst")
 def home() -> Any:
     principal: MerchantPrincipal = g.dashboard_principal
-    return redirect(url_for(_pages_for(principal.role)[0].endpoint))
+    return redirect(url_for(_pages_for(principal)[0].endpoint))
 
 
 # ---- pages -----------------------------------------------------------------------------------
@@ -345,6 +351,23 @@ def nfc_tags() -> Any:
     """The venues' NTAG 424 DNA tags: register (keys and URL shown once, with a printable
     programming sheet) and remove (docs/presence.md)."""
     return _render("dashboard/nfc_tags.html", venues=_venue_choices())
+
+
+@blp.get("/feedback")
+@page("owner", "staff")
+def feedback() -> Any:
+    """The inbox: unanswered feedback from verified visits, oldest first, with the visit it
+    came from, how long it has waited, and a reply form in place (docs/feedback.md). Not for a
+    paired till device, whose key the API refuses here."""
+    principal: MerchantPrincipal = g.dashboard_principal
+    if principal.venue_id is not None:
+        return _render("dashboard/forbidden.html", 403, roles=("owner", "staff (not a till)"))
+    return _render(
+        "dashboard/feedback.html",
+        venues=_venue_choices(),
+        stars=feedback_domain.STARS,
+        reply_max=feedback_domain.REPLY_MAX_CHARS,
+    )
 
 
 @blp.get("/analytics")

@@ -190,12 +190,13 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
             "Venues",
             "Till",
             "Presence code",
+            "Feedback",
             "NFC tags",
             "Analytics",
             "Till devices",
             "Settings",
         ],
-        "staff_key": ["Till", "Presence code"],
+        "staff_key": ["Till", "Presence code", "Feedback"],
         "analyst_key": ["Analytics"],
     }
     for key_name, nav in expected.items():
@@ -588,6 +589,7 @@ PAGES = [
     ("analytics", "/dashboard/analytics"),
     ("devices", "/dashboard/settings/devices"),
     ("settings", "/dashboard/settings"),
+    ("feedback", "/dashboard/feedback"),
 ]
 
 

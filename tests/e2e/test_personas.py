@@ -133,3 +133,19 @@ def test_the_merchant_sees_unlocks_by_proof(story: tuple[dict[str, Outcome], lis
     # Iida's and Kari's honest tap visits unlocked the tap offer; the guests' staff visits too.
     assert "nfc_tap 2/2/0" in text and "staff 2/2/0" in text
     assert "9 reads skipped by 1 taps" in text
+
+
+def test_visitors_rate_their_visits_and_the_story_ends_with_the_report(
+    story: tuple[dict[str, Outcome], list[str]],
+) -> None:
+    outcomes, lines = story
+    assert outcomes["regular"].feedback == [5]
+    assert outcomes["newcomer"].feedback == [4]
+    assert outcomes["group"].feedback == [2]
+    text = "\n".join(lines)
+    assert "Feedback: the merchant's inbox (3 unanswered, oldest first)" in text
+    assert "staff reply at once" in text and "staff reply late" in text
+    assert "still waiting" in text
+    # one answered in time, one late, one overdue: 2 of 3 answered, 1 within the target
+    assert "3 feedback, 2 answered (1 within the target), 0 pending, 1 overdue" in text
+    assert "response rate 67%" in text

@@ -89,6 +89,15 @@ def _revoke_device(w: World) -> tuple[str, None]:
     return w.owner.revoke_device(device_id)["id"], None
 
 
+def _reply(w: World) -> tuple[str, str]:
+    checkin = w.mobile.check_in(w.venue["id"], LAT, LON, 10, datetime.now(UTC).isoformat())
+    feedback = w.mobile.give_feedback(checkin["id"], 2, "cold coffee")
+    staff = w.owner.with_token(w.staff_key["api_key"])
+    return staff.reply_to_feedback(feedback["id"], "Sorry! Next one is on us.")["id"], w.staff_key[
+        "id"
+    ]
+
+
 # (action, what to do: the changed object's id and the acting key's id (None: the owner's),
 #  what the event's `changes` must hold)
 CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list[Any]]]] = [
@@ -182,6 +191,11 @@ CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list
         "nfc_tag.create",
         lambda w: (w.owner.register_nfc_tag(w.venue["id"], "04A1B2C3D4E5F6", "door")["id"], None),
         {"uid": [None, "04A1B2C3D4E5F6"], "label": [None, "door"], "venue_id": [None, "<set>"]},
+    ),
+    (
+        "feedback_reply.create",
+        _reply,
+        {"feedback_id": [None, "<set>"], "body": [None, "Sorry! Next one is on us."]},
     ),
     (
         "nfc_tag.delete",

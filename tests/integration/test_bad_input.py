@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import flask_smorest
@@ -35,6 +36,10 @@ from mobile_stub.client import Client
 from tests.factories import offer_body, venue_body
 
 PROBLEM = "application/problem+json"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 # ---- the operations, from the OpenAPI document ---------------------------------------------
@@ -172,13 +177,20 @@ class World:
 
     def path(self, op: Operation) -> str:
         path = op.path
-        if "{venue_id}" in path or "{offer_id}" in path:
-            if not self.ids:
-                venue = self.owner.create_venue(venue_body())
-                offer = self.owner.create_offer(offer_body([venue["id"]]))
-                self.ids = {"venue_id": venue["id"], "offer_id": offer["id"]}
-            for name, value in self.ids.items():
-                path = path.replace(f"{{{name}}}", value)
+        if ("{venue_id}" in path or "{offer_id}" in path) and "venue_id" not in self.ids:
+            venue = self.owner.create_venue(venue_body())
+            offer = self.owner.create_offer(offer_body([venue["id"]]))
+            self.ids.update(venue_id=venue["id"], offer_id=offer["id"])
+        if ("{checkin_id}" in path or "{feedback_id}" in path) and "checkin_id" not in self.ids:
+            # the mobile user's verified visit at one of the owner's venues, rated
+            mobile: Client = self.request.getfixturevalue("mobile")
+            venue = self.owner.create_venue(venue_body())
+            lon, lat = venue["location"]["coordinates"]
+            checkin = mobile.check_in(venue["id"], lat, lon, 10, _now())
+            feedback = mobile.give_feedback(checkin["id"], 4)
+            self.ids.update(checkin_id=checkin["id"], feedback_id=feedback["id"])
+        for name, value in self.ids.items():
+            path = path.replace(f"{{{name}}}", value)
         assert "{" not in path, f"no object for {op.path}: add one to World.path"
         return path
 

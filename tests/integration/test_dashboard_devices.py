@@ -113,7 +113,12 @@ def test_a_device_reaches_only_its_venue_through_the_proxy(
     assert own.status_code == 200
     elsewhere = client.get(f"/dashboard/api/venues/{there['id']}/presence-code")
     assert (elsewhere.status_code, elsewhere.get_json()["code"]) == (403, "venue_not_paired")
-    for method, path in (("GET", "/venues"), ("GET", "/offers"), ("GET", "/devices")):
+    for method, path in (
+        ("GET", "/venues"),
+        ("GET", "/offers"),
+        ("GET", "/devices"),
+        ("GET", "/feedback"),
+    ):
         refused = client.open(f"/dashboard/api{path}", method=method, headers=headers)
         assert refused.status_code == 403, path
         assert refused.get_json()["code"] == "device_not_allowed"
@@ -124,6 +129,9 @@ def test_a_device_reaches_only_its_venue_through_the_proxy(
     # Its pages: the till and its venue's presence code only.
     assert client.get("/dashboard/offers").status_code == 403
     assert client.get("/dashboard/settings/devices").status_code == 403
+    # the feedback inbox is staff's, but not a till device's: not in its menu, refused
+    assert client.get("/dashboard/feedback").status_code == 403
+    assert "/dashboard/feedback" not in client.get("/dashboard/till").get_data(as_text=True)
     assert client.get(f"/dashboard/presence/{there['id']}").status_code == 404
     assert client.get(f"/dashboard/presence/{here['id']}").status_code == 200
     listing = client.get("/dashboard/presence").get_data(as_text=True)

@@ -25,6 +25,7 @@ from tests.factories import offer_body, venue_body
 
 A = {"type": "Point", "coordinates": [24.9384, 60.1699]}
 B = {"type": "Point", "coordinates": [24.9500, 60.1800]}  # ~1.3 km away
+COMMENT = "Cold coffee. Ask for Anna, she knows me."
 SHARED_DEVICE = "android-3f9c2a71e0b4"
 
 
@@ -87,7 +88,10 @@ def build(api: Client, owner: Client, other_owner: Client) -> dict[str, Any]:
     at(person, venue_a, device_id="person-phone", idempotency_key="k-1")
     for user in (person, *others):
         at(user, venue_b, device_id=None)
-        at(user, venue_b, offset_m=5)
+        visit = at(user, venue_b, offset_m=5)
+        if user is person:  # the person's feedback on a verified visit, and the answer
+            given = person.give_feedback(visit["id"], 2, COMMENT)
+            staff.reply_to_feedback(given["id"], "Sorry! Next coffee is on us.")
     codes = [u["code"] for c in (first,) for u in c["unlocks"]]
     codes += [u["code"] for u in person.wallet() if u["status"] == "active"][:2]
     redeemed = codes[0]
@@ -111,6 +115,7 @@ def figures(owner: Client, offers: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "leaks": analyst.leak_report(),
         "redemptions": {g: analyst.redemption_report(g) for g in ("day", "venue", "offer")},
+        "responsiveness": analyst.responsiveness(),
     }
     for offer in offers:
         out[offer["id"]] = {
@@ -149,7 +154,9 @@ def test_export_is_everything_kept_about_the_caller(
     assert export["cards"][0]["label"] == "my wristband"
     assert export["impressions"] and export["tokens"]
     assert all("secret_hash" not in t and "lookup" not in t for t in export["tokens"])
-    assert export["feedback"] == []  # no feedback is kept in this version
+    [feedback] = export["feedback"]
+    assert (feedback["rating"], feedback["comment"]) == (2, COMMENT)
+    assert [r["body"] for r in feedback["replies"]] == ["Sorry! Next coffee is on us."]
     # Only the caller's own data: another user's export has none of it.
     theirs = world["others"][0].export_me()
     assert not {c["id"] for c in theirs["checkins"]} & {c["id"] for c in checkins}
@@ -279,6 +286,9 @@ def test_erasure_removes_the_person_and_keeps_every_merchant_figure(
     )[0]
     assert (left.tokens, left.member_codes, left.keys, left.live_cards) == (0, 0, 0, 0)
     assert left.impressions == counted.impressions
+    # The comment is erased; the rating stays counted (the responsiveness report above).
+    [feedback] = sql(app, "SELECT rating, comment FROM feedback WHERE user_id = :u", u=user_id)
+    assert (feedback.rating, feedback.comment) == (2, None)
     attempts = sql(
         app,
         "SELECT (SELECT count(*) FROM sign_in_attempts WHERE handle = lower(:h)"

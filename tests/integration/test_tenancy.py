@@ -6,6 +6,7 @@ covered.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,7 +21,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/venues/<uuid:venue_id>"): {"name": "Hijacked"},
     ("PATCH", "/v1/offers/<uuid:offer_id>"): {"title": "Hijacked"},
     ("POST", "/v1/venues/<uuid:venue_id>/nfc-tags"): {"uid": "04998877665544"},
+    ("POST", "/v1/checkins/<uuid:checkin_id>/feedback"): {"rating": 1},
+    ("POST", "/v1/feedback/<uuid:feedback_id>/replies"): {"body": "Hijacked"},
 }
+# Routes a user token calls, besides the user's own (/v1/me/...).
+USER_ROUTES = {"/v1/checkins/<uuid:checkin_id>/feedback"}
 
 
 @pytest.fixture
@@ -35,6 +40,11 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
     someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
     card = someone.register_card("04112233445566")
     device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
+    # someone else's verified visit at their venue, rated: another user's check-in for
+    # `mobile`, another merchant's feedback for `owner`
+    lon, lat = venue["location"]["coordinates"]
+    visit = someone.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())
+    feedback = someone.give_feedback(visit["id"], 5, "great")
     return {
         "venue_id": venue["id"],
         "offer_id": offer["id"],
@@ -43,6 +53,8 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
         "tag_id": tag["id"],
         "card_id": card["id"],
         "device_id": device["device"]["id"],
+        "checkin_id": visit["id"],
+        "feedback_id": feedback["id"],
     }
 
 
@@ -68,7 +80,7 @@ def test_another_tenants_ids_are_404_on_every_route(
     assert len(routes) >= 10
     for method, rule in routes:
         # The user's own objects (/v1/me/...) are another user's for a user token.
-        token = mobile.token if rule.startswith("/v1/me/") else owner.token
+        token = mobile.token if rule.startswith("/v1/me/") or rule in USER_ROUTES else owner.token
         headers = {"Authorization": f"Bearer {token}"}
         path = rule
         for name, value in theirs.items():
@@ -86,6 +98,8 @@ def test_another_tenants_ids_are_404_on_every_route(
     assert [d["id"] for d in other_owner.list_devices()] == [theirs["device_id"]]
     assert [s["id"] for s in other_owner.list_staff_users()] == [theirs["staff_user_id"]]
     assert [t["id"] for t in other_owner.list_nfc_tags(theirs["venue_id"])] == [theirs["tag_id"]]
+    [rated] = other_owner.list_feedback()
+    assert (rated["rating"], rated["replies"]) == (5, [])
 
 
 def test_listings_show_only_the_callers_objects(

@@ -138,6 +138,37 @@ def test_analytics_calls_follow_the_contracts_paths_and_parameters() -> None:
     ]
 
 
+def test_feedback_calls_follow_the_contracts_paths_and_bodies() -> None:
+    transport = Recorder(
+        Response(201, {}, {"id": "f1"}),
+        Response(200, {}, {"feedback": []}),
+        Response(200, {}, {"feedback": []}),
+        Response(201, {}, {"id": "r1"}),
+        Response(200, {}, {"feedback": 0}),
+        Response(200, {"Content-Type": "text/csv"}, None, "scope,feedback\n"),
+    )
+    client = Client(transport, token="t")
+    assert client.give_feedback("c1", 5) == {"id": "f1"}
+    assert client.my_feedback() == []
+    assert client.list_feedback(status="unanswered", rating=1) == []
+    assert client.reply_to_feedback("f1", "Thanks!") == {"id": "r1"}
+    assert client.responsiveness(target_hours=0.25) == {"feedback": 0}
+    assert client.responsiveness_csv(from_="2026-12-01T00:00:00Z") == "scope,feedback\n"
+    assert [(r["method"], r["path"], r["json"], r["params"]) for r in transport.requests] == [
+        ("POST", "/v1/checkins/c1/feedback", {"rating": 5}, None),
+        ("GET", "/v1/me/feedback", None, None),
+        ("GET", "/v1/feedback", None, {"status": "unanswered", "rating": 1}),
+        ("POST", "/v1/feedback/f1/replies", {"body": "Thanks!"}, None),
+        ("GET", "/v1/analytics/responsiveness", None, {"target_hours": 0.25}),
+        (
+            "GET",
+            "/v1/analytics/responsiveness",
+            None,
+            {"from": "2026-12-01T00:00:00Z", "format": "csv"},
+        ),
+    ]
+
+
 def test_mobile_stub_imports_nothing_from_the_service() -> None:
     service = {"api", "core", "geo", "offers"}
     for path in Path(mobile_stub.__file__).parent.glob("*.py"):
