@@ -38,7 +38,7 @@ from core import accounts, idempotency
 from core import errors as core_errors
 from core.errors import DomainError
 from geo import nfc
-from offers import abuse, checkins, devices, redemptions
+from offers import abuse, checkins, devices, feedback, redemptions
 
 # ---- fields and schemas ------------------------------------------------------------------------
 
@@ -181,6 +181,18 @@ OPERATIONS: dict[str, Operation] = {
     "POST /v1/me/cards": Operation("createMyCard", (nfc.TagRegisteredError,)),
     "DELETE /v1/me/cards/{card_id}": Operation("deleteMyCard"),
     "GET /v1/me/member-code": Operation("getMyMemberCode"),
+    "POST /v1/checkins/{checkin_id}/feedback": Operation(
+        "createFeedback",
+        (core_errors.NotFoundError, feedback.NotEligibleError, feedback.AlreadyGivenError),
+    ),
+    "GET /v1/me/feedback": Operation("listMyFeedback"),
+    "GET /v1/feedback": Operation("listFeedback", (core_errors.NotFoundError,)),
+    "POST /v1/feedback/{feedback_id}/replies": Operation(
+        "createFeedbackReply", (core_errors.NotFoundError,)
+    ),
+    "GET /v1/analytics/responsiveness": Operation(
+        "getResponsiveness", (core_errors.NotFoundError,)
+    ),
     "GET /v1/me/export": Operation("exportMyData"),
     "DELETE /v1/me": Operation("deleteMyAccount"),
     "POST /v1/staff-checkins": Operation(

@@ -88,10 +88,10 @@ def build(api: Client, owner: Client, other_owner: Client) -> dict[str, Any]:
     at(person, venue_a, device_id="person-phone", idempotency_key="k-1")
     for user in (person, *others):
         at(user, venue_b, device_id=None)
-        visit = at(user, venue_b, offset_m=5)
-        if user is person:  # the person's feedback on a verified visit, and the answer
-            given = person.give_feedback(visit["id"], 2, COMMENT)
-            staff.reply_to_feedback(given["id"], "Sorry! Next coffee is on us.")
+        at(user, venue_b, offset_m=5)
+    # The person's feedback on a verified visit, and the merchant's answer.
+    given = person.give_feedback(first["id"], 2, COMMENT)
+    staff.reply_to_feedback(given["id"], "Sorry! Next coffee is on us.")
     codes = [u["code"] for c in (first,) for u in c["unlocks"]]
     codes += [u["code"] for u in person.wallet() if u["status"] == "active"][:2]
     redeemed = codes[0]
