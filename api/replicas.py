@@ -2,7 +2,8 @@
 (`DATABASE_REPLICA_URLS`, docs/scaling.md).
 
 Each worker keeps, per replica, a pool and what it last learned of the replica's health: `up`
-(in rotation), `lagging` (its replay is more than `REPLICA_MAX_LAG_SECONDS` behind), `down` (it
+(in rotation), `lagging` (its replay is more than `REPLICA_MAX_LAG_SECONDS` behind, or it is not
+streaming from the primary), `down` (it
 did not answer) or `not_standby` (it is not in recovery: promoted, or misconfigured). A replica's
 health is checked at most every `REPLICA_CHECK_SECONDS`, by the request that needs it next, one
 thread at a time (the others go on with what is known); a replica that fails a query is `down`
@@ -36,12 +37,16 @@ STATES = (UP, LAGGING, DOWN, NOT_STANDBY, UNKNOWN)
 # Why a read that could go to a replica went to the primary (the reads metric's `reason`).
 REASONS = ("replica", "no_replica", "behind", "replica_failed")
 
+# The lag: none while the replica has replayed all it received; else the age of the last
+# transaction it replayed. A replica not streaming from the primary (its WAL receiver is not
+# running: just started, or cut off) cannot know how far behind it is, and is out of rotation.
 HEALTH = text(
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
     " CASE WHEN pg_last_wal_receive_lsn() IS NULL"
     "        OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
     "      ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp()"
-    "                                  - pg_last_xact_replay_timestamp()), 0) END"
+    "                                  - pg_last_xact_replay_timestamp()), 0) END,"
+    " EXISTS (SELECT 1 FROM pg_stat_wal_receiver)"
 )
 REPLAYED = text("SELECT pg_last_wal_replay_lsn()::text")
 PRIMARY_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
@@ -100,7 +105,7 @@ class ReplicaSet:
         """Ask the replica how it is, and take it out of rotation or put it back."""
         try:
             with replica.engine.connect() as conn:
-                in_recovery, replayed, lag = conn.execute(HEALTH).one()
+                in_recovery, replayed, lag, streaming = conn.execute(HEALTH).one()
         except Exception as error:  # any failure at all: out of rotation, never a 500
             replica.state, replica.lag_seconds = DOWN, None
             replica.error = type(error).__name__
@@ -111,6 +116,8 @@ class ReplicaSet:
             replica.replayed = max(replica.replayed, lsn(replayed) or 0)
             if not in_recovery:
                 replica.state = NOT_STANDBY
+            elif not streaming:
+                replica.state, replica.lag_seconds = LAGGING, None
             elif replica.lag_seconds > self.max_lag:
                 replica.state = LAGGING
             else:

@@ -275,3 +275,4 @@ def test_stopping_the_standby_mid_load_fails_no_request(app: Flask, standby: Sta
     before = _reads(app, "replica")
     owner.list_offers()
     assert _reads(app, "replica") - before == 1
+    assert errors == []
