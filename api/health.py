@@ -69,8 +69,8 @@ class ReadinessSchema(ma.Schema):
     replicas = ma.fields.List(
         ma.fields.Nested(ReplicaStatusSchema),
         metadata={
-            "description": "Each read replica (`DATABASE_REPLICA_URLS`), checked now; empty "
-            "without replicas. A replica out of rotation does not make the service unready: "
+            "description": "Each read replica (`DATABASE_REPLICA_URLS`), checked now; "
+            "absent without replicas. A replica out of rotation does not make the service unready: "
             "its reads go to another replica or the primary."
         },
     )
@@ -101,14 +101,14 @@ class Ready(MethodView):
         heads, known = _revisions()
         revision = ",".join(sorted(applied))
         found = db.replicas()
-        replicas = found.status() if found is not None else []
+        replicas = {"replicas": found.status()} if found is not None else {}
         if applied == heads:
             return {
                 "status": "ready",
                 "database": "ok",
                 "schema": "current",
                 "revision": revision,
-                "replicas": replicas,
+                **replicas,
             }
         if applied and not applied & known:
             return {
@@ -116,7 +116,7 @@ class Ready(MethodView):
                 "database": "ok",
                 "schema": "ahead",
                 "revision": revision,
-                "replicas": replicas,
+                **replicas,
             }
         raise NotReadyError(
             f"the database schema is at {revision or 'no revision'}; this version needs "
