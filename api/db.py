@@ -86,7 +86,7 @@ def replicas() -> ReplicaSet | None:
 
 
 def fence() -> int:
-    """The primary's WAL insert position now: every commit acknowledged before lies below it."""
+    """The primary's WAL flush position now: every commit acknowledged before lies below it."""
     position = connection().execute(PRIMARY_POSITION).scalar_one()
     return lsn(position) or 0
 

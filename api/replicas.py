@@ -11,10 +11,11 @@ at once. A replica out of rotation is checked again on the same schedule and put
 healthy.
 
 The read-your-writes rule is a fence on the primary's WAL position (`fence()`): a read that must
-see earlier writes first asks the primary for `pg_current_wal_insert_lsn()` (a function call, no
+see earlier writes first asks the primary for `pg_current_wal_flush_lsn()` (a function call, no
 table read), then reads a replica only once its `pg_last_wal_replay_lsn()` has passed that
 position. Every commit the caller saw acknowledged before this request began lies below it, on
-any worker or host: no state is kept per caller, so the API servers stay stateless.
+any worker or host (a commit is acknowledged once its WAL is flushed; the flush position, not the
+insert position, which runs ahead with WAL no standby can have yet): no state is kept per caller, so the API servers stay stateless.
 """
 
 from __future__ import annotations
@@ -38,18 +39,18 @@ STATES = (UP, LAGGING, DOWN, NOT_STANDBY, UNKNOWN)
 REASONS = ("replica", "no_replica", "behind", "replica_failed")
 
 # The lag: none while the replica has replayed all it received; else the age of the last
-# transaction it replayed. A replica not streaming from the primary (its WAL receiver is not
+# transaction it replayed (unknown, so out of rotation, while it has replayed none since it
+# started and has WAL left to replay: catching up after a restart). A replica not streaming from the primary (its WAL receiver is not
 # running: just started, or cut off) cannot know how far behind it is, and is out of rotation.
 HEALTH = text(
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
     " CASE WHEN pg_last_wal_receive_lsn() IS NULL"
     "        OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
-    "      ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp()"
-    "                                  - pg_last_xact_replay_timestamp()), 0) END,"
+    "      ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END,"
     " EXISTS (SELECT 1 FROM pg_stat_wal_receiver)"
 )
 REPLAYED = text("SELECT pg_last_wal_replay_lsn()::text")
-PRIMARY_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
+PRIMARY_POSITION = text("SELECT pg_current_wal_flush_lsn()::text")
 
 
 def lsn(value: str | None) -> int | None:
@@ -112,13 +113,13 @@ class ReplicaSet:
             replica.engine.dispose()
         else:
             replica.error = None
-            replica.lag_seconds = float(lag)
+            replica.lag_seconds = None if lag is None else float(lag)
             replica.replayed = max(replica.replayed, lsn(replayed) or 0)
             if not in_recovery:
                 replica.state = NOT_STANDBY
             elif not streaming:
                 replica.state, replica.lag_seconds = LAGGING, None
-            elif replica.lag_seconds > self.max_lag:
+            elif replica.lag_seconds is None or replica.lag_seconds > self.max_lag:
                 replica.state = LAGGING
             else:
                 replica.state = UP
