@@ -345,10 +345,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "REPLICA_CHECK_SECONDS",
-        1.0,
+        0.5,
         _number,
         _at_least(0.05),
-        "How often each worker checks a replica's health and lag; a replica that is down is "
+        "How often each worker checks a replica's health and lag (the lag is measured to about "
+        "this much: keep it at most half of REPLICA_MAX_LAG_SECONDS); a replica that is down is "
         "tried again after this long.",
     ),
     Setting(

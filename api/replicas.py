@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,16 +39,12 @@ STATES = (UP, LAGGING, DOWN, NOT_STANDBY, UNKNOWN)
 # Why a read that could go to a replica went to the primary (the reads metric's `reason`).
 REASONS = ("replica", "no_replica", "behind", "replica_failed")
 
-# The lag: none while the replica has replayed all it received; else the age of the last
-# transaction it replayed (unknown, so out of rotation, while it has replayed none since it
-# started and has WAL left to replay: catching up after a restart). A replica not streaming from the primary (its WAL receiver is not
-# running: just started, or cut off) cannot know how far behind it is, and is out of rotation.
+# What a replica says of itself: whether it is a standby, how far it has received and replayed
+# the primary's WAL, and whether it is streaming (its WAL receiver runs: a replica just started,
+# or cut off from the primary, cannot know how far behind it is, and is out of rotation).
 HEALTH = text(
-    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
-    " CASE WHEN pg_last_wal_receive_lsn() IS NULL"
-    "        OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
-    "      ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END,"
-    " EXISTS (SELECT 1 FROM pg_stat_wal_receiver)"
+    "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
+    " pg_last_wal_replay_lsn()::text, EXISTS (SELECT 1 FROM pg_stat_wal_receiver)"
 )
 REPLAYED = text("SELECT pg_last_wal_replay_lsn()::text")
 PRIMARY_POSITION = text("SELECT pg_current_wal_flush_lsn()::text")
@@ -75,6 +72,8 @@ class Replica:
     state: str = UNKNOWN
     lag_seconds: float | None = None
     replayed: int = 0  # the highest replay position seen: it only moves forward
+    # (received position, when) at each check where it had received WAL it had not replayed
+    backlog: deque[tuple[int, float]] = field(default_factory=deque)
     checked_at: float = -1e9
     error: str | None = None
     checking: threading.Lock = field(default_factory=threading.Lock)
@@ -106,26 +105,47 @@ class ReplicaSet:
         """Ask the replica how it is, and take it out of rotation or put it back."""
         try:
             with replica.engine.connect() as conn:
-                in_recovery, replayed, lag, streaming = conn.execute(HEALTH).one()
+                in_recovery, received, replayed, streaming = conn.execute(HEALTH).one()
         except Exception as error:  # any failure at all: out of rotation, never a 500
             replica.state, replica.lag_seconds = DOWN, None
             replica.error = type(error).__name__
+            replica.backlog.clear()
             replica.engine.dispose()
         else:
             replica.error = None
-            replica.lag_seconds = None if lag is None else float(lag)
             replica.replayed = max(replica.replayed, lsn(replayed) or 0)
+            replica.lag_seconds = self._lag(replica, lsn(received))
             if not in_recovery:
                 replica.state = NOT_STANDBY
             elif not streaming:
                 replica.state, replica.lag_seconds = LAGGING, None
-            elif replica.lag_seconds is None or replica.lag_seconds > self.max_lag:
+                replica.backlog.clear()
+            elif replica.lag_seconds > self.max_lag:
                 replica.state = LAGGING
             else:
                 replica.state = UP
         replica.checked_at = time.monotonic()
         if self.on_state is not None:
             self.on_state(replica)
+
+    @staticmethod
+    def _lag(replica: Replica, received: int | None) -> float:
+        """How long the replica has held WAL it has not replayed: the time since the first
+        check that saw it receive a position it has still not replayed (0 when it has replayed
+        all it has received). Measured against its own receipt, not against the age of the last
+        transaction it replayed, which reads as seconds of lag on a primary that was idle for
+        seconds and then wrote."""
+        now = time.monotonic()
+        backlog = replica.backlog
+        while backlog and backlog[0][0] <= replica.replayed:
+            backlog.popleft()
+        if (
+            received is not None
+            and received > replica.replayed
+            and (not backlog or backlog[-1][0] < received)
+        ):
+            backlog.append((received, now))
+        return now - backlog[0][1] if backlog else 0.0
 
     def refresh(self, replica: Replica, *, force: bool = False) -> None:
         """Check the replica if its last check is older than the interval (one thread does)."""
