@@ -90,6 +90,9 @@ class ReplicaSet:
                 url,
                 pool_size=config["DB_POOL_SIZE"],
                 max_overflow=config["DB_MAX_OVERFLOW"],
+                # Reads only, each statement its own transaction: no BEGIN and ROLLBACK round
+                # trips (READ COMMITTED takes a snapshot per statement anyway).
+                autocommit=True,
                 # A replica that does not answer must not hold a request for long.
                 connect_timeout=2,
             )
@@ -151,8 +154,9 @@ class ReplicaSet:
         """Check the replica if its last check is older than the interval (one thread does)."""
         if not force and time.monotonic() - replica.checked_at < self.interval:
             return
-        if not replica.checking.acquire(blocking=force):
-            return  # another thread is checking it: go on with what is known
+        # Another thread is checking it: go on with what is known, or wait for the first check.
+        if not replica.checking.acquire(blocking=force or replica.state == UNKNOWN):
+            return
         try:
             if force or time.monotonic() - replica.checked_at >= self.interval:
                 self.check(replica)
