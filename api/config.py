@@ -340,8 +340,8 @@ SETTINGS: tuple[Setting, ...] = (
         _number,
         _at_least(0),
         "A replica whose replay is further behind than this is out of rotation until it catches "
-        "up. It bounds how stale nearby and analytics may read; the wallet, offers and venues "
-        "never read stale (docs/scaling.md).",
+        "up. It bounds how stale nearby's listing may be; the wallet, offers, venues, analytics "
+        "and the audit trail never read stale (docs/scaling.md).",
     ),
     Setting(
         "REPLICA_CHECK_SECONDS",

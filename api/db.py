@@ -8,6 +8,7 @@ otherwise (`api/replicas.py`, docs/scaling.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -96,8 +97,8 @@ def read(query: Callable[[Session], T], *, fresh: bool = True) -> T:
 
     `fresh`: the read must see every write committed before this request began (the caller's
     own above all): a replica serves it only once it has replayed past the primary's WAL
-    position (`fence()`). Not fresh (nearby, analytics): any replica in rotation, at most
-    `REPLICA_MAX_LAG_SECONDS` behind. A replica that fails the query is taken out of rotation
+    position (`fence()`). Not fresh (nearby's listing, which has no caller whose writes it must
+    show): any replica in rotation, at most `REPLICA_MAX_LAG_SECONDS` behind. A replica that fails the query is taken out of rotation
     and the query runs again on the primary, so a replica that goes away never fails a request.
     """
     found = replicas()
@@ -111,7 +112,8 @@ def read(query: Callable[[Session], T], *, fresh: bool = True) -> T:
             result = query(replica_session)
         except DBAPIError as error:
             # Down, restarted, or a query cancelled by a recovery conflict: the primary answers.
-            replica_session.rollback()
+            with contextlib.suppress(DBAPIError):
+                replica_session.rollback()
             if error.connection_invalidated or not _still_answers(replica_session):
                 found.mark_down(replica, error)
             log.warning(
