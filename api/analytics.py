@@ -45,8 +45,10 @@ class Funnel(MethodView):
         """Impressions, check-ins at its venues while active, verified check-ins, unlocks,
         holdouts and redemptions over a period (default: the offer's whole life), the rates
         between them, time to redeem, and new versus returning visitors."""
-        return analytics.funnel(
-            db.session(), auth.current_merchant().merchant_id, offer_id, args["from_"], args["to"]
+        return db.read(
+            lambda session: analytics.funnel(
+                session, auth.current_merchant().merchant_id, offer_id, args["from_"], args["to"]
+            )
         )
 
 
@@ -64,14 +66,16 @@ class Redemptions(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Redemptions counted by local day or hour at the venue, by venue, or by offer; as
         JSON, or as CSV with `format=csv` or `Accept: text/csv`."""
-        rows = analytics.redemptions_by(
-            db.session(),
-            auth.current_merchant().merchant_id,
-            args["group_by"],
-            args["from_"],
-            args["to"],
-            args["offer_id"],
-            args["venue_id"],
+        rows = db.read(
+            lambda session: analytics.redemptions_by(
+                session,
+                auth.current_merchant().merchant_id,
+                args["group_by"],
+                args["from_"],
+                args["to"],
+                args["offer_id"],
+                args["venue_id"],
+            )
         )
         wants_csv = args["format"] == "csv" or (
             args["format"] is None
@@ -102,8 +106,10 @@ class Lift(MethodView):
         """Causal lift from the randomized holdout: return rates of treated and held-out users
         within `window_days` after their first eligible visit, the difference, and its 95%
         interval (Newcombe). Users still inside their window are reported as `pending`."""
-        return analytics.lift(
-            db.session(), auth.current_merchant().merchant_id, offer_id, args["window_days"]
+        return db.read(
+            lambda session: analytics.lift(
+                session, auth.current_merchant().merchant_id, offer_id, args["window_days"]
+            )
         )
 
 
@@ -118,14 +124,16 @@ class Leaks(MethodView):
         by a verified check-in, refused redemption attempts by reason, this merchant's codes
         tried by other merchants, redemptions suspiciously fast after the unlock or far from
         where it happened, and rejected check-ins by reason."""
-        return analytics.leak_report(
-            db.session(),
-            auth.current_merchant().merchant_id,
-            args["from_"],
-            args["to"],
-            args["offer_id"],
-            args["fast_seconds"],
-            args["far_m"],
+        return db.read(
+            lambda session: analytics.leak_report(
+                session,
+                auth.current_merchant().merchant_id,
+                args["from_"],
+                args["to"],
+                args["offer_id"],
+                args["fast_seconds"],
+                args["far_m"],
+            )
         )
 
 
@@ -136,7 +144,11 @@ class HealthList(MethodView):
     def get(self) -> dict[str, Any]:
         """Every offer with its health over the last 7 days and flags that say why an
         offer looks broken or mistrusted."""
-        return {"offers": analytics.offer_health(db.session(), auth.current_merchant().merchant_id)}
+        return {
+            "offers": db.read(
+                lambda session: analytics.offer_health(session, auth.current_merchant().merchant_id)
+            )
+        }
 
 
 @blp.route("/offers/<uuid:offer_id>/health")
@@ -146,7 +158,9 @@ class Health(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, offer_id: uuid.UUID) -> dict[str, Any]:
         """One offer's health over the last 7 days, with its flags."""
-        [health] = analytics.offer_health(
-            db.session(), auth.current_merchant().merchant_id, offer_id
+        [health] = db.read(
+            lambda session: analytics.offer_health(
+                session, auth.current_merchant().merchant_id, offer_id
+            )
         )
         return health

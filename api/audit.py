@@ -97,12 +97,14 @@ class AuditTrail(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The merchant's audit trail, newest first: every change to its venues, offers, keys,
         redemptions and staff accounts, with the key that made it. An unknown `before` is 404."""
-        events = audit.list_events(
-            db.session(),
-            auth.current_merchant().merchant_id,
-            limit=args["limit"],
-            before=args["before"],
-            object_id=args["object_id"],
+        events = db.read(
+            lambda session: audit.list_events(
+                session,
+                auth.current_merchant().merchant_id,
+                limit=args["limit"],
+                before=args["before"],
+                object_id=args["object_id"],
+            )
         )
         more = len(events) == args["limit"]
         return {"events": events, "next_before": events[-1].id if more else None}

@@ -137,7 +137,8 @@ class Wallet(MethodView):
     @blp.response(200, WalletSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The user's unlocks, newest first, each `active`, `redeemed` or `expired`."""
-        entries = wallet(db.session(), auth.current_user().user_id, args.get("status"))
+        user_id = auth.current_user().user_id
+        entries = db.read(lambda session: wallet(session, user_id, args.get("status")))
         return {
             "unlocks": [
                 {

@@ -100,6 +100,22 @@ def _database_url(value: Any) -> str | None:
     return None
 
 
+def _urls(raw: str) -> tuple[str, ...] | None:
+    return tuple(part.strip() for part in raw.split(",") if part.strip()) or None
+
+
+def _check_replica_urls(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        return f"must be a comma-separated list of PostgreSQL URLs, got {value!r}"
+    for index, url in enumerate(value, 1):
+        problem = _database_url(url)
+        if problem is not None:
+            return f"(URL {index}) {problem}"
+    return None
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -308,6 +324,41 @@ SETTINGS: tuple[Setting, ...] = (
         _integer,
         _at_least(0),
         "Extra connections a worker may open for a burst, closed when returned.",
+    ),
+    Setting(
+        "DATABASE_REPLICA_URLS",
+        None,
+        _urls,
+        _check_replica_urls,
+        "Read replicas (hot standbys of `DATABASE_URL` by PostgreSQL streaming replication), "
+        "comma-separated PostgreSQL URLs. Read-only endpoints read from a healthy one; writes "
+        "and reads that must see a write use the primary (docs/scaling.md). Unset: no replicas.",
+    ),
+    Setting(
+        "REPLICA_MAX_LAG_SECONDS",
+        1.0,
+        _number,
+        _at_least(0),
+        "A replica whose replay is further behind than this is out of rotation until it catches "
+        "up. It bounds how stale nearby's listing may be; the wallet, offers, venues, analytics "
+        "and the audit trail never read stale (docs/scaling.md).",
+    ),
+    Setting(
+        "REPLICA_CHECK_SECONDS",
+        0.5,
+        _number,
+        _at_least(0.05),
+        "How often each worker checks a replica's health and lag (the lag is measured to about "
+        "this much: keep it at most half of REPLICA_MAX_LAG_SECONDS); a replica that is down is "
+        "tried again after this long.",
+    ),
+    Setting(
+        "REPLICA_FRESH_WAIT_MS",
+        50,
+        _integer,
+        _at_least(0),
+        "How long a read that must see every earlier write waits for a replica to replay up to "
+        "the primary's position before it reads the primary instead.",
     ),
     Setting(
         "MAX_CONTENT_LENGTH",

@@ -1,14 +1,28 @@
 """Per request, at most one database session (closed, and rolled back unless committed, at
 teardown) and one connection in autocommit (closed at teardown). Use cases get the session
-wrapped in a unit of work (`uow()`); only they commit."""
+wrapped in a unit of work (`uow()`); only they commit.
+
+Read-only views call their query through `read()`, which runs it on a read replica when one is
+configured, healthy and (for reads that must see earlier writes) caught up, and on the primary
+otherwise (`api/replicas.py`, docs/scaling.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import Flask, current_app, g
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.replicas import PRIMARY_POSITION, ReplicaSet, lsn
 from core.uow import UnitOfWork, make_engine
+
+T = TypeVar("T")
+log = logging.getLogger("checkin_offers.db")
 
 
 def init_app(app: Flask) -> None:
@@ -32,6 +46,9 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["autocommit_engine"] = autocommit
     app.extensions["autocommit_connect"] = autocommit.connect
+    app.extensions["replicas"] = (
+        ReplicaSet(app.config) if app.config["DATABASE_REPLICA_URLS"] else None
+    )
     app.teardown_appcontext(_close)
 
 
@@ -74,7 +91,76 @@ def connection() -> Connection:
     return c
 
 
+def replicas() -> ReplicaSet | None:
+    found: ReplicaSet | None = current_app.extensions.get("replicas")
+    return found
+
+
+def fence() -> int:
+    """The primary's WAL flush position now: every commit acknowledged before lies below it."""
+    position = connection().execute(PRIMARY_POSITION).scalar_one()
+    return lsn(position) or 0
+
+
+def read(query: Callable[[Session], T], *, fresh: bool = True) -> T:
+    """Run a read-only `query` on a replica when one may serve it, else on the primary.
+
+    `fresh`: the read must see every write committed before this request began (the caller's
+    own above all): a replica serves it only once it has replayed past the primary's WAL
+    position (`fence()`). Not fresh (nearby's listing, which has no caller whose writes it must
+    show): any replica in rotation, at most `REPLICA_MAX_LAG_SECONDS` behind. A replica that fails the query is taken out of rotation
+    and the query runs again on the primary, so a replica that goes away never fails a request.
+    """
+    found = replicas()
+    if found is None:
+        return query(session())
+    replica, reason = found.choose(fence() if fresh else None)
+    if replica is not None:
+        replica_session: Session = replica.sessions()
+        g.setdefault("replica_sessions", []).append(replica_session)
+        try:
+            result = query(replica_session)
+        except DBAPIError as error:
+            # Down, restarted, or a query cancelled by a recovery conflict: the primary answers.
+            with contextlib.suppress(DBAPIError):
+                replica_session.rollback()
+            if error.connection_invalidated or not _still_answers(replica_session):
+                found.mark_down(replica, error)
+            log.warning(
+                "replica %s failed a read (%s); reading the primary", replica.name, error.orig
+            )
+            _count("primary", replica.name, "replica_failed")
+        else:
+            _count("replica", replica.name, "replica")
+            return result
+    else:
+        _count("primary", "", reason)
+    return query(session())
+
+
+def _still_answers(replica_session: Session) -> bool:
+    try:
+        replica_session.connection().exec_driver_sql("SELECT 1")
+        return True
+    except DBAPIError:
+        return False
+
+
+def _count(target: str, replica: str, reason: str) -> None:
+    from api import metrics  # api.metrics imports api.auth, which imports this module
+
+    recorder = metrics.current()
+    if recorder is not None:
+        recorder.observe_read(target, replica, reason)
+
+
 def _close(_exc: BaseException | None) -> None:
+    for replica_session in g.pop("replica_sessions", ()):
+        try:
+            replica_session.rollback()
+            replica_session.close()
+        except DBAPIError:
+            pass  # the replica went away under it: its pool has been told
     s = g.pop("db_session", None)
     if s is not None:
         s.rollback()
@@ -88,3 +174,5 @@ def dispose(app: Flask) -> None:
     """Close every pooled connection of the app's engines (scripts and tests, when done)."""
     app.extensions["engine"].dispose()
     app.extensions["autocommit_engine"].dispose()
+    if app.extensions.get("replicas") is not None:
+        app.extensions["replicas"].dispose()

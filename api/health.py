@@ -6,6 +6,8 @@ or at a revision this code does not know, which a newer release's migrations wro
 one still serves (migrations are additive first, so the older version keeps working with the
 newer schema until it is replaced). A schema behind this code (migrations not applied yet) is 503
 `not_ready`. A database that cannot be reached is 503 `service_unavailable` on both.
+`/readyz` also reports each read replica's state and lag (`api/replicas.py`); a replica out of
+rotation does not make the service unready, since the primary serves its reads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import text
 from api import db
 from api.cli import alembic_config
 from api.jsonbody import Blueprint
+from api.replicas import STATES
 from api.schemas import HealthSchema
 from core.errors import DomainError
 
@@ -31,6 +34,22 @@ class NotReadyError(DomainError):
     status = 503
     code = "not_ready"
     title = "Not ready"
+
+
+class ReplicaStatusSchema(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"description": "host:port/database"})
+    state = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(STATES),
+        metadata={
+            "description": "`up` (in rotation), `lagging` (further behind than "
+            "`REPLICA_MAX_LAG_SECONDS`), `down` (does not answer), `not_standby` (not in "
+            "recovery), `unknown` (not checked yet)"
+        },
+    )
+    lag_seconds = ma.fields.Float(
+        allow_none=True, metadata={"description": "Replay lag in seconds; null when down"}
+    )
 
 
 class ReadinessSchema(ma.Schema):
@@ -46,6 +65,14 @@ class ReadinessSchema(ma.Schema):
     )
     revision = ma.fields.String(
         required=True, metadata={"description": "The database's migration revision"}
+    )
+    replicas = ma.fields.List(
+        ma.fields.Nested(ReplicaStatusSchema),
+        metadata={
+            "description": "Each read replica (`DATABASE_REPLICA_URLS`), checked now; "
+            "absent without replicas. A replica out of rotation does not make the service unready: "
+            "its reads go to another replica or the primary."
+        },
     )
 
 
@@ -73,10 +100,24 @@ class Ready(MethodView):
             applied = set(session.scalars(text("SELECT version_num FROM alembic_version")))
         heads, known = _revisions()
         revision = ",".join(sorted(applied))
+        found = db.replicas()
+        replicas = {"replicas": found.status()} if found is not None else {}
         if applied == heads:
-            return {"status": "ready", "database": "ok", "schema": "current", "revision": revision}
+            return {
+                "status": "ready",
+                "database": "ok",
+                "schema": "current",
+                "revision": revision,
+                **replicas,
+            }
         if applied and not applied & known:
-            return {"status": "ready", "database": "ok", "schema": "ahead", "revision": revision}
+            return {
+                "status": "ready",
+                "database": "ok",
+                "schema": "ahead",
+                "revision": revision,
+                **replicas,
+            }
         raise NotReadyError(
             f"the database schema is at {revision or 'no revision'}; this version needs "
             f"{', '.join(sorted(heads))}: run `flask --app api.wsgi migrate`"

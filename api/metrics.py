@@ -117,6 +117,39 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.reads = Counter(
+            f"{PREFIX}_db_reads",
+            "Reads that a replica may serve, by where they ran (`replica` or `primary`), the "
+            "replica (that served it, or failed it) and why (`replica`; to the primary: "
+            "`no_replica` in rotation, `behind` the caller's writes, `replica_failed`)",
+            ["target", "replica", "reason"],
+            registry=r,
+        )
+        self.replica_lag = Gauge(
+            f"{PREFIX}_db_replica_lag_seconds",
+            "A replica's replay lag at its last check (the largest any worker saw)",
+            ["replica"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.replica_in_rotation = Gauge(
+            f"{PREFIX}_db_replica_in_rotation",
+            "1 while a replica is in rotation, 0 while it is down, lagging or not a standby "
+            "(0 if any worker has it out)",
+            ["replica"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+
+    def observe_read(self, target: str, replica: str, reason: str) -> None:
+        self.reads.labels(target, replica, reason).inc()
+
+    def observe_replica(self, replica: Any) -> None:
+        self.replica_lag.labels(replica.name).set(
+            replica.lag_seconds if replica.lag_seconds is not None else float("nan")
+        )
+        self.replica_in_rotation.labels(replica.name).set(1 if replica.state == "up" else 0)
+
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
         method = method if method in METHODS else "other"  # any token is a method to Werkzeug
         labels = (method, route or UNMATCHED_ROUTE, str(status))
@@ -179,6 +212,9 @@ def init_app(app: Flask) -> None:
     capacity = app.config["DB_POOL_SIZE"] + app.config["DB_MAX_OVERFLOW"]
     recorder.watch_pool(app.extensions["engine"], capacity)
     recorder.watch_pool(app.extensions["autocommit_engine"], capacity)
+    replicas = app.extensions.get("replicas")
+    if replicas is not None:
+        replicas.on_state = recorder.observe_replica
     app.extensions["metrics"] = recorder
 
 

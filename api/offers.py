@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
+from sqlalchemy.orm import Session
 
 from api import audit, auth, db
 from api.jsonbody import Blueprint
@@ -33,12 +34,14 @@ class Offers(MethodView):
     @blp.response(200, OfferListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The merchant's offers, optionally of one status."""
-        session = db.session()
-        found = catalog.list_offers(
-            session, auth.current_merchant().merchant_id, args.get("status")
-        )
-        venue_ids = catalog.venue_ids_of(session, [offer.id for offer in found])
-        return {"offers": [catalog.offer_view(offer, venue_ids[offer.id]) for offer in found]}
+        merchant_id = auth.current_merchant().merchant_id
+
+        def query(session: Session) -> dict[str, Any]:
+            found = catalog.list_offers(session, merchant_id, args.get("status"))
+            venue_ids = catalog.venue_ids_of(session, [offer.id for offer in found])
+            return {"offers": [catalog.offer_view(offer, venue_ids[offer.id]) for offer in found]}
+
+        return db.read(query)
 
     @auth.merchant("owner")
     @blp.arguments(OfferCreateSchema())
@@ -58,9 +61,11 @@ class OfferItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, offer_id: uuid.UUID) -> catalog.OfferView:
         """One offer."""
-        session = db.session()
-        return catalog.show_offer(
-            session, catalog.get_offer(session, auth.current_merchant().merchant_id, offer_id)
+        merchant_id = auth.current_merchant().merchant_id
+        return db.read(
+            lambda session: catalog.show_offer(
+                session, catalog.get_offer(session, merchant_id, offer_id)
+            )
         )
 
     @auth.merchant("owner")

@@ -32,8 +32,12 @@ class Venues(MethodView):
     @blp.response(200, VenueListSchema)
     def get(self) -> dict[str, Any]:
         """The merchant's venues."""
-        found = venues.list_venues(db.session(), auth.current_merchant().merchant_id)
-        return {"venues": [venues.venue_view(venue) for venue in found]}
+        merchant_id = auth.current_merchant().merchant_id
+        return db.read(
+            lambda session: {
+                "venues": [venues.venue_view(v) for v in venues.list_venues(session, merchant_id)]
+            }
+        )
 
     @auth.merchant("owner")
     @blp.arguments(VenueCreateSchema())
@@ -58,8 +62,9 @@ class VenueItem(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, venue_id: uuid.UUID) -> venues.VenueView:
         """One venue."""
-        return venues.venue_view(
-            venues.get_venue(db.session(), auth.current_merchant().merchant_id, venue_id)
+        merchant_id = auth.current_merchant().merchant_id
+        return db.read(
+            lambda session: venues.venue_view(venues.get_venue(session, merchant_id, venue_id))
         )
 
     @auth.merchant("owner")
@@ -109,9 +114,15 @@ class Nearby(MethodView):
         No auth needed; with a user token, the offers listed are recorded as impressions, once
         per user, offer and day.
         """
-        # Each statement stands alone: the listing, the token, the impressions it records.
+        # Each statement stands alone: the listing, the token, the impressions it records. The
+        # listing may come from a replica (at most REPLICA_MAX_LAG_SECONDS behind); the token
+        # and the impressions are the primary's.
         conn = db.connection()
-        found = venues.nearby(conn, args["lat"], args["lon"], args["radius_m"], args["limit"])
+        where = args["lat"], args["lon"], args["radius_m"], args["limit"]
+        if db.replicas() is None:
+            found = venues.nearby(conn, *where)
+        else:
+            found = db.read(lambda session: venues.nearby(session, *where), fresh=False)
         for venue in found:
             for offer in venue.offers:
                 offer["unlock"] = describe_rule(rule_from_json(offer["rule"]))

@@ -9,6 +9,9 @@
 #   scripts/pg.sh where            the directory that holds the cluster's data and state
 #   scripts/pg.sh destroy          stop the cluster and delete its data and state for good
 #   scripts/pg.sh list             every cluster on this machine kept outside its checkout (root)
+#   scripts/pg.sh --cluster NAME standby
+#                                  start NAME as a hot standby of `main` (a read replica made with
+#                                  pg_basebackup -R on first use, streaming from main after)
 #   scripts/pg.sh ensure-postgis   install PostgreSQL/PostGIS from the distribution if missing
 #   scripts/pg.sh ensure-apt PKG   install a Debian package if missing (used by `make test`)
 #
@@ -402,6 +405,33 @@ cmd_stop() {
     stop_all
 }
 
+# A hot standby of main: its data is a base backup of main's (pg_basebackup -R writes
+# standby.signal and primary_conninfo), on a port of its own; it then streams main's WAL.
+cmd_standby() {
+    [ "$CLUSTER" != main ] || die "name the standby: scripts/pg.sh --cluster NAME standby"
+    cmd_ensure_postgis
+    find_state
+    take_lock
+    start_cluster main >/dev/null
+    local dir data main_port bin
+    dir=$(cluster_dir "$CLUSTER")
+    data=$dir/data
+    if [ ! -f "$data/PG_VERSION" ]; then
+        bin=$(bindir_for "$STATE/data")
+        main_port=$(cat "$STATE/port")
+        say "making $CLUSTER a hot standby of the private cluster (pg_basebackup from port $main_port)"
+        mkdir -p "$dir"
+        chmod 700 "$dir"
+        if is_root; then chown "$PG_USER:" "$dir"; fi
+        rm -rf "$data"
+        PGPASSWORD=$(cat "$STATE/password") run_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$main_port" \
+            -U postgres -D "$data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 ||
+            { tail -n 20 "$dir/basebackup.log" >&2; die "pg_basebackup failed (its log: $dir/basebackup.log)"; }
+        pick_port >"$dir/port"
+    fi
+    start_cluster "$CLUSTER"
+}
+
 cmd_url() {
     local db=${1:-$APP_DB} dir port password
     find_state
@@ -457,7 +487,7 @@ cmd_list() {
 }
 
 usage() {
-    die "usage: scripts/pg.sh [--cluster NAME] start|stop|url [DB]|secret-key|where|destroy|list|ensure-postgis|ensure-apt PKG"
+    die "usage: scripts/pg.sh [--cluster NAME] start|stop|standby|url [DB]|secret-key|where|destroy|list|ensure-postgis|ensure-apt PKG"
 }
 
 if [ "${1:-}" = --cluster ]; then
@@ -469,6 +499,7 @@ case "${1:-}" in
     ensure-postgis) cmd_ensure_postgis ;;
     ensure-apt) [ -n "${2:-}" ] || usage; cmd_ensure_apt "$2" ;;
     start) cmd_start ;;
+    standby) cmd_standby ;;
     stop) cmd_stop ;;
     url) cmd_url "${2:-}" ;;
     secret-key) cmd_secret_key ;;

@@ -4,6 +4,7 @@
 # Development settings (docs/configuration.md): APP_ENV=development, and with the private cluster
 # the SECRET_KEY kept with it (`scripts/pg.sh secret-key`), so dashboard sessions survive a
 # restart. PORT: that port, or without it the first free one from 8000 (scripts/serve.py).
+# REPLICAS=N (with the private cluster): N hot standbys made with pg_basebackup serve the reads.
 # Ctrl-C and SIGTERM stop gunicorn gracefully: requests in flight finish (GRACEFUL_TIMEOUT, 20 s);
 # then the cluster stops too if this run started it.
 #
@@ -63,6 +64,20 @@ if [ -z "${DATABASE_URL:-}" ]; then
     if [ -z "${SECRET_KEY:-}" ]; then
         SECRET_KEY=$(scripts/pg.sh secret-key) || exit 1
         export SECRET_KEY
+    fi
+    # REPLICAS=N: N hot standbys of the private cluster serve the reads (docs/scaling.md). They
+    # stop with the private cluster (`make stop-db`, or the end of a run that started it); their
+    # data stays for the next run (`scripts/pg.sh --cluster replica-1 destroy` deletes one).
+    if [ "${REPLICAS:-0}" != 0 ] && [ -z "${DATABASE_REPLICA_URLS:-}" ]; then
+        [[ $REPLICAS =~ ^[1-9]$ ]] || die "REPLICAS must be a number from 0 to 9, got '$REPLICAS'"
+        urls=()
+        for i in $(seq 1 "$REPLICAS"); do
+            scripts/pg.sh --cluster "replica-$i" standby >/dev/null || exit 1
+            urls+=("$(scripts/pg.sh --cluster "replica-$i" url)") || exit 1
+        done
+        DATABASE_REPLICA_URLS=$(IFS=,; echo "${urls[*]}")
+        export DATABASE_REPLICA_URLS
+        say "reads go to $REPLICAS hot standby(s) of the private cluster (DATABASE_REPLICA_URLS)"
     fi
 fi
 

@@ -54,8 +54,10 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
             "METRICS_TOKEN": "a" * 32,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             "USER_TOKEN_TTL_DAYS": "",  # empty is unset
+            "DATABASE_REPLICA_URLS": " postgresql://u@r1/db ,postgresql://u@r2:5433/db,",
         }
     )
+    assert config["DATABASE_REPLICA_URLS"] == ("postgresql://u@r1/db", "postgresql://u@r2:5433/db")
     assert config["DATABASE_URL"] == "postgres://u@h/db"
     assert (config["APP_ENV"], config["LOG_FORMAT"]) == ("development", "text")
     assert config["DB_POOL_SIZE"] == 12
@@ -98,6 +100,14 @@ def test_values_from_the_environment(tmp_path: Path) -> None:
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("METRICS_TOKEN", "short", "METRICS_TOKEN must be 16 to 256 characters"),
         ("METRICS_TOKEN", "x" * 20 + " y", "METRICS_TOKEN must be 16 to 256 characters"),
+        (
+            "DATABASE_REPLICA_URLS",
+            "postgresql://u@h1/db, mysql://u@h2/db",
+            "DATABASE_REPLICA_URLS (URL 2) must be a PostgreSQL URL",
+        ),
+        ("REPLICA_MAX_LAG_SECONDS", "-1", "REPLICA_MAX_LAG_SECONDS must be at least 0"),
+        ("REPLICA_CHECK_SECONDS", "0", "REPLICA_CHECK_SECONDS must be at least 0.05"),
+        ("REPLICA_FRESH_WAIT_MS", "soon", "REPLICA_FRESH_WAIT_MS must be an integer"),
         (
             "PROMETHEUS_MULTIPROC_DIR",
             "/no/such/dir",
