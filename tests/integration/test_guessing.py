@@ -1,6 +1,6 @@
 """Guessing secrets: presence codes are limited per user, per device and per venue in a sliding
 window, and the leak report shows the guessing (issue 23: 150 wrong codes in 2.4 s were all
-answered, then the right one unlocked). `tests/e2e/test_guessing.py` holds the limits under
+answered, then the right one unlocked). `tests/e2e/test_guessing_concurrency.py` holds the limits under
 real parallel requests."""
 
 from __future__ import annotations
