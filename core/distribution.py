@@ -55,6 +55,14 @@ DISTRIBUTION: dict[str, Placement] = {
     "redemption_attempts": Placement("merchant", "merchant_id"),
     "impressions": Placement("merchant", None, "add merchant_id; drop the FK to users"),
     "audit_events": Placement("merchant", "merchant_id"),
+    "feedback": Placement("merchant", "merchant_id", "drop the FKs to users and checkins"),
+    "feedback_replies": Placement("merchant", "merchant_id", "FK (merchant_id, feedback_id)"),
+    "presence_code_attempts": Placement(
+        "merchant", None, "add merchant_id (from the venue); drop the FK to users"
+    ),
+    "dashboard_sessions": Placement(
+        "merchant", None, "add merchant_id (from the key); FK (merchant_id, api_key_id)"
+    ),
     "users": Placement("user", "id"),
     "user_tokens": Placement(
         "user",
@@ -63,6 +71,10 @@ DISTRIBUTION: dict[str, Placement] = {
     ),
     "user_cards": Placement("user", "user_id"),
     "member_codes": Placement("user", "user_id"),
+    "account_erasures": Placement("user", "user_id"),
+    "sign_in_attempts": Placement(
+        "local", None, "keyed by handle before there is a user: distribute by handle or use Redis"
+    ),
     "idempotency_records": Placement(
         "local", None, "distribute by principal (a text key) or move to Redis"
     ),
