@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         presence,
         redemptions,
         venues,
+        webhooks,
     )
 
     blueprints = (
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         devices.blp,
         analytics.blp,
         audit.blp,
+        webhooks.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -448,6 +448,29 @@ SETTINGS: tuple[Setting, ...] = (
         "`*`. Unset: no CORS headers at all.",
     ),
     Setting(
+        "WEBHOOKS_ALLOW_HTTP_LOOPBACK",
+        False,
+        _boolean,
+        _check_boolean,
+        "Accept webhook URLs on a loopback address, plain `http` included (development and "
+        "tests only). Off: webhook URLs must be `https` to a public address.",
+    ),
+    Setting(
+        "WEBHOOK_WORKER_THREADS",
+        4,
+        _integer,
+        _at_least(1),
+        "Deliveries the webhook worker sends at once (one per endpoint at a time).",
+    ),
+    Setting(
+        "WEBHOOK_WORKER_METRICS_PORT",
+        0,
+        _integer,
+        _at_least(0),
+        "When above 0, the webhook worker serves its Prometheus metrics (delivery outcomes) on "
+        "this port at `/metrics`.",
+    ),
+    Setting(
         "HSTS_SECONDS",
         0,
         _integer,

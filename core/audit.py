@@ -49,6 +49,9 @@ ACTIONS = (
     "device_pairing.create",
     "device.pair",
     "device.revoke",
+    "webhook.create",
+    "webhook.delete",
+    "webhook_delivery.replay",
 )
 
 # Never recorded, whatever a caller passes.
