@@ -135,6 +135,8 @@ class Worker:
         resolver: Resolver = webhooks.resolve,
         on_outcome: OutcomeHook | None = None,
         name: str | None = None,
+        connect_timeout_s: float = webhooks.CONNECT_TIMEOUT_S,
+        read_timeout_s: float = webhooks.READ_TIMEOUT_S,
     ):
         self._factory = session_factory
         self.policy = policy
@@ -142,6 +144,7 @@ class Worker:
         self.idle_sleep_s = idle_sleep_s
         self.resolver = resolver
         self.on_outcome = on_outcome
+        self.timeouts = (connect_timeout_s, read_timeout_s)
         self.id = uuid.uuid4()
         self.name = name or f"{socket.gethostname()}:{threading.get_native_id()}"
         self._stop = threading.Event()
@@ -153,7 +156,13 @@ class Worker:
             claimed = webhooks.claim(uow.session)
             if claimed is None:
                 return False
-            outcome = send(claimed, self.policy, self.resolver)
+            outcome = send(
+                claimed,
+                self.policy,
+                self.resolver,
+                connect_timeout=self.timeouts[0],
+                read_timeout=self.timeouts[1],
+            )
             status = webhooks.record_attempt(uow.session, claimed, outcome)
             uow.commit()
         log.info(

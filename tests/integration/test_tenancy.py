@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
+from api import db
+from core import webhooks
 from mobile_stub.client import ApiError, Client
 from tests.factories import offer_body, venue_body
 
@@ -24,7 +27,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @pytest.fixture
-def theirs(api: Client, other_owner: Client) -> dict[str, str]:
+def theirs(app: Flask, api: Client, other_owner: Client) -> dict[str, str]:
     """Objects of another merchant, by path parameter."""
     venue = other_owner.create_venue(venue_body())
     offer = other_owner.create_offer(offer_body([venue["id"]]))
@@ -35,6 +38,17 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
     someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
     card = someone.register_card("04112233445566")
     device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
+    app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = True
+    webhook = other_owner.create_webhook("http://127.0.0.1:9/theirs", ["checkin.verified"])
+    app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = False
+    with app.app_context():  # one delivery of theirs, as a check-in of theirs would write
+        session = db.session()
+        merchant_id = session.scalar(
+            text("SELECT merchant_id FROM webhook_endpoints WHERE id = :id"), {"id": webhook["id"]}
+        )
+        webhooks.emit(session, merchant_id, [(webhooks.CHECKIN_VERIFIED, {"id": "x"})])
+        session.commit()
+    delivery = other_owner.webhook_deliveries(webhook["id"])[0]
     return {
         "venue_id": venue["id"],
         "offer_id": offer["id"],
@@ -43,6 +57,8 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
         "tag_id": tag["id"],
         "card_id": card["id"],
         "device_id": device["device"]["id"],
+        "webhook_id": webhook["id"],
+        "delivery_id": delivery["id"],
     }
 
 
@@ -86,6 +102,7 @@ def test_another_tenants_ids_are_404_on_every_route(
     assert [d["id"] for d in other_owner.list_devices()] == [theirs["device_id"]]
     assert [s["id"] for s in other_owner.list_staff_users()] == [theirs["staff_user_id"]]
     assert [t["id"] for t in other_owner.list_nfc_tags(theirs["venue_id"])] == [theirs["tag_id"]]
+    assert [w["id"] for w in other_owner.list_webhooks()] == [theirs["webhook_id"]]
 
 
 def test_listings_show_only_the_callers_objects(
