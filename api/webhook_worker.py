@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from sqlalchemy.orm import sessionmaker
 
 from api import config as config_module
+from api import observability
 from core import webhooks
 from core.delivery import Worker
 from core.uow import make_engine
@@ -59,11 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except config_module.ConfigError as error:
         print(f"error: {error.report()}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config_module.log_level(settings),
-        format="%(asctime)s %(levelname)-5s webhooks %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    # The API's log lines (LOG_FORMAT, LOG_LEVEL): JSON in a container, short text at a terminal.
+    observability.configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
     threads = settings["WEBHOOK_WORKER_THREADS"]
     engine = make_engine(settings["DATABASE_URL"], pool_size=threads + 1, max_overflow=1)
     metrics = WorkerMetrics()
