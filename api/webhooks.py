@@ -14,7 +14,7 @@ from marshmallow import validate as v
 
 from api import audit, auth, db
 from api.jsonbody import Blueprint
-from api.schemas import Text, UtcDateTime
+from api.schemas import QueryInteger, Text, UtcDateTime
 from core import webhooks
 
 blp = Blueprint(
@@ -41,7 +41,7 @@ class WebhookCreateSchema(ma.Schema):
         },
     )
     events = f.List(
-        f.String(validate=v.OneOf(webhooks.EVENT_TYPES)),
+        Text(validate=v.OneOf(webhooks.EVENT_TYPES)),
         required=True,
         validate=v.Length(1, len(webhooks.EVENT_TYPES)),
     )
@@ -106,7 +106,7 @@ class DeliveryListSchema(ma.Schema):
 
 
 class DeliveryArgsSchema(ma.Schema):
-    limit = f.Integer(load_default=50, validate=v.Range(1, 200))
+    limit = QueryInteger(load_default=50, validate=v.Range(1, 200))
 
 
 class ReplaySchema(ma.Schema):
