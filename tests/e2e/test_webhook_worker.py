@@ -143,3 +143,61 @@ def test_sigterm_finishes_the_delivery_in_flight_and_a_new_worker_sends_the_rest
     assert sorted(p["data"]["id"] for p in payloads) == sorted(c["id"] for c in checkins)
     ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
     assert len(set(ids)) == 3
+
+
+def test_a_database_connection_lost_mid_delivery_sends_it_again_with_the_same_id(
+    live_api: Client,
+    live_database_url: str,
+    engine: Engine,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """What a database restart does to the worker: its transaction, holding the delivery, is
+    gone before the attempt is recorded. The worker carries on, and the delivery is sent again
+    with the same webhook-id (at least once), then recorded."""
+    created = live_api.create_merchant("Restart Cafe", "restart@example.com")
+    owner = live_api.with_token(created["api_key"])
+    hook = webhooks.create_endpoint(
+        UnitOfWork(sessionmaker(engine)),
+        Actor.operator("test"),
+        uuid.UUID(created["merchant"]["id"]),
+        receiver.url(),
+        [webhooks.CHECKIN_VERIFIED],
+        webhooks.UrlPolicy(allow_http_loopback=True),
+    )
+    venue = owner.create_venue(venue_body(checkin_cooldown_minutes=0))
+    user = live_api.with_token(
+        live_api.create_user(f"u{secrets.token_hex(4)}", "correct horse")["token"]
+    )
+    lon, lat = venue["location"]["coordinates"]
+    user.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())
+
+    receiver.delay = 2.0
+    log = tmp_path / "worker.log"
+    worker = _worker(live_database_url, log)
+    try:
+        wait_for(lambda: receiver.requests, "the delivery to arrive", timeout=30)
+        with engine.begin() as conn:  # the worker's claim, waiting on the receiver, is cut off
+            cut = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state = 'idle in transaction' AND query LIKE '%webhook_deliveries%'"
+                )
+            ).all()
+        assert cut == [(True,)]
+        receiver.delay = 0.0
+        wait_for(
+            lambda: _status(engine, hook["id"]) == {"delivered": 1},
+            "the delivery to be sent again and recorded",
+            timeout=30,
+        )
+        assert worker.poll() is None  # the worker carried on
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
+    assert len(ids) == 2 and len(set(ids)) == 1
+    assert len(receiver.verified(hook["secret"])) == 2
