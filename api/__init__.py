@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         presence,
         redemptions,
         venues,
+        wallet_passes,
         webhooks,
     )
 
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         analytics.blp,
         audit.blp,
         webhooks.blp,
+        wallet_passes.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -6,6 +6,7 @@ covered.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,6 +38,11 @@ def theirs(app: Flask, api: Client, other_owner: Client) -> dict[str, str]:
     tag = other_owner.register_nfc_tag(venue["id"], "04AABBCCDDEEFF")
     someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
     card = someone.register_card("04112233445566")
+    other_owner.activate_offer(other_owner.create_offer(offer_body([venue["id"]]))["id"])
+    lon, lat = venue["location"]["coordinates"]
+    unlock = someone.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())["unlocks"][
+        0
+    ]
     device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
     app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = True
     webhook = other_owner.create_webhook("http://127.0.0.1:9/theirs", ["checkin.verified"])
@@ -58,6 +64,7 @@ def theirs(app: Flask, api: Client, other_owner: Client) -> dict[str, str]:
         "card_id": card["id"],
         "device_id": device["device"]["id"],
         "webhook_id": webhook["id"],
+        "unlock_id": unlock["id"],
         "delivery_id": delivery["id"],
     }
 
