@@ -656,6 +656,12 @@ class Client:
             list[WalletEntry], self._json("GET", "/v1/me/unlocks", params=params)["unlocks"]
         )
 
+    def google_wallet_link(self, unlock_id: str) -> str:
+        """A "save to Google Wallet" link for one of the user's active unlocks. (The Apple
+        Wallet `.pkpass` is a file for the phone to open: GET .../apple-pass directly.)"""
+        answer = self._json("GET", f"/v1/me/unlocks/{unlock_id}/google-pass")
+        return cast(str, answer["url"])
+
     def redeem(
         self, code: str, venue_id: str | None = None, *, idempotency_key: str | None = None
     ) -> Redemption:
