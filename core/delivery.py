@@ -59,6 +59,7 @@ def send(
     *,
     connect_timeout: float = webhooks.CONNECT_TIMEOUT_S,
     read_timeout: float = webhooks.READ_TIMEOUT_S,
+    ca_certs: str | None = None,
 ) -> Outcome:
     """One attempt: check the URL (again), POST to the address checked, never follow a
     redirect. Never raises for what the receiver or the network does."""
@@ -87,6 +88,8 @@ def send(
             target.port,
             server_hostname=target.host,
             assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs,  # None: the system's trusted CAs
             **kwargs,  # type: ignore[arg-type]
         )
     else:
@@ -137,6 +140,7 @@ class Worker:
         name: str | None = None,
         connect_timeout_s: float = webhooks.CONNECT_TIMEOUT_S,
         read_timeout_s: float = webhooks.READ_TIMEOUT_S,
+        ca_certs: str | None = None,
     ):
         self._factory = session_factory
         self.policy = policy
@@ -145,6 +149,7 @@ class Worker:
         self.resolver = resolver
         self.on_outcome = on_outcome
         self.timeouts = (connect_timeout_s, read_timeout_s)
+        self.ca_certs = ca_certs
         self.id = uuid.uuid4()
         self.name = name or f"{socket.gethostname()}:{threading.get_native_id()}"
         self._stop = threading.Event()
@@ -162,6 +167,7 @@ class Worker:
                 self.resolver,
                 connect_timeout=self.timeouts[0],
                 read_timeout=self.timeouts[1],
+                ca_certs=self.ca_certs,
             )
             status = webhooks.record_attempt(uow.session, claimed, outcome)
             uow.commit()

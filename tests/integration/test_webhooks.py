@@ -11,13 +11,19 @@ worker reads the outbox on connections of its own, as in production.
 from __future__ import annotations
 
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from flask import Flask
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
@@ -368,3 +374,86 @@ def test_the_limit_of_endpoints_holds(app: Flask, plain_owner: Client) -> None:
     with pytest.raises(ApiError) as refused:
         plain_owner.create_webhook("http://127.0.0.1:9/one-more", ["checkin.verified"])
     assert (refused.value.status, refused.value.code) == (422, "too_many_webhooks")
+
+
+def test_https_delivery_connects_to_the_checked_address_and_verifies_the_host_name(
+    dev_app: Flask, owner: Client, committed_api: Client, tmp_path: Path
+) -> None:
+    """The worker connects to the IP it checked, yet TLS verifies the certificate for the URL's
+    host name (SNI and hostname check): a certificate for another name is refused."""
+    ca_key, key = _rsa(), _rsa()
+    ca = _certificate("Test CA", ca_key, ca_key, None, ca=True)
+    leaf = _certificate("localhost", key, ca_key, ca, ca=False, dns="localhost")
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    receiver = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    try:
+        port = receiver.server.server_address[1]
+        good = owner.create_webhook(f"https://localhost:{port}/hook", ["checkin.verified"])
+        user, _ = _user(committed_api)
+        _check_in(user, _venue_with_offer(owner))
+        worker = Worker(
+            dev_app.extensions["sessionmaker"],
+            DEV,
+            resolver=lambda host, p: ["127.0.0.1"],
+            ca_certs=str(tmp_path / "ca.pem"),
+        )
+        assert worker.drain() == 1
+        (delivery,) = owner.webhook_deliveries(good["id"])
+        assert delivery["status"] == "delivered", delivery["last_error"]
+        assert len(receiver.verified(good["secret"])) == 1
+
+        owner.delete_webhook(good["id"])
+        wrong = owner.create_webhook(f"https://127.0.0.1:{port}/hook", ["checkin.verified"])
+        _check_in(_user(committed_api)[0], _venue_with_offer(owner))
+        assert worker.drain() == 1
+        (delivery,) = owner.webhook_deliveries(wrong["id"])
+        assert delivery["status"] == "pending"
+        assert "certificate" in delivery["last_error"].lower() or "ssl" in (
+            delivery["last_error"].lower()
+        )
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.close()
+
+
+def _rsa() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _certificate(
+    name: str,
+    key: rsa.RSAPrivateKey,
+    signer: rsa.RSAPrivateKey,
+    issuer: x509.Certificate | None,
+    *,
+    ca: bool,
+    dns: str | None = None,
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if dns:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False
+        )
+    return builder.sign(signer, hashes.SHA256())
