@@ -83,6 +83,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         privacy,
         redemptions,
         venues,
+        wallet_passes,
+        webhooks,
     )
 
     blueprints = (
@@ -98,6 +100,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         feedback.blp,
         audit.blp,
         privacy.blp,
+        webhooks.blp,
+        wallet_passes.blp,
     )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -4,7 +4,9 @@
 `/readyz`: and the database schema is one this version can serve: at this code's migration head,
 or at a revision this code does not know, which a newer release's migrations wrote while this
 one still serves (migrations are additive first, so the older version keeps working with the
-newer schema until it is replaced). A schema behind this code (migrations not applied yet) is 503
+newer schema until it is replaced). It also reports the webhook delivery worker (`webhooks`:
+whether one has a recent heartbeat, and the queue): information, not a condition of readiness,
+since the API serves and the outbox keeps events while no worker runs. A schema behind this code (migrations not applied yet) is 503
 `not_ready`. A database that cannot be reached is 503 `service_unavailable` on both.
 `/readyz` also reports each read replica's state and lag (`api/replicas.py`); a replica out of
 rotation does not make the service unready, since the primary serves its reads.
@@ -19,12 +21,14 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.views import MethodView
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from api import db
 from api.cli import alembic_config
 from api.jsonbody import Blueprint
 from api.replicas import STATES
 from api.schemas import HealthSchema
+from core import webhooks
 from core.errors import DomainError
 
 blp = Blueprint("health", __name__, description="Service health")
@@ -52,6 +56,22 @@ class ReplicaStatusSchema(ma.Schema):
     )
 
 
+class WebhookWorkerSchema(ma.Schema):
+    worker = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(["running", "not_running"]),
+        metadata={
+            "description": "`running` when a delivery worker's heartbeat is recent; "
+            "`not_running` does not make the API unready (events wait in the outbox)"
+        },
+    )
+    workers = ma.fields.Integer(required=True)
+    pending = ma.fields.Integer(required=True, metadata={"description": "Deliveries queued"})
+    oldest_due_seconds = ma.fields.Float(
+        required=True, metadata={"description": "How long the oldest due delivery has waited"}
+    )
+
+
 class ReadinessSchema(ma.Schema):
     status = ma.fields.String(required=True, metadata={"description": "`ready`"})
     database = ma.fields.String(required=True, metadata={"description": "`ok`"})
@@ -73,6 +93,11 @@ class ReadinessSchema(ma.Schema):
             "absent without replicas. A replica out of rotation does not make the service unready: "
             "its reads go to another replica or the primary."
         },
+    )
+    webhooks = ma.fields.Nested(
+        WebhookWorkerSchema,
+        required=True,
+        metadata={"description": "The webhook delivery worker, as the database sees it"},
     )
 
 
@@ -109,6 +134,7 @@ class Ready(MethodView):
                 "schema": "current",
                 "revision": revision,
                 **replicas,
+                "webhooks": _webhooks(session),
             }
         if applied and not applied & known:
             return {
@@ -117,11 +143,22 @@ class Ready(MethodView):
                 "schema": "ahead",
                 "revision": revision,
                 **replicas,
+                "webhooks": _webhooks(session),
             }
         raise NotReadyError(
             f"the database schema is at {revision or 'no revision'}; this version needs "
             f"{', '.join(sorted(heads))}: run `flask --app api.wsgi migrate`"
         )
+
+
+def _webhooks(session: Session) -> dict[str, Any]:
+    state = webhooks.queue_state(session)
+    return {
+        "worker": "running" if state.workers else "not_running",
+        "workers": state.workers,
+        "pending": state.pending,
+        "oldest_due_seconds": round(state.oldest_due_s, 3),
+    }
 
 
 def _revisions() -> tuple[set[str], set[str]]:

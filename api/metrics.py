@@ -29,11 +29,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, event
 from werkzeug.exceptions import NotFound
 
+from api import db
 from api.auth import bearer
+from core import webhooks
 from core.errors import UnauthorizedError
 
 PREFIX = "checkin_offers"
@@ -233,4 +236,38 @@ def scrape() -> Response:
     sent = bearer() or ""
     if not hmac.compare_digest(sent.encode(), token.encode()):
         raise UnauthorizedError("a valid metrics token is required (Authorization: Bearer ...)")
-    return Response(recorder.render(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    body = recorder.render() + webhook_queue_metrics()
+    return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+
+class _WebhookQueue:
+    """The webhook outbox as the database has it at scrape time (the same for every worker
+    and host, so read, not counted). The delivery worker's own outcomes are its metrics."""
+
+    def __init__(self, state: webhooks.QueueState):
+        self.state = state
+
+    def collect(self) -> Any:
+        s = self.state
+        for name, doc, value in (
+            (
+                "webhook_queue_pending",
+                "Webhook deliveries waiting to be sent or retried",
+                s.pending,
+            ),
+            ("webhook_queue_due", "Webhook deliveries due now", s.due),
+            (
+                "webhook_queue_oldest_due_seconds",
+                "How long the oldest due webhook delivery has waited",
+                s.oldest_due_s,
+            ),
+            ("webhook_endpoints_failing", "Webhook endpoints marked failing", s.failing_endpoints),
+            ("webhook_workers_running", "Webhook workers with a recent heartbeat", s.workers),
+        ):
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
+
+
+def webhook_queue_metrics() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_WebhookQueue(webhooks.queue_state(db.session())))
+    return generate_latest(registry)

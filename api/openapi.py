@@ -34,11 +34,11 @@ from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from apispec.ext.marshmallow.common import resolve_schema_cls
 
-from core import accounts, idempotency
+from core import accounts, idempotency, webhooks
 from core import errors as core_errors
 from core.errors import DomainError
 from geo import nfc
-from offers import abuse, checkins, devices, feedback, redemptions
+from offers import abuse, checkins, devices, feedback, redemptions, wallet
 
 # ---- fields and schemas ------------------------------------------------------------------------
 
@@ -192,6 +192,27 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "GET /v1/analytics/responsiveness": Operation(
         "getResponsiveness", (core_errors.NotFoundError,)
+    ),
+    "POST /v1/merchants/me/webhooks": Operation(
+        "createWebhook", (webhooks.WebhookUrlError, webhooks.WebhookLimitError)
+    ),
+    "GET /v1/merchants/me/webhooks": Operation("listWebhooks"),
+    "DELETE /v1/merchants/me/webhooks/{webhook_id}": Operation(
+        "deleteWebhook", (core_errors.NotFoundError,)
+    ),
+    "GET /v1/merchants/me/webhooks/{webhook_id}/deliveries": Operation(
+        "listWebhookDeliveries", (core_errors.NotFoundError,)
+    ),
+    "POST /v1/merchants/me/webhooks/{webhook_id}/deliveries/{delivery_id}/replay": Operation(
+        "replayWebhookDelivery", (core_errors.NotFoundError,)
+    ),
+    "GET /v1/me/unlocks/{unlock_id}/apple-pass": Operation(
+        "getApplePass",
+        (core_errors.NotFoundError, wallet.WalletNotConfiguredError, wallet.UnlockNotActiveError),
+    ),
+    "GET /v1/me/unlocks/{unlock_id}/google-pass": Operation(
+        "getGooglePass",
+        (core_errors.NotFoundError, wallet.WalletNotConfiguredError, wallet.UnlockNotActiveError),
     ),
     "GET /v1/me/export": Operation("exportMyData"),
     "DELETE /v1/me": Operation("deleteMyAccount"),

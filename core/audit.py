@@ -50,6 +50,9 @@ ACTIONS = (
     "device.pair",
     "device.revoke",
     "feedback_reply.create",
+    "webhook.create",
+    "webhook.delete",
+    "webhook_delivery.replay",
 )
 
 # Never recorded, whatever a caller passes.

@@ -799,3 +799,106 @@ __all__ = [
     "UserToken",
     "Venue",
 ]
+
+
+# ---- webhooks (core/webhooks.py, docs/integrations.md) ---------------------------------------
+
+
+class WebhookEndpoint(Base):
+    """Where a merchant wants its events POSTed. The signing secret is kept as issued: the
+    worker signs every delivery with it (Standard Webhooks: a symmetric HMAC key), so unlike an
+    API key it cannot be stored as a hash. `failing_since` is set when a delivery gave up after
+    its retry window, and cleared by the next success."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_merchant_id", "merchant_id"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _now()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookEvent(Base):
+    """The outbox: one row per event, written in the transaction of the change that caused it
+    (only when an endpoint of the merchant subscribes to its type). Its id is the deliveries'
+    `webhook-id`, the same on every retry."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("ix_webhook_events_merchant_id_created_at", "merchant_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: `pending` until a 2xx answer (`delivered`) or until its retry
+    window ends (`failed`). The worker claims due rows with `FOR NO KEY UPDATE SKIP LOCKED`."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+        UniqueConstraint("event_id", "endpoint_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = _now()
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # A failed attempt at or after this gives up (`failed`).
+    give_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """Every attempt at a delivery, for the owner's list of deliveries."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("ix_webhook_attempts_delivery_id_attempted_at", "delivery_id", "attempted_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookWorker(Base):
+    """A running delivery worker's heartbeat, for `/readyz`."""
+
+    __tablename__ = "webhook_workers"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = _now()
+    heartbeat_at: Mapped[datetime] = _now()

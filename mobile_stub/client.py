@@ -435,6 +435,30 @@ class Client:
         """A new secret for the key (owner key); the old one fails at once."""
         return cast(ApiKeyCreated, self._json("POST", f"/v1/merchants/me/keys/{key_id}/rotate"))
 
+    def create_webhook(self, url: str, events: list[str]) -> dict[str, Any]:
+        """Register a webhook endpoint (owner key); the answer's `secret` is shown only once."""
+        body = {"url": url, "events": events}
+        return cast(dict[str, Any], self._json("POST", "/v1/merchants/me/webhooks", body))
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]], self._json("GET", "/v1/merchants/me/webhooks")["webhooks"]
+        )
+
+    def delete_webhook(self, webhook_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json("DELETE", f"/v1/merchants/me/webhooks/{webhook_id}"))
+
+    def webhook_deliveries(self, webhook_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """An endpoint's recent deliveries, newest first, with their attempts."""
+        path = f"/v1/merchants/me/webhooks/{webhook_id}/deliveries"
+        answer = self._json("GET", path, params=self._params(limit=limit))
+        return cast(list[dict[str, Any]], answer["deliveries"])
+
+    def replay_webhook_delivery(self, webhook_id: str, delivery_id: str) -> dict[str, Any]:
+        """Send a delivery again, with the same webhook-id."""
+        path = f"/v1/merchants/me/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"
+        return cast(dict[str, Any], self._json("POST", path))
+
     def audit_trail(
         self, limit: int | None = None, before: str | None = None, object_id: str | None = None
     ) -> dict[str, Any]:
@@ -639,6 +663,12 @@ class Client:
         return cast(
             list[WalletEntry], self._json("GET", "/v1/me/unlocks", params=params)["unlocks"]
         )
+
+    def google_wallet_link(self, unlock_id: str) -> str:
+        """A "save to Google Wallet" link for one of the user's active unlocks. (The Apple
+        Wallet `.pkpass` is a file for the phone to open: GET .../apple-pass directly.)"""
+        answer = self._json("GET", f"/v1/me/unlocks/{unlock_id}/google-pass")
+        return cast(str, answer["url"])
 
     def redeem(
         self, code: str, venue_id: str | None = None, *, idempotency_key: str | None = None

@@ -13,7 +13,10 @@ number of offers at the venue:
 4. if verified: one query for every active offer at the venue with the facts its rule needs;
    the pure decision per offer (`offers.engine.decide`);
 5. one conditional UPDATE claiming the total caps of all offers to unlock
-   (`unlocked_count + n <= total_cap`), one INSERT of the unlocks and one of the holdouts.
+   (`unlocked_count + n <= total_cap`), one INSERT of the unlocks and one of the holdouts;
+6. if verified: one INSERT of the webhook events (`checkin.verified`, `unlock.created`) and
+   their deliveries into the outbox (`core.webhooks.emit`), which stores nothing when none of
+   the merchant's endpoints subscribes. They commit with the check-in or not at all.
 
 A check-in with a `tap_token` spends it with one conditional UPDATE after step 2 (the caller's
 own, unspent, unexpired token for this venue, or none); a GPS-only check-in makes no extra trip.
@@ -40,7 +43,7 @@ from shapely.geometry import MultiPolygon, Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, webhooks
 from core.errors import NotFoundError, UnauthorizedError, ValidationError
 from core.errors import TooManyAttemptsError as _TooManyAttempts
 from core.uow import UnitOfWork, execute
@@ -590,10 +593,46 @@ def _check_in(
         checkin_id, status, verdict, now, assessment, proof=proof, user_id=user_id
     )
     if verdict.verified:
-        _unlock(
+        issued = _unlock(
             session, result, user_id, data.venue_id, row.merchant_id, ZoneInfo(row.timezone), now
         )
+        webhooks.emit(
+            session,
+            row.merchant_id,
+            [(webhooks.CHECKIN_VERIFIED, _checkin_event(result, data.venue_id))]
+            + [
+                (webhooks.UNLOCK_CREATED, _unlock_event(uid, g, expires_at, data.venue_id, now))
+                for uid, g, _code, expires_at in issued
+            ],
+        )
     return result
+
+
+def _checkin_event(result: CheckinResult, venue_id: uuid.UUID) -> dict[str, Any]:
+    """A verified check-in as a merchant's webhook receives it: no user, no location."""
+    return {
+        "id": result.id,
+        "venue_id": venue_id,
+        "status": result.status,
+        "proof": result.proof,
+        "unlock_ids": [u.id for u in result.unlocks],
+        "created_at": result.created_at,
+    }
+
+
+def _unlock_event(
+    unlock_id: uuid.UUID, grant: _Grant, expires_at: datetime, venue_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """An unlock as a merchant's webhook receives it: never its code (a bearer secret)."""
+    return {
+        "id": unlock_id,
+        "offer_id": grant.offer_id,
+        "venue_id": venue_id,
+        "checkin_id": grant.checkin_id,
+        "title": grant.title,
+        "expires_at": expires_at,
+        "created_at": now,
+    }
 
 
 def proof_of(verdict: Verdict, staff: bool) -> str:
@@ -801,7 +840,8 @@ def _unlock(
     merchant_id: uuid.UUID,
     tz: ZoneInfo,
     now: datetime,
-) -> None:
+) -> list[tuple[uuid.UUID, _Grant, str, datetime]]:
+    """Decide and insert the unlocks; answers every unlock issued (group members' too)."""
     grants: list[_Grant] = []
     holdouts: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []  # checkin, offer, user
     candidates = execute(
@@ -915,7 +955,7 @@ def _unlock(
         )
         result.held_out = [h[1] for h in holdouts if h[2] == user_id]
     if not grants:
-        return
+        return []
     wanted: dict[uuid.UUID, int] = {}
     for grant in grants:
         wanted[grant.offer_id] = wanted.get(grant.offer_id, 0) + 1
@@ -932,6 +972,7 @@ def _unlock(
         for uid, g, code, expires_at in issued
         if g.user_id == user_id
     ]
+    return issued
 
 
 def _insert_unlocks(

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, webhooks
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.uow import UnitOfWork, execute
 
@@ -158,8 +158,12 @@ def give_feedback(
         ).one_or_none()
         if stored is None:  # a parallel post for the same check-in won
             raise AlreadyGivenError("feedback on this visit was already given")
+        view = dict(stored._mapping)
+        # Delivered if, and only if, the feedback commits; as the merchant's inbox shows it
+        # (no user id).
+        webhooks.emit(uow.session, row.merchant_id, [(webhooks.FEEDBACK_CREATED, view)])
         uow.commit()
-        return dict(stored._mapping)
+        return view
 
 
 # ---- replies -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Row, TextClause, select, text
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, webhooks
 from core.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from core.models import Unlock
 from core.uow import UnitOfWork, execute
@@ -213,7 +213,8 @@ def redeem(
     and committed either way: a refusal commits its attempt, then raises.
 
     Two statements whatever the outcome: one lookup, then the redemption with its attempt (or
-    the refused attempt alone), and the audit record of a redemption."""
+    the refused attempt alone); then a redemption's audit record and its webhook event
+    (`redemption.created`, in the outbox: `core.webhooks.emit`)."""
     with uow:
         result = _redeem(uow, actor, merchant_id, raw_code, venue_id)
         audit.record(  # the code itself is never recorded
@@ -230,6 +231,23 @@ def redeem(
                     "venue_id": result.venue_id,
                 },
             ),
+        )
+        webhooks.emit(  # delivered if, and only if, the redemption commits
+            uow.session,
+            merchant_id,
+            [
+                (
+                    webhooks.REDEMPTION_CREATED,
+                    {
+                        "id": result.id,
+                        "unlock_id": result.unlock_id,
+                        "offer_id": result.offer_id,
+                        "venue_id": result.venue_id,
+                        "title": result.offer_title,
+                        "redeemed_at": result.redeemed_at,
+                    },
+                )
+            ],
         )
         uow.commit()
         return result

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `make run`: database, migrations, then the API under gunicorn until Ctrl-C or SIGTERM.
+# `make run`: database, migrations, then the API under gunicorn and the webhook delivery worker
+# (api/webhook_worker.py) beside it, until Ctrl-C or SIGTERM stops both.
 #
 # Development settings (docs/configuration.md): APP_ENV=development, and with the private cluster
 # the SECRET_KEY kept with it (`scripts/pg.sh secret-key`), so dashboard sessions survive a
 # restart. PORT: that port, or without it the first free one from 8000 (scripts/serve.py).
 # REPLICAS=N (with the private cluster): N hot standbys made with pg_basebackup serve the reads.
 # Ctrl-C and SIGTERM stop gunicorn gracefully: requests in flight finish (GRACEFUL_TIMEOUT, 20 s);
-# then the cluster stops too if this run started it.
+# the webhook worker stops claiming and finishes its deliveries in flight (seconds: its timeouts);
+# then the cluster stops too if this run started it. Webhooks to plain http on loopback are
+# accepted (WEBHOOKS_ALLOW_HTTP_LOOPBACK=1, for a receiver on this machine) unless set to 0.
 #
 # Every step that fails stops the run with its own message and a non-zero status.
 set -euo pipefail
@@ -17,6 +20,7 @@ export APP_ENV=${APP_ENV:-development}
 # `make demo` signs a dozen personas up from this machine's address at every run: more sign-ups
 # per address than production's default (docs/configuration.md), still a limit.
 export RATE_LIMIT_SIGN_IN_PER_IP=${RATE_LIMIT_SIGN_IN_PER_IP:-300/minute}
+export WEBHOOKS_ALLOW_HTTP_LOOPBACK=${WEBHOOKS_ALLOW_HTTP_LOOPBACK:-1}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -24,11 +28,12 @@ die() { say "error: $*"; exit 1; }
 started_pg=""
 child=""   # the step running now (migrations, the demo)
 server=""  # gunicorn
+worker=""  # the webhook delivery worker
 port_file=$(mktemp)
 cleanup() {
     local status=$? pid
     trap - EXIT INT TERM HUP
-    for pid in $child $server; do
+    for pid in $child $server $worker; do
         if kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -97,6 +102,11 @@ fi
 grep -v -e 'Context impl ' -e 'Will assume transactional DDL' "$migrate_log" >&2 || true
 rm -f "$migrate_log"
 
+# The webhook delivery worker (docs/integrations.md): it sends what the outbox holds, committed
+# before this start included.
+.venv/bin/python -m api.webhook_worker &
+worker=$!
+
 # Everything else (workers, threads, graceful timeout, logs, the metrics directory shared by
 # the workers) comes from api/gunicorn_conf.py and the environment: docs/configuration.md.
 .venv/bin/python scripts/serve.py "$port_file" &
@@ -135,7 +145,8 @@ checkin-offers is serving on $base
   API docs     $base/docs
   dashboard    $base/dashboard
   demo story   make demo$demo_hint   (in another terminal)
-Ctrl-C stops it.
+  webhooks     delivered by the worker beside the API (docs/integrations.md)
+Ctrl-C stops both.
 
 EOF
 status=0

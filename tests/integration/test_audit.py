@@ -98,6 +98,24 @@ def _reply(w: World) -> tuple[str, str]:
     ]
 
 
+# A public address (an IP literal: no DNS lookup) the URL policy accepts; nothing is sent in
+# these tests, which run no delivery worker.
+PUBLIC_HOOK = "https://93.184.216.34/hook"
+
+
+def _delete_webhook(w: World) -> str:
+    hook = w.owner.create_webhook(PUBLIC_HOOK, ["checkin.verified"])
+    return str(w.owner.delete_webhook(hook["id"])["id"])
+
+
+def _replay(w: World) -> str:
+    hook = w.owner.create_webhook(PUBLIC_HOOK, ["checkin.verified"])
+    w.mobile.check_in(w.venue["id"], LAT, LON, 10, datetime.now(UTC).isoformat())
+    delivery = w.owner.webhook_deliveries(hook["id"])[0]
+    w.owner.replay_webhook_delivery(hook["id"], delivery["id"])
+    return str(delivery["id"])
+
+
 # (action, what to do: the changed object's id and the acting key's id (None: the owner's),
 #  what the event's `changes` must hold)
 CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list[Any]]]] = [
@@ -202,6 +220,13 @@ CASES: list[tuple[str, Callable[[World], tuple[str, str | None]], dict[str, list
         lambda w: (_delete_tag(w), None),
         {"uid": ["04A1B2C3D4E5F6", None]},
     ),
+    (
+        "webhook.create",
+        lambda w: (w.owner.create_webhook(PUBLIC_HOOK, ["unlock.created"])["id"], None),
+        {"url": [None, PUBLIC_HOOK], "events": [None, ["unlock.created"]]},
+    ),
+    ("webhook.delete", lambda w: (_delete_webhook(w), None), {"url": [PUBLIC_HOOK, None]}),
+    ("webhook_delivery.replay", lambda w: (_replay(w), None), {}),
 ]
 
 

@@ -17,6 +17,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import generate_latest
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy import Engine, text
 
@@ -458,6 +459,13 @@ def test_readyz_at_the_migration_head(client: FlaskClient, database_url: str) ->
         "database": "ok",
         "schema": "current",
         "revision": head,
+        # no delivery worker runs in this test: reported, and the API is ready all the same
+        "webhooks": {
+            "worker": "not_running",
+            "workers": 0,
+            "pending": 0,
+            "oldest_due_seconds": 0.0,
+        },
     }
 
 
@@ -502,3 +510,33 @@ def test_readyz_and_healthz_when_the_database_is_down() -> None:
         assert response.mimetype == PROBLEM
         assert response.get_json()["code"] == "service_unavailable"
     db.dispose(app)
+
+
+def test_the_webhook_queue_is_a_gauge_read_from_the_outbox(metrics_app: Flask) -> None:
+    client = metrics_app.test_client()
+    api = Client(FlaskTransport(client))
+    owner = api.with_token(api.create_merchant("Hooked", "hooked@example.com")["api_key"])
+    owner.create_webhook("https://93.184.216.34/hook", ["checkin.verified"])  # nothing is sent
+    venue = owner.create_venue(venue_body())
+    user = api.with_token(api.create_user("hooked_user", "correct horse")["token"])
+    lon, lat = venue["location"]["coordinates"]
+    user.check_in(venue["id"], lat, lon, 10, now())
+    text_ = scrape(client)
+    assert metric_value(text_, "checkin_offers_webhook_queue_pending") == 1
+    assert metric_value(text_, "checkin_offers_webhook_queue_due") == 1
+    assert metric_value(text_, "checkin_offers_webhook_workers_running") == 0
+
+
+def test_the_worker_counts_delivery_outcomes() -> None:
+    from api.webhook_worker import WorkerMetrics
+    from core.webhooks import Outcome
+
+    recorder = WorkerMetrics()
+    recorder.observe(None, Outcome(200, None, 12), "delivered")  # type: ignore[arg-type]
+    recorder.observe(None, Outcome(503, "answered 503", 40), "pending")  # type: ignore[arg-type]
+    recorder.observe(None, Outcome(None, "refused: private", 1), "failed")  # type: ignore[arg-type]
+    exposed = generate_latest(recorder.registry).decode()
+    name = "checkin_offers_webhook_deliveries_total"
+    assert f'{name}{{outcome="delivered",status="delivered"}} 1.0' in exposed
+    assert f'{name}{{outcome="http_5xx",status="pending"}} 1.0' in exposed
+    assert f'{name}{{outcome="refused",status="failed"}} 1.0' in exposed

@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
+from api import db
+from core import webhooks
 from mobile_stub.client import ApiError, Client
 from tests.factories import offer_body, venue_body
 
@@ -29,7 +32,7 @@ USER_ROUTES = {"/v1/checkins/<uuid:checkin_id>/feedback"}
 
 
 @pytest.fixture
-def theirs(api: Client, other_owner: Client) -> dict[str, str]:
+def theirs(app: Flask, api: Client, other_owner: Client) -> dict[str, str]:
     """Objects of another merchant, by path parameter."""
     venue = other_owner.create_venue(venue_body())
     offer = other_owner.create_offer(offer_body([venue["id"]]))
@@ -39,12 +42,28 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
     tag = other_owner.register_nfc_tag(venue["id"], "04AABBCCDDEEFF")
     someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
     card = someone.register_card("04112233445566")
+    other_owner.activate_offer(other_owner.create_offer(offer_body([venue["id"]]))["id"])
+    lon, lat = venue["location"]["coordinates"]
+    unlock = someone.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())["unlocks"][
+        0
+    ]
     device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
     # someone else's verified visit at their venue, rated: another user's check-in for
     # `mobile`, another merchant's feedback for `owner`
     lon, lat = venue["location"]["coordinates"]
     visit = someone.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())
     feedback = someone.give_feedback(visit["id"], 5, "great")
+    app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = True
+    webhook = other_owner.create_webhook("http://127.0.0.1:9/theirs", ["checkin.verified"])
+    app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = False
+    with app.app_context():  # one delivery of theirs, as a check-in of theirs would write
+        session = db.session()
+        merchant_id = session.scalar(
+            text("SELECT merchant_id FROM webhook_endpoints WHERE id = :id"), {"id": webhook["id"]}
+        )
+        webhooks.emit(session, merchant_id, [(webhooks.CHECKIN_VERIFIED, {"id": "x"})])
+        session.commit()
+    delivery = other_owner.webhook_deliveries(webhook["id"])[0]
     return {
         "venue_id": venue["id"],
         "offer_id": offer["id"],
@@ -55,6 +74,9 @@ def theirs(api: Client, other_owner: Client) -> dict[str, str]:
         "device_id": device["device"]["id"],
         "checkin_id": visit["id"],
         "feedback_id": feedback["id"],
+        "webhook_id": webhook["id"],
+        "unlock_id": unlock["id"],
+        "delivery_id": delivery["id"],
     }
 
 
@@ -100,6 +122,7 @@ def test_another_tenants_ids_are_404_on_every_route(
     assert [t["id"] for t in other_owner.list_nfc_tags(theirs["venue_id"])] == [theirs["tag_id"]]
     [rated] = other_owner.list_feedback()
     assert (rated["rating"], rated["replies"]) == (5, [])
+    assert [w["id"] for w in other_owner.list_webhooks()] == [theirs["webhook_id"]]
 
 
 def test_listings_show_only_the_callers_objects(

@@ -1,0 +1,653 @@
+"""Webhooks: the merchant's endpoints, the outbox of events, and the deliveries' bookkeeping.
+
+Events are never lost and never invented (docs/integrations.md):
+
+- `emit` writes an event and its deliveries (one per subscribed endpoint of the merchant) with
+  one INSERT ... SELECT, in the session of the use case that made the change: a check-in, an
+  unlock or a redemption. They commit together, or roll back together. A merchant without a
+  subscribed endpoint costs the statement's index probe and nothing is stored.
+- The delivery worker (`core/delivery.py`) claims due deliveries with `FOR NO KEY UPDATE SKIP
+  LOCKED` and records each attempt here (`record_attempt`): delivered on a 2xx, else retried on
+  `backoff`'s schedule (exponential with jitter) until `RETRY_WINDOW` has passed, then `failed`
+  and the endpoint is marked failing. The webhook-id is the event's id, the same on every retry.
+
+Lists of codes, limits and defaults live here; the API's schemas import them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import random
+import secrets
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.errors import NotFoundError, ValidationError
+from core.uow import UnitOfWork, execute
+
+CHECKIN_VERIFIED = "checkin.verified"
+UNLOCK_CREATED = "unlock.created"
+REDEMPTION_CREATED = "redemption.created"
+# Written by offers.feedback.give_feedback in its own transaction.
+FEEDBACK_CREATED = "feedback.created"
+EVENT_TYPES = (CHECKIN_VERIFIED, UNLOCK_CREATED, REDEMPTION_CREATED, FEEDBACK_CREATED)
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED)
+
+MAX_ENDPOINTS_PER_MERCHANT = 10
+MAX_URL_LENGTH = 2048
+SECRET_PREFIX = "whsec_"
+
+# Retries: the first within a minute (the contract), then doubling, each delay jittered by
+# +-20% so that a receiver back from an outage is not hit by every retry at once; at most
+# `MAX_DELAY` apart, until an attempt fails `RETRY_WINDOW` or more after the event (so the last
+# retry comes at least 24 hours after the first attempt, and at most `MAX_DELAY` (+20%) later).
+FIRST_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=2)
+JITTER = 0.2
+RETRY_WINDOW = timedelta(hours=24)
+
+# Delivery limits (core/delivery.py): short timeouts, no redirects, the answer read up to a cap.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 5.0
+MAX_RESPONSE_BYTES = 64 * 1024
+MAX_ERROR_LENGTH = 500
+# A worker claims a delivery for this long at most (its transaction holds the row lock).
+WORKER_HEARTBEAT_S = 10.0
+# A worker whose heartbeat is older than this is not counted as running (/readyz).
+WORKER_STALE_AFTER_S = 60.0
+
+_ALLOWED_PORTS = None  # any port: merchants run receivers on odd ones; the address decides
+
+
+class WebhookUrlError(ValidationError):
+    code = "webhook_url_refused"
+    title = "Webhook URL refused"
+
+
+class WebhookLimitError(ValidationError):
+    code = "too_many_webhooks"
+    title = "Too many webhook endpoints"
+
+
+# ---- where a webhook may point ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """`allow_http_loopback` (the setting `WEBHOOKS_ALLOW_HTTP_LOOPBACK`, for development and
+    tests): loopback addresses are accepted, over `http` as well as `https`."""
+
+    allow_http_loopback: bool = False
+
+
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (A and AAAA)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def refused_address(address: str, policy: UrlPolicy) -> str | None:
+    """Why a receiver at this IP address is refused, or None: private, loopback (unless allowed),
+    link-local (cloud metadata at 169.254.169.254 included), multicast, reserved, unspecified,
+    carrier-grade NAT, and IPv4 reached through IPv6 (mapped, 6to4, Teredo) judged as IPv4."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return refused_address(str(inner), policy)
+    if ip.is_loopback:
+        return None if policy.allow_http_loopback else "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address (cloud metadata lives there)"
+    if ip.is_private or ip in ipaddress.ip_network("100.64.0.0/10"):
+        return "a private address"
+    if ip.is_multicast or ip.is_reserved or ip.is_unspecified or not ip.is_global:
+        return "not a public address"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL, with the addresses it resolved to: the worker connects to one of these,
+    never resolving again, so DNS cannot change between the check and the connection."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    addresses: tuple[str, ...]
+
+
+def check_url(url: str, policy: UrlPolicy, resolver: Resolver = resolve) -> Target:
+    """The URL's target if a webhook may be sent there; `WebhookUrlError` saying why not. Run at
+    registration and again before every delivery."""
+    if len(url) > MAX_URL_LENGTH:
+        raise WebhookUrlError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise WebhookUrlError(f"not a valid URL: {error}") from None
+    host = parts.hostname
+    if parts.scheme not in ("https", "http") or not host:
+        raise WebhookUrlError("the URL must be https://host/path")
+    if parts.username or parts.password:
+        raise WebhookUrlError("the URL may not carry a user name or password")
+    if parts.fragment:
+        raise WebhookUrlError("the URL may not have a #fragment")
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = list(resolver(host, port))
+    except (OSError, UnicodeError):
+        raise WebhookUrlError(f"the host {host} does not resolve") from None
+    if not addresses:
+        raise WebhookUrlError(f"the host {host} does not resolve")
+    for address in addresses:
+        why = refused_address(address, policy)
+        if why is not None:
+            raise WebhookUrlError(f"the host {host} resolves to {address}, {why}")
+    if parts.scheme == "http":
+        loopback = all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)
+        if not (policy.allow_http_loopback and loopback):
+            raise WebhookUrlError(
+                "the URL must be https (plain http only to a loopback address, with the "
+                "setting WEBHOOKS_ALLOW_HTTP_LOOPBACK=1)"
+            )
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(parts.scheme, host, port, path, tuple(addresses))
+
+
+# ---- endpoints ----------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """`whsec_` and the base64 of 32 random bytes (the Standard Webhooks format)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+_ENDPOINT_COLUMNS = "id, url, events, created_at, failing_since"
+
+
+def endpoint_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "url": row.url,
+        "events": list(row.events),
+        "status": "failing" if row.failing_since is not None else "active",
+        "failing_since": row.failing_since,
+        "created_at": row.created_at,
+    }
+
+
+def create_endpoint(
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    url: str,
+    events: Iterable[str],
+    policy: UrlPolicy,
+    resolver: Resolver = resolve,
+) -> dict[str, Any]:
+    """Register an endpoint; the answer carries its signing secret, shown this once."""
+    check_url(url, policy, resolver)
+    wanted = sorted(set(events))
+    unknown = [e for e in wanted if e not in EVENT_TYPES]
+    if unknown or not wanted:
+        raise ValidationError(
+            "unknown event types" if unknown else "subscribe to at least one event",
+            errors={"events": [f"one or more of {', '.join(EVENT_TYPES)}"]},
+        )
+    with uow:
+        session = uow.session
+        # One registration at a time per merchant, so the limit holds under parallel requests.
+        execute(
+            session,
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"webhooks:{merchant_id}"},
+        )
+        count = execute(
+            session,
+            text(
+                "SELECT count(*) FROM webhook_endpoints"
+                " WHERE merchant_id = :m AND deleted_at IS NULL"
+            ),
+            {"m": merchant_id},
+        ).scalar_one()
+        if count >= MAX_ENDPOINTS_PER_MERCHANT:
+            raise WebhookLimitError(
+                f"at most {MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints: delete one first"
+            )
+        secret = new_secret()
+        row = execute(
+            session,
+            text(
+                "INSERT INTO webhook_endpoints (id, merchant_id, url, events, secret, created_at)"
+                " VALUES (:id, :m, :url, :events, :secret, now())"
+                f" RETURNING {_ENDPOINT_COLUMNS}"
+            ),
+            {"id": uuid.uuid4(), "m": merchant_id, "url": url, "events": wanted, "secret": secret},
+        ).one()
+        view = endpoint_view(row)
+        audit.record(session, merchant_id, actor, "webhook.create", row.id, audit.diff(None, view))
+        uow.commit()
+        return {**view, "secret": secret}
+
+
+def list_endpoints(session: Session, merchant_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = execute(
+        session,
+        text(
+            f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints"
+            " WHERE merchant_id = :m AND deleted_at IS NULL ORDER BY created_at, id"
+        ),
+        {"m": merchant_id},
+    ).all()
+    return [endpoint_view(r) for r in rows]
+
+
+def delete_endpoint(
+    uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> dict[str, Any]:
+    """Stop an endpoint: nothing more is sent to it; its pending deliveries end `failed`."""
+    with uow:
+        session = uow.session
+        row = execute(
+            session,
+            text(
+                "UPDATE webhook_endpoints SET deleted_at = now()"
+                " WHERE id = :id AND merchant_id = :m AND deleted_at IS NULL"
+                f" RETURNING {_ENDPOINT_COLUMNS}"
+            ),
+            {"id": endpoint_id, "m": merchant_id},
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("no such webhook")
+        execute(
+            session,
+            text(
+                "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted'"
+                " WHERE endpoint_id = :id AND status = 'pending'"
+            ),
+            {"id": endpoint_id},
+        )
+        view = endpoint_view(row)
+        audit.record(
+            session, merchant_id, actor, "webhook.delete", endpoint_id, audit.diff(view, None)
+        )
+        uow.commit()
+        return view
+
+
+# ---- the outbox ---------------------------------------------------------------------------------
+
+# The events, and one delivery per live endpoint of the merchant that subscribes to the type: an
+# event nobody subscribes to is not stored at all.
+_EMIT = text(
+    """
+    WITH e AS (
+        SELECT e.id, e.type, e.data
+        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(id uuid, type text, data jsonb)
+    ), subscribed AS (
+        SELECT e.id AS event_id, w.id AS endpoint_id
+        FROM e JOIN webhook_endpoints w
+          ON w.merchant_id = :merchant_id AND w.deleted_at IS NULL AND e.type = ANY(w.events)
+    ), ev AS (
+        INSERT INTO webhook_events (id, merchant_id, type, data, created_at)
+        SELECT e.id, :merchant_id, e.type, e.data, now() FROM e
+        WHERE e.id IN (SELECT event_id FROM subscribed)
+        RETURNING id
+    )
+    INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, created_at,
+                                    next_attempt_at, give_up_at)
+    SELECT gen_random_uuid(), ev.id, s.endpoint_id, 'pending', 0, now(), now(),
+           now() + make_interval(secs => :window_s)
+    FROM ev JOIN subscribed s ON s.event_id = ev.id
+    """
+)
+
+
+def emit(
+    session: Session, merchant_id: uuid.UUID, events: Sequence[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """Put events (type, the object as the API shows it) in the outbox, in the caller's
+    transaction: they are delivered if, and only if, it commits. One statement."""
+    if not events:
+        return
+    for kind, _ in events:
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown webhook event type {kind!r}")
+    payload = [
+        {"id": str(uuid.uuid4()), "type": kind, "data": audit.jsonable(data)}
+        for kind, data in events
+    ]
+    execute(
+        session,
+        _EMIT,
+        {
+            "events": json.dumps(payload),
+            "merchant_id": str(merchant_id),
+            "window_s": RETRY_WINDOW.total_seconds(),
+        },
+    )
+
+
+# ---- deliveries ---------------------------------------------------------------------------------
+
+
+def backoff(attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: `FIRST_DELAY` doubled each time, at most
+    `MAX_DELAY`, times a random factor in [1 - JITTER, 1 + JITTER]."""
+    base = min(FIRST_DELAY * (2 ** max(0, attempts - 1)), MAX_DELAY)
+    return base * (1 - JITTER + 2 * JITTER * rng())
+
+
+def schedule(rng: Callable[[], float] = random.random) -> list[timedelta]:
+    """Every retry's delay after the first attempt (all failing), as `record_attempt` does it:
+    a failure before `RETRY_WINDOW` has passed schedules another retry."""
+    delays: list[timedelta] = []
+    elapsed = timedelta(0)
+    while elapsed < RETRY_WINDOW:
+        delays.append(backoff(len(delays) + 1, rng))
+        elapsed += delays[-1]
+    return delays
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A due delivery the worker holds (its row lock) while it sends it."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    merchant_id: uuid.UUID
+    url: str
+    secret: str
+    type: str
+    data: dict[str, Any]
+    event_created_at: datetime
+    attempts: int
+
+
+# The oldest due delivery that no other worker holds. The endpoint's row is locked too (skipped
+# when held): one delivery in flight per endpoint, so a slow receiver ties up one worker thread,
+# never all of them. FOR NO KEY UPDATE does not block the FOREIGN KEY checks of new deliveries.
+_CLAIM = text(
+    """
+    SELECT d.id, d.event_id, d.endpoint_id, d.attempts, w.merchant_id, w.url, w.secret,
+           e.type, e.data, e.created_at AS event_created_at
+    FROM webhook_deliveries d
+    JOIN webhook_endpoints w ON w.id = d.endpoint_id
+    JOIN webhook_events e ON e.id = d.event_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.deleted_at IS NULL
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+    FOR NO KEY UPDATE OF d, w SKIP LOCKED
+    """
+)
+
+
+def claim(session: Session) -> Claimed | None:
+    row = execute(session, _CLAIM).one_or_none()
+    if row is None:
+        return None
+    return Claimed(
+        row.id,
+        row.event_id,
+        row.endpoint_id,
+        row.merchant_id,
+        row.url,
+        row.secret,
+        row.type,
+        row.data,
+        row.event_created_at,
+        row.attempts,
+    )
+
+
+def body(claimed: Claimed) -> bytes:
+    """The JSON body: `{"type", "timestamp", "data"}`, the same bytes on every retry."""
+    return json.dumps(
+        {
+            "type": claimed.type,
+            "timestamp": claimed.event_created_at.isoformat().replace("+00:00", "Z"),
+            "data": claimed.data,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt met: an HTTP status (None when no answer came) and an error."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def label(self) -> str:
+        """For metrics: `delivered`, `http_4xx`/`http_5xx`/..., `refused` or `error`."""
+        if self.delivered:
+            return "delivered"
+        if self.status_code is not None:
+            return f"http_{self.status_code // 100}xx"
+        if self.error and self.error.startswith("refused"):
+            return "refused"
+        return "error"
+
+
+_RECORD = text(
+    """
+    WITH attempt AS (
+        INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error,
+                                      duration_ms)
+        VALUES (gen_random_uuid(), :id, now(), :status_code, :error, :duration_ms)
+    ), d AS (
+        UPDATE webhook_deliveries SET
+            attempts = attempts + 1,
+            last_attempt_at = now(),
+            last_status_code = :status_code,
+            last_error = :error,
+            status = CASE WHEN :delivered THEN 'delivered'
+                          WHEN now() >= give_up_at THEN 'failed'
+                          ELSE 'pending' END,
+            delivered_at = CASE WHEN :delivered THEN now() END,
+            next_attempt_at = CASE WHEN :delivered THEN next_attempt_at
+                                   ELSE now() + make_interval(secs => :delay_s) END
+        WHERE id = :id
+        RETURNING status, endpoint_id
+    )
+    UPDATE webhook_endpoints w SET failing_since = CASE
+            WHEN d.status = 'delivered' THEN NULL
+            WHEN d.status = 'failed' THEN COALESCE(w.failing_since, now())
+            ELSE w.failing_since END
+    FROM d WHERE w.id = d.endpoint_id
+    RETURNING d.status
+    """
+)
+
+
+def record_attempt(session: Session, claimed: Claimed, outcome: Outcome) -> str:
+    """Record an attempt and what follows: delivered, retried after `backoff`, or failed (the
+    retry window is over: the endpoint is marked failing). Returns the delivery's new status."""
+    status: str = execute(
+        session,
+        _RECORD,
+        {
+            "id": claimed.id,
+            "status_code": outcome.status_code,
+            "error": (outcome.error or None) and outcome.error[:MAX_ERROR_LENGTH],
+            "duration_ms": outcome.duration_ms,
+            "delivered": outcome.delivered,
+            "delay_s": backoff(claimed.attempts + 1).total_seconds(),
+        },
+    ).scalar_one()
+    return status
+
+
+def list_deliveries(
+    session: Session, merchant_id: uuid.UUID, endpoint_id: uuid.UUID, limit: int = 50
+) -> list[dict[str, Any]]:
+    """An endpoint's recent deliveries, newest first, each with its recent attempts."""
+    owned = execute(
+        session,
+        text("SELECT 1 FROM webhook_endpoints WHERE id = :id AND merchant_id = :m"),
+        {"id": endpoint_id, "m": merchant_id},
+    ).first()
+    if owned is None:
+        raise NotFoundError("no such webhook")
+    rows = execute(
+        session,
+        text(
+            """
+            SELECT d.id, d.event_id, e.type, d.status, d.attempts, d.created_at,
+                   d.next_attempt_at, d.give_up_at, d.delivered_at, d.last_attempt_at,
+                   d.last_status_code, d.last_error,
+                   COALESCE((SELECT json_agg(json_build_object(
+                                 'attempted_at', a.attempted_at, 'status_code', a.status_code,
+                                 'error', a.error, 'duration_ms', a.duration_ms)
+                             ORDER BY a.attempted_at DESC)
+                             FROM (SELECT * FROM webhook_attempts a
+                                   WHERE a.delivery_id = d.id
+                                   ORDER BY a.attempted_at DESC LIMIT 10) a), '[]') AS tries
+            FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+            WHERE d.endpoint_id = :id
+            ORDER BY d.created_at DESC, d.id DESC
+            LIMIT :limit
+            """
+        ),
+        {"id": endpoint_id, "limit": limit},
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "webhook_id": str(r.event_id),
+            "type": r.type,
+            "status": r.status,
+            "attempts": r.attempts,
+            "created_at": r.created_at,
+            "next_attempt_at": r.next_attempt_at if r.status == PENDING else None,
+            "give_up_at": r.give_up_at,
+            "delivered_at": r.delivered_at,
+            "last_status_code": r.last_status_code,
+            "last_error": r.last_error,
+            "recent_attempts": [
+                {**a, "attempted_at": datetime.fromisoformat(a["attempted_at"])} for a in r.tries
+            ],
+        }
+        for r in rows
+    ]
+
+
+def replay_delivery(
+    uow: UnitOfWork,
+    actor: audit.Actor,
+    merchant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+) -> None:
+    """Send a delivery again (delivered or failed ones too), with the same webhook-id, now and
+    then on a fresh retry window."""
+    with uow:
+        session = uow.session
+        row = execute(
+            session,
+            text(
+                """
+                UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(),
+                       give_up_at = now() + make_interval(secs => :window_s)
+                FROM webhook_endpoints w
+                WHERE d.id = :id AND d.endpoint_id = :endpoint_id AND w.id = d.endpoint_id
+                  AND w.merchant_id = :m AND w.deleted_at IS NULL
+                RETURNING d.id
+                """
+            ),
+            {
+                "id": delivery_id,
+                "endpoint_id": endpoint_id,
+                "m": merchant_id,
+                "window_s": RETRY_WINDOW.total_seconds(),
+            },
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError("no such delivery")
+        audit.record(session, merchant_id, actor, "webhook_delivery.replay", delivery_id, {})
+        uow.commit()
+
+
+# ---- the workers' heartbeats and the queue, for /readyz and /metrics ---------------------------
+
+
+def heartbeat(session: Session, worker_id: uuid.UUID, name: str) -> None:
+    execute(
+        session,
+        text(
+            "INSERT INTO webhook_workers (id, name, started_at, heartbeat_at)"
+            " VALUES (:id, :name, now(), now())"
+            " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()"
+        ),
+        {"id": worker_id, "name": name},
+    )
+
+
+def stopped(session: Session, worker_id: uuid.UUID) -> None:
+    execute(session, text("DELETE FROM webhook_workers WHERE id = :id"), {"id": worker_id})
+
+
+@dataclass(frozen=True)
+class QueueState:
+    workers: int  # workers with a recent heartbeat
+    pending: int
+    due: int  # pending and due now
+    oldest_due_s: float  # how long the oldest due delivery has waited
+    failing_endpoints: int
+
+
+def queue_state(session: Session) -> QueueState:
+    row = execute(
+        session,
+        text(
+            """
+            SELECT (SELECT count(*) FROM webhook_workers
+                    WHERE heartbeat_at > now() - make_interval(secs => :stale_s)) AS workers,
+                   (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending,
+                   d.due, COALESCE(EXTRACT(EPOCH FROM now() - d.oldest), 0) AS oldest_due_s,
+                   (SELECT count(*) FROM webhook_endpoints
+                    WHERE failing_since IS NOT NULL AND deleted_at IS NULL) AS failing
+            FROM (SELECT count(*) AS due, min(next_attempt_at) AS oldest
+                  FROM webhook_deliveries
+                  WHERE status = 'pending' AND next_attempt_at <= now()) d
+            """
+        ),
+        {"stale_s": WORKER_STALE_AFTER_S},
+    ).one()
+    return QueueState(
+        int(row.workers),
+        int(row.pending),
+        int(row.due),
+        float(row.oldest_due_s),
+        int(row.failing),
+    )

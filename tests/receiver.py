@@ -1,0 +1,75 @@
+"""A webhook receiver on loopback for the tests: a real HTTP server in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+
+class Receiver:
+    """A webhook receiver on loopback: answers the queued statuses in turn (then 200), after
+    `delay` seconds; records every request and notes when one delivery (path and webhook-id),
+    or one path, was in flight twice at once."""
+
+    def __init__(self) -> None:
+        self.answers: list[int] = []
+        self.delay = 0.0
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.overlaps: list[str] = []
+        self.max_in_flight = 0
+        self._in_flight: list[str] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                # one delivery (this endpoint, this event), and this endpoint
+                keys = [f"{self.path} {headers.get('webhook-id')}", self.path]
+                with receiver._lock:
+                    receiver.overlaps += [k for k in keys if k in receiver._in_flight]
+                    receiver._in_flight += keys
+                    receiver.max_in_flight = max(
+                        receiver.max_in_flight, len(receiver._in_flight) // 2
+                    )
+                    receiver.requests.append((self.path, headers, body))
+                    status = receiver.answers.pop(0) if receiver.answers else 200
+                time.sleep(receiver.delay)
+                with receiver._lock:
+                    for k in keys:
+                        receiver._in_flight.remove(k)
+                try:
+                    self.send_response(status)
+                    if 300 <= status < 400:
+                        self.send_header("location", "/elsewhere")
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the worker gave up waiting (a timeout test)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def verified(self, secret: str) -> list[dict[str, Any]]:
+        """Every request's payload, each verified with the receiver-side library."""
+        hook = Webhook(secret)
+        return [hook.verify(body, headers) for _path, headers, body in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
