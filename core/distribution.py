@@ -75,7 +75,7 @@ DISTRIBUTION: dict[str, Placement] = {
     "webhook_events": Placement("merchant", "merchant_id"),
     "webhook_deliveries": Placement("merchant", None, "add merchant_id; FKs with it"),
     "webhook_attempts": Placement("merchant", None, "add merchant_id; FK with it"),
-    "webhook_workers": Placement("local", None),
+    "webhook_workers": Placement("local", None, "the delivery workers' heartbeats: stays local"),
     "account_erasures": Placement("user", "user_id"),
     "sign_in_attempts": Placement(
         "local", None, "keyed by handle before there is a user: distribute by handle or use Redis"

@@ -43,16 +43,13 @@ def theirs(app: Flask, api: Client, other_owner: Client) -> dict[str, str]:
     someone = api.with_token(api.create_user("someone_else", "correct horse")["token"])
     card = someone.register_card("04112233445566")
     other_owner.activate_offer(other_owner.create_offer(offer_body([venue["id"]]))["id"])
-    lon, lat = venue["location"]["coordinates"]
-    unlock = someone.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())["unlocks"][
-        0
-    ]
-    device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
-    # someone else's verified visit at their venue, rated: another user's check-in for
-    # `mobile`, another merchant's feedback for `owner`
+    # someone else's verified visit at their venue, which unlocked an offer and is rated:
+    # another user's check-in and unlock for `mobile`, another merchant's feedback for `owner`
     lon, lat = venue["location"]["coordinates"]
     visit = someone.check_in(venue["id"], lat, lon, 10, datetime.now(UTC).isoformat())
+    unlock = visit["unlocks"][0]
     feedback = someone.give_feedback(visit["id"], 5, "great")
+    device = api.pair_device(other_owner.create_pairing(venue["id"], "their till")["code"])
     app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = True
     webhook = other_owner.create_webhook("http://127.0.0.1:9/theirs", ["checkin.verified"])
     app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = False
