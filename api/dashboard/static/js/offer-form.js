@@ -4,6 +4,7 @@
 import { api, clearProblem, el, markReady, showProblem } from "./common.js";
 import { DAYS, describeOffer } from "./offer-words.js";
 import { utcToWall, wallToUtc } from "./zones.js";
+import { venuePicker } from "./venue-picker.js";
 
 const form = document.getElementById("offer-form");
 const offerId = form.dataset.offerId || null;
@@ -248,6 +249,10 @@ async function start() {
   venues = venueList.venues.sort((a, b) => a.name.localeCompare(b.name));
   offer = loaded || null;
   renderVenueChoices(new Set(offer ? offer.venue_ids : venues.length === 1 ? [venues[0].id] : []));
+  if (venues.length) {
+    $("venue-tools").hidden = false;
+    venuePicker($("venue_ids"), venues, updatePreview);
+  }
   if (offer) {
     fill(offer);
     $("form-title").textContent = `Edit “${offer.title}”`;

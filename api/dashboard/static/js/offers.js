@@ -68,9 +68,6 @@ function card(offer) {
       offer.status !== "ended"
         ? el("a", { class: "button", href: `/dashboard/offers/${offer.id}/edit`, "aria-label": `Edit ${offer.title}` }, "Edit")
         : null,
-      offer.status !== "draft"
-        ? el("a", { class: "button", href: `/dashboard/analytics?offer=${offer.id}#funnel-title`, "aria-label": `Funnel of ${offer.title}` }, "Funnel")
-        : null,
       MOVES[offer.status].map(([action, label]) =>
         el(
           "button",
@@ -85,6 +82,10 @@ function card(offer) {
           label,
         ),
       ),
+      // Last, so a move's new buttons take the old ones' places (the double-tap guard).
+      offer.status !== "draft"
+        ? el("a", { class: "button", href: `/dashboard/analytics?offer=${offer.id}#funnel-title`, "aria-label": `Funnel of ${offer.title}` }, "Funnel")
+        : null,
     ),
   );
 }
