@@ -713,6 +713,15 @@ class OfferCreateSchema(ma.Schema):
             "default": catalog.DEFAULTS["holdout_pct"],
         },
     )
+    value_per_redemption = Number(
+        allow_none=True,
+        validate=v.Range(0, catalog.MAX_VALUE_PER_REDEMPTION),
+        metadata={
+            "description": "Optional: what one redemption costs the merchant, in their own "
+            "currency (rounded to cents); the summary's cost per verified visit reads it",
+            "default": catalog.DEFAULTS["value_per_redemption"],
+        },
+    )
 
 
 OfferPatchSchema = patch_schema(OfferCreateSchema, "OfferPatchSchema")
@@ -736,6 +745,9 @@ class OfferSchema(ma.Schema):
     requires_presence_code = f.Boolean(required=True)
     min_proof = f.String(required=True, validate=v.OneOf(MIN_PROOFS))
     holdout_pct = f.Float(required=True)
+    value_per_redemption = f.Float(
+        allow_none=True, metadata={"description": "What one redemption costs the merchant"}
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -1445,6 +1457,22 @@ class SummaryFiguresSchema(ma.Schema):
     )
     treatment = f.Nested(LiftGroupSchema, required=True)
     control = f.Nested(LiftGroupSchema, required=True)
+    cost = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Redemptions times the offers' value_per_redemption, over the offers "
+            "that state one; null when none does"
+        },
+    )
+    cost_per_verified_visit = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "cost / verified_checkins; null per offer and without either"},
+    )
+    cost_per_redemption = f.Float(
+        allow_none=True, required=True, metadata={"description": "cost / redemptions"}
+    )
 
 
 class SummaryChangeSchema(ma.Schema):
@@ -1477,6 +1505,7 @@ class SummaryOfferSchema(SummaryComparisonMixin):
     title = f.String(required=True)
     status = f.String(required=True)
     holdout_pct = f.Float(required=True)
+    value_per_redemption = f.Float(allow_none=True, required=True)
 
 
 class SummarySchema(SummaryComparisonMixin):

@@ -802,6 +802,8 @@ SUMMARY_MEASURES = (
     "redemptions",
     "redemption_rate",
     "lift",
+    "cost",
+    "cost_per_verified_visit",
 )
 
 # Two periods of equal length side by side: `cur` [lo, hi) and `prev` [lo - (hi - lo), lo).
@@ -961,7 +963,8 @@ def summary(
     ).all()
     offers = session.execute(
         text(
-            "SELECT id, title, status, holdout_pct FROM offers WHERE merchant_id = :m"
+            "SELECT id, title, status, holdout_pct, value_per_redemption FROM offers"
+            " WHERE merchant_id = :m"
             " ORDER BY created_at, id"
         ),
         {"m": str(merchant_id)},
@@ -996,7 +999,13 @@ def summary(
         else:
             figures.update({k: int(n[k]) for k in zero_lift})
 
-    def figures_of(counts: dict[str, Any]) -> dict[str, Any]:
+    values = {str(o.id): o.value_per_redemption for o in offers}
+
+    def cost_of(offer_id: str, counts: dict[str, Any]) -> float | None:
+        value = values.get(offer_id)
+        return None if value is None else round(float(value) * counts["redemptions"], 2)
+
+    def figures_of(counts: dict[str, Any], cost: float | None = None) -> dict[str, Any]:
         treatment = Group(counts["t_users"], counts["t_pending"], counts["t_returned"])
         control = Group(counts["c_users"], counts["c_pending"], counts["c_returned"])
         return {
@@ -1007,6 +1016,17 @@ def summary(
             "redemptions": counts["redemptions"],
             "redemption_rate": _rate(counts["unlocks_redeemed"], counts["unlocks"]),
             **_lift_figures(treatment, control),
+            "cost": cost,
+            "cost_per_verified_visit": (
+                round(cost / counts["verified_checkins"], 2)
+                if cost is not None and counts.get("verified_checkins")
+                else None
+            ),
+            "cost_per_redemption": (
+                round(cost / counts["redemptions"], 2)
+                if cost is not None and counts["redemptions"]
+                else None
+            ),
         }
 
     def with_changes(cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any]:
@@ -1019,7 +1039,12 @@ def summary(
     totals: dict[str, dict[str, Any]] = {}
     for p in ("cur", "prev"):
         summed = {k: sum(o[p][k] for o in per_offer.values()) for k in blank()}
-        totals[p] = figures_of({**summed, **merchant_counts[p]})
+        # The cost counts the redemptions of offers with a value; without any, there is none.
+        costs = [cost_of(i, o[p]) for i, o in per_offer.items()]
+        known = [c for c in costs if c is not None]
+        totals[p] = figures_of(
+            {**summed, **merchant_counts[p]}, round(sum(known), 2) if known else None
+        )
     out_offers = []
     for o in offers:
         counts = per_offer[str(o.id)]
@@ -1029,7 +1054,11 @@ def summary(
                 "title": o.title,
                 "status": o.status,
                 "holdout_pct": o.holdout_pct,
-                **with_changes(figures_of(counts["cur"]), figures_of(counts["prev"])),
+                "value_per_redemption": o.value_per_redemption,
+                **with_changes(
+                    figures_of(counts["cur"], cost_of(str(o.id), counts["cur"])),
+                    figures_of(counts["prev"], cost_of(str(o.id), counts["prev"])),
+                ),
             }
         )
     return {

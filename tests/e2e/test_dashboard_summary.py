@@ -45,13 +45,13 @@ def visit(live_api: Client, venue: dict[str, Any]) -> dict[str, str]:
 
 @pytest.fixture
 def cafe(live_api: Client) -> dict[str, Any]:
-    """Two venues; coffee at A, buns at A and B. Three visitors, five unlocks, three
-    redemptions: two coffees at A and a bun at B."""
+    """Two venues; coffee at A (2.50 a redemption), buns at A and B. Three visitors, five
+    unlocks, three redemptions: two coffees at A and a bun at B."""
     m = merchant(live_api, "Summary Cafe")
     owner: Client = m["owner"]
     a = circle_venue(owner, "Harbour A", *HELSINKI)
     b = circle_venue(owner, "Square B", HELSINKI[0] + 0.01, HELSINKI[1])
-    coffee = active_offer(owner, [a["id"]], "Free coffee")
+    coffee = active_offer(owner, [a["id"]], "Free coffee", value_per_redemption=2.5)
     bun = active_offer(owner, [a["id"], b["id"]], "Cinnamon bun")
     for _ in range(2):
         owner.redeem(visit(live_api, a)["Free coffee"], a["id"])
@@ -102,6 +102,12 @@ def test_the_summary_says_whether_it_works_by_venue_and_dates(
         "\u2013",
         "Nothing to compare with before",
     )  # an en dash: no figure
+    # Coffee costs 2.50 a redemption: 5.00 over three verified visits.
+    assert tile(page, "cost_per_verified_visit")[0] == "1.67"
+    assert (
+        "5.00 in all, over 3 verified visits"
+        in page.locator(".kpi[data-measure=cost_per_verified_visit]").inner_text()
+    )
     assert "Needs an offer with a holdout" in page.locator(".kpi[data-measure=lift]").inner_text()
     assert "compared with the 30 days before" in page.locator("#summary-note").inner_text()
     # Both offers side by side (the three busiest are chosen at first).

@@ -139,10 +139,12 @@ def test_pick_venues_by_search_select_all_and_the_map(
 
     # Saved, the offer has exactly the venues chosen.
     page.fill("#title", f"Kiosk deal {width}")
+    page.fill("#value_per_redemption", "1.5")  # what a redemption costs: the optional field
     page.click("#save-offer")
     page.wait_for_url("**/dashboard/offers*")
     [offer] = [o for o in chain["owner"].list_offers() if o["title"] == f"Kiosk deal {width}"]
     assert set(offer["venue_ids"]) == set(chosen)
+    assert offer["value_per_redemption"] == 1.5
 
 
 def test_the_venue_picker_passes_axe_with_its_map_open(

@@ -744,6 +744,23 @@ def test_summary_counts_the_period_beside_the_one_before(
     assert offers["Coffee"]["current"]["redemption_rate"] == round(2 / 3, 4)
     assert offers["Second visit"]["current"]["redemptions"] == 0
     assert offers["Coffee"]["current"]["verified_checkins"] is None
+    assert cur["cost"] is None and cur["cost_per_verified_visit"] is None  # no value stated
+
+    # What a redemption costs: coffee's two cost 2.50 each, over four verified visits.
+    patched = owner.call(
+        "PATCH", f"/v1/offers/{day['coffee']['id']}", {"value_per_redemption": 2.504}
+    ).body
+    assert patched["value_per_redemption"] == 2.5  # kept to the cent
+    with pytest.raises(ApiError) as err:
+        owner.call("PATCH", f"/v1/offers/{day['coffee']['id']}", {"value_per_redemption": -1})
+    assert err.value.status == 422 and "value_per_redemption" in err.value.errors
+    costed = analyst.call("GET", "/v1/analytics/summary", params=the_day).body
+    assert costed["current"]["cost"] == 5.0
+    assert costed["current"]["cost_per_verified_visit"] == 1.25
+    assert costed["current"]["cost_per_redemption"] == 2.5
+    by_title = {o["title"]: o for o in costed["offers"]}
+    assert by_title["Coffee"]["current"]["cost"] == 5.0
+    assert by_title["Second visit"]["current"]["cost"] is None
 
     # The day after: nothing happened, and the change says what was lost.
     after = analyst.call(

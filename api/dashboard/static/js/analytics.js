@@ -312,11 +312,14 @@ const MEASURES = [
   { key: "redemptions", label: "Redemptions", kind: "count" },
   { key: "redemption_rate", label: "Redemption rate", kind: "rate" },
   { key: "lift", label: "Lift", kind: "points" },
+  // Only when an offer states its value per redemption (the offer form's optional field).
+  { key: "cost_per_verified_visit", label: "Cost per verified visit", kind: "money", optional: true },
 ];
 const points = (v, sign = true) => (v === null || v === undefined ? "–" : `${sign && v > 0 ? "+" : ""}${(v * 100).toFixed(1)} pts`);
 
 function valueText(kind, value) {
   if (kind === "rate") return fmt.percent(value);
+  if (kind === "money") return fmt.number(value, 2);
   if (kind === "points") return points(value);
   return fmt.number(value);
 }
@@ -326,9 +329,10 @@ function changeWords(kind, current, previous, change) {
   if (current === null || previous === null) return { text: "Nothing to compare with before", trend: "" };
   if (!change.change) return { text: `Same as before (${valueText(kind, previous)})`, trend: "" };
   const trend = change.change > 0 ? "up" : "down";
-  const amount = kind === "count" ? fmt.number(Math.abs(change.change)) : points(Math.abs(change.change), false);
+  const amount = kind === "count" ? fmt.number(Math.abs(change.change)) : kind === "money" ? fmt.number(Math.abs(change.change), 2) : points(Math.abs(change.change), false);
   const relative = kind === "count" && change.change_rate !== null ? ` (${change.change_rate > 0 ? "+" : "−"}${fmt.percent(Math.abs(change.change_rate))})` : "";
-  return { text: `${trend === "up" ? "Up" : "Down"} ${amount}${relative} from ${valueText(kind, previous)}`, trend };
+  // A cost that goes up is not good news: no colour for money.
+  return { text: `${trend === "up" ? "Up" : "Down"} ${amount}${relative} from ${valueText(kind, previous)}`, trend: kind === "money" ? "" : trend };
 }
 
 function renderSummary() {
@@ -336,9 +340,11 @@ function renderSummary() {
   const p = period();
   const before = `${fmt.dateTime(summary.previous_from)} – ${fmt.dateTime(summary.previous_to)}`;
   $("summary-note").textContent = `${p.label[0].toUpperCase()}${p.label.slice(1)}, ${venueLabel()}, compared with the ${fmt.number(p.days)} days before (${before}).`;
-  const tiles = MEASURES.map(({ key, label, kind }) => {
+  const shown = MEASURES.filter((m) => !m.optional || current.cost !== null || previous.cost !== null);
+  const tiles = shown.map(({ key, label, kind }) => {
     const words = changeWords(kind, current[key], previous[key], changes[key]);
     const extra = [];
+    if (key === "cost_per_verified_visit" && current.cost !== null) extra.push(`${fmt.number(current.cost, 2)} in all, over ${fmt.number(current.verified_checkins)} verified visits`);
     if (key === "redemption_rate" && current.unlocks) extra.push(`${fmt.number(current.unlocks_redeemed)} of ${fmt.number(current.unlocks)} unlocks redeemed`);
     if (key === "lift") {
       if (current.ci95) extra.push(`95% interval ${points(current.ci95[0])} to ${points(current.ci95[1])}`);

@@ -160,6 +160,8 @@ function body() {
   }
   const holdout = $("holdout_pct").value.trim();
   data.holdout_pct = holdout === "" ? 0 : Number(holdout);
+  const value = $("value_per_redemption").value.trim();
+  data.value_per_redemption = value === "" ? null : Number(value);
   return data;
 }
 
@@ -233,6 +235,7 @@ function fill(o) {
   $("per_user_cap").value = o.per_user_cap;
   $("code_ttl_minutes").value = o.code_ttl_minutes;
   $("holdout_pct").value = o.holdout_pct;
+  $("value_per_redemption").value = o.value_per_redemption ?? "";
   $("min_proof").value = o.min_proof ?? (o.requires_presence_code ? "presence_code" : "gps");
   if (o.status === "ended") {
     $("ended-note").hidden = false;
