@@ -113,6 +113,8 @@ def test_the_summary_says_whether_it_works_by_venue_and_dates(
     # Both offers side by side (the three busiest are chosen at first).
     assert compare_column(page, "Free coffee")[0:4] == ["Active", "2", "2", "2"]
     assert compare_column(page, "Cinnamon bun")[0:4] == ["Active", "3", "3", "1"]
+    assert compare_column(page, "Free coffee")[-1] == "5.00"
+    assert compare_column(page, "Cinnamon bun")[-1] == "No value set"
     shot(page, f"summary-{width}")
     top_shot(page, f"summary-{width}")
 

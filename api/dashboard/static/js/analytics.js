@@ -371,6 +371,7 @@ const COMPARE_ROWS = [
   ["Change in redemptions", (o) => changeWords("count", o.current.redemptions, o.previous.redemptions, o.changes.redemptions).text],
   ["Redemption rate", (o) => fmt.percent(o.current.redemption_rate)],
   ["Lift", (o) => (o.holdout_pct ? points(o.current.lift) : "No holdout")],
+  ["Cost of its redemptions", (o) => (o.value_per_redemption === null ? "No value set" : fmt.number(o.current.cost, 2))],
 ];
 const STATUS_WORDS = { draft: "Draft", active: "Active", paused: "Paused", ended: "Ended" };
 
