@@ -1005,7 +1005,11 @@ def summary(
         value = values.get(offer_id)
         return None if value is None else round(float(value) * counts["redemptions"], 2)
 
-    def figures_of(counts: dict[str, Any], cost: float | None = None) -> dict[str, Any]:
+    def figures_of(
+        counts: dict[str, Any], cost: float | None = None, costed: int | None = None
+    ) -> dict[str, Any]:
+        """`costed`: the redemptions `cost` counts (of the offers that state a value)."""
+        costed = counts["redemptions"] if costed is None else costed
         treatment = Group(counts["t_users"], counts["t_pending"], counts["t_returned"])
         control = Group(counts["c_users"], counts["c_pending"], counts["c_returned"])
         return {
@@ -1023,9 +1027,7 @@ def summary(
                 else None
             ),
             "cost_per_redemption": (
-                round(cost / counts["redemptions"], 2)
-                if cost is not None and counts["redemptions"]
-                else None
+                round(cost / costed, 2) if cost is not None and costed else None
             ),
         }
 
@@ -1040,10 +1042,11 @@ def summary(
     for p in ("cur", "prev"):
         summed = {k: sum(o[p][k] for o in per_offer.values()) for k in blank()}
         # The cost counts the redemptions of offers with a value; without any, there is none.
-        costs = [cost_of(i, o[p]) for i, o in per_offer.items()]
-        known = [c for c in costs if c is not None]
+        valued = [(i, o[p]) for i, o in per_offer.items() if values.get(i) is not None]
         totals[p] = figures_of(
-            {**summed, **merchant_counts[p]}, round(sum(known), 2) if known else None
+            {**summed, **merchant_counts[p]},
+            round(sum(cost_of(i, c) or 0.0 for i, c in valued), 2) if valued else None,
+            sum(c["redemptions"] for _, c in valued),
         )
     out_offers = []
     for o in offers:
