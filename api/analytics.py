@@ -22,6 +22,8 @@ from api.schemas import (
     PeriodArgsSchema,
     RedemptionsArgsSchema,
     RedemptionsReportSchema,
+    SummaryArgsSchema,
+    SummarySchema,
 )
 from offers import analytics
 
@@ -164,3 +166,24 @@ class Health(MethodView):
             )
         )
         return health
+
+
+@blp.route("/summary")
+class Summary(MethodView):
+    @auth.merchant(*READERS)
+    @blp.arguments(SummaryArgsSchema(), location="query")
+    @blp.response(200, SummarySchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Is it working? Visitors, verified check-ins, unlocks, redemptions, the redemption
+        rate and the lift over a period (default: the last 30 days), at every venue or one,
+        beside the previous period of the same length; and the same for each offer."""
+        return db.read(
+            lambda session: analytics.summary(
+                session,
+                auth.current_merchant().merchant_id,
+                args["from_"],
+                args["to"],
+                args["venue_id"],
+            )
+        )

@@ -250,6 +250,7 @@ OPERATIONS: dict[str, Operation] = {
     "GET /v1/analytics/leaks": Operation("getLeakReport", (core_errors.NotFoundError,)),
     "GET /v1/analytics/offers/health": Operation("listOfferHealth"),
     "GET /v1/analytics/offers/{offer_id}/health": Operation("getOfferHealth"),
+    "GET /v1/analytics/summary": Operation("getSummary", (core_errors.NotFoundError,)),
 }
 # The problem's `title` where it is not the HTTP status phrase: the domain errors'.
 TITLES: dict[str, str] = {

@@ -713,6 +713,15 @@ class OfferCreateSchema(ma.Schema):
             "default": catalog.DEFAULTS["holdout_pct"],
         },
     )
+    value_per_redemption = Number(
+        allow_none=True,
+        validate=v.Range(0, catalog.MAX_VALUE_PER_REDEMPTION),
+        metadata={
+            "description": "Optional: what one redemption costs the merchant, in their own "
+            "currency (rounded to cents); the summary's cost per verified visit reads it",
+            "default": catalog.DEFAULTS["value_per_redemption"],
+        },
+    )
 
 
 OfferPatchSchema = patch_schema(OfferCreateSchema, "OfferPatchSchema")
@@ -736,6 +745,9 @@ class OfferSchema(ma.Schema):
     requires_presence_code = f.Boolean(required=True)
     min_proof = f.String(required=True, validate=v.OneOf(MIN_PROOFS))
     holdout_pct = f.Float(required=True)
+    value_per_redemption = f.Float(
+        allow_none=True, metadata={"description": "What one redemption costs the merchant"}
+    )
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -1388,6 +1400,126 @@ class OfferHealthSchema(ma.Schema):
 
 class OfferHealthListSchema(ma.Schema):
     offers = f.List(f.Nested(OfferHealthSchema), required=True)
+
+
+class SummaryArgsSchema(ma.Schema):
+    from_ = Instant(
+        data_key="from",
+        load_default=None,
+        metadata={
+            "description": "Inclusive; without it, "
+            f"{analytics.SUMMARY_DEFAULT_DAYS} days before `to`. At most "
+            f"{analytics.SUMMARY_MAX_DAYS} days before `to`"
+        },
+    )
+    to = Instant(load_default=None, metadata={"description": "Exclusive; without it, now"})
+    venue_id = f.UUID(
+        load_default=None, metadata={"description": "Only what happened at this venue"}
+    )
+
+
+class SummaryFiguresSchema(ma.Schema):
+    visitors = f.Integer(
+        required=True,
+        metadata={
+            "description": "Different people with a verified check-in (per offer: who unlocked it)"
+        },
+    )
+    verified_checkins = f.Integer(
+        allow_none=True,
+        required=True,
+        metadata={"description": "At the venues; null per offer (see its funnel)"},
+    )
+    unlocks = f.Integer(required=True, metadata={"description": "Earned in the period"})
+    unlocks_redeemed = f.Integer(
+        required=True, metadata={"description": "Of `unlocks`, those redeemed since"}
+    )
+    redemptions = f.Integer(required=True, metadata={"description": "Redeemed in the period"})
+    redemption_rate = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "unlocks_redeemed / unlocks; null without unlocks"},
+    )
+    lift = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Return rate of treated minus held-out customers first eligible in "
+            "the period (every offer with a holdout, pooled), over those whose window has "
+            "ended; null until both groups have some"
+        },
+    )
+    ci95 = f.List(
+        f.Float(),
+        allow_none=True,
+        required=True,
+        metadata={"description": "[low, high] of `lift`", "minItems": 2, "maxItems": 2},
+    )
+    treatment = f.Nested(LiftGroupSchema, required=True)
+    control = f.Nested(LiftGroupSchema, required=True)
+    cost = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Redemptions times the offers' value_per_redemption, over the offers "
+            "that state one; null when none does"
+        },
+    )
+    cost_per_verified_visit = f.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "cost / verified_checkins; null per offer and without either"},
+    )
+    cost_per_redemption = f.Float(
+        allow_none=True, required=True, metadata={"description": "cost / redemptions"}
+    )
+
+
+class SummaryChangeSchema(ma.Schema):
+    change = f.Float(
+        allow_none=True, metadata={"description": "current minus previous; null if either is"}
+    )
+    change_rate = f.Float(
+        allow_none=True,
+        metadata={"description": "change / previous; null when previous is 0 or null"},
+    )
+
+
+class SummaryComparisonMixin(ma.Schema):
+    current = f.Nested(SummaryFiguresSchema, required=True)
+    previous = f.Nested(
+        SummaryFiguresSchema,
+        required=True,
+        metadata={"description": "The period of equal length just before"},
+    )
+    changes = f.Dict(
+        keys=f.String(validate=v.OneOf(analytics.SUMMARY_MEASURES)),
+        values=f.Nested(SummaryChangeSchema),
+        required=True,
+        metadata={"description": "Per measure: " + ", ".join(analytics.SUMMARY_MEASURES)},
+    )
+
+
+class SummaryOfferSchema(SummaryComparisonMixin):
+    offer_id = f.UUID(required=True)
+    title = f.String(required=True)
+    status = f.String(required=True)
+    holdout_pct = f.Float(required=True)
+    value_per_redemption = f.Float(allow_none=True, required=True)
+
+
+class SummarySchema(SummaryComparisonMixin):
+    from_ = UtcDateTime(data_key="from", attribute="from", required=True)
+    to = UtcDateTime(required=True)
+    previous_from = UtcDateTime(required=True)
+    previous_to = UtcDateTime(required=True)
+    venue_id = f.UUID(allow_none=True, required=True)
+    lift_window_days = f.Integer(required=True)
+    offers = f.List(
+        f.Nested(SummaryOfferSchema),
+        required=True,
+        metadata={"description": "Every offer of the merchant, oldest first"},
+    )
 
 
 # ---- proof of presence: NFC tags, taps, cards, member codes, staff check-ins -------------

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -205,6 +206,7 @@ class Offer(Base):
         CheckConstraint("holdout_pct >= 0 AND holdout_pct <= 50", name="holdout_pct"),
         CheckConstraint("total_cap IS NULL OR unlocked_count <= total_cap", name="cap"),
         CheckConstraint("min_proof IN ('gps', 'presence_code', 'nfc_tap')", name="min_proof"),
+        CheckConstraint("value_per_redemption >= 0", name="value_per_redemption"),
         # `requires_presence_code` is the older spelling of `min_proof` above gps.
         CheckConstraint(
             "requires_presence_code = (min_proof <> 'gps')", name="requires_presence_code"
@@ -229,6 +231,9 @@ class Offer(Base):
     # The weakest proof of presence that unlocks it (offers/proof.py).
     min_proof: Mapped[str] = mapped_column(String(16), server_default=text("'gps'"))
     holdout_pct: Mapped[float] = mapped_column(Float)
+    # What one redemption costs the merchant, in their own currency (the summary's cost per
+    # verified visit); exact in the database, a float in Python as the API shows it.
+    value_per_redemption: Mapped[float | None] = mapped_column(Numeric(12, 2, asdecimal=False))
     status: Mapped[str] = mapped_column(String(16), server_default=text("'draft'"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -784,3 +784,293 @@ def offer_health(
             }
         )
     return out
+
+
+# ---- the owner's summary ---------------------------------------------------------------------
+
+# Without `from`, the summary covers this many days up to `to` (or now).
+SUMMARY_DEFAULT_DAYS = 30
+# The longest period a summary may cover (with its previous period, twice that is read).
+SUMMARY_MAX_DAYS = 366
+# Each offer's and the merchant's lift: return within this many days of the first eligible visit.
+SUMMARY_LIFT_WINDOW_DAYS = 30
+SUMMARY_MEASURES = (
+    "visitors",
+    "verified_checkins",
+    "unlocks",
+    "unlocks_redeemed",
+    "redemptions",
+    "redemption_rate",
+    "lift",
+    "cost",
+    "cost_per_verified_visit",
+)
+
+# Two periods of equal length side by side: `cur` [lo, hi) and `prev` [lo - (hi - lo), lo).
+# Counts are at the merchant's venues (or the one venue asked for): verified check-ins where they
+# happened, unlocks where they were earned, redemptions where they were redeemed (or earned, when
+# the till did not say), as in the redemptions report. The lift pools every offer with a holdout:
+# each (offer, user) pair is assigned at its first eligible visit, counted in the period that
+# visit fell in, and returned when another verified check-in at the offer's venues followed
+# within the window (the offer's own lift, GET .../lift, over one period).
+_SUMMARY = text(
+    """
+    WITH periods(name, lo, hi) AS (
+        VALUES ('cur', CAST(:lo AS timestamptz), CAST(:hi AS timestamptz)),
+               ('prev', CAST(:plo AS timestamptz), CAST(:lo AS timestamptz))
+    ),
+    v AS (SELECT id FROM venues WHERE merchant_id = :m
+          AND (CAST(:venue AS uuid) IS NULL OR id = :venue)),
+    visits AS (
+        SELECT p.name, count(*) AS verified, count(DISTINCT c.user_id) AS visitors
+        FROM checkins c JOIN periods p ON c.created_at >= p.lo AND c.created_at < p.hi
+        WHERE c.venue_id = ANY (ARRAY(SELECT id FROM v)) AND c.status = 'verified'
+        GROUP BY p.name
+    ),
+    ul AS (
+        SELECT p.name, u.offer_id, count(*) AS unlocks,
+               count(*) FILTER (WHERE u.redeemed_at IS NOT NULL) AS redeemed,
+               count(DISTINCT u.user_id) AS visitors
+        FROM unlocks u JOIN periods p ON u.created_at >= p.lo AND u.created_at < p.hi
+        WHERE u.merchant_id = :m AND u.venue_id IN (SELECT id FROM v)
+        GROUP BY p.name, u.offer_id
+    ),
+    rd AS (
+        SELECT p.name, r.offer_id, count(*) AS redemptions
+        FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
+        JOIN periods p ON r.redeemed_at >= p.lo AND r.redeemed_at < p.hi
+        WHERE r.merchant_id = :m AND COALESCE(r.venue_id, u.venue_id) IN (SELECT id FROM v)
+        GROUP BY p.name, r.offer_id
+    ),
+    held AS (SELECT id FROM offers WHERE merchant_id = :m AND holdout_pct > 0),
+    eligible AS (
+        SELECT u.offer_id, u.user_id, c.created_at, c.venue_id, false AS held_out
+        FROM unlocks u JOIN checkins c ON c.id = u.checkin_id
+        WHERE u.merchant_id = :m AND u.offer_id IN (SELECT id FROM held)
+        UNION ALL
+        SELECT h.offer_id, h.user_id, c.created_at, c.venue_id, true
+        FROM holdouts h JOIN checkins c ON c.id = h.checkin_id
+        WHERE h.offer_id IN (SELECT id FROM held)
+    ),
+    firsts AS (
+        SELECT DISTINCT ON (offer_id, user_id) offer_id, user_id, created_at AS t0, venue_id,
+               held_out
+        FROM eligible ORDER BY offer_id, user_id, created_at
+    ),
+    assigned AS (
+        SELECT p.name, f.*,
+               f.t0 + make_interval(days => :window) <= now() AS mature,
+               EXISTS (
+                   SELECT 1 FROM checkins c
+                   WHERE c.user_id = f.user_id AND c.status = 'verified'
+                     AND c.venue_id IN (SELECT venue_id FROM offer_venues ov
+                                        WHERE ov.offer_id = f.offer_id)
+                     AND c.created_at > f.t0
+                     AND c.created_at <= f.t0 + make_interval(days => :window)
+               ) AS returned
+        FROM firsts f JOIN periods p ON f.t0 >= p.lo AND f.t0 < p.hi
+        WHERE f.venue_id IN (SELECT id FROM v)
+    ),
+    lift AS (
+        SELECT name, offer_id,
+               count(*) FILTER (WHERE NOT held_out) AS t_users,
+               count(*) FILTER (WHERE NOT held_out AND NOT mature) AS t_pending,
+               count(*) FILTER (WHERE NOT held_out AND mature AND returned) AS t_returned,
+               count(*) FILTER (WHERE held_out) AS c_users,
+               count(*) FILTER (WHERE held_out AND NOT mature) AS c_pending,
+               count(*) FILTER (WHERE held_out AND mature AND returned) AS c_returned
+        FROM assigned GROUP BY name, offer_id
+    )
+    SELECT 'visits' AS part, name, NULL::uuid AS offer_id,
+           json_build_object('verified', verified, 'visitors', visitors) AS n
+    FROM visits
+    UNION ALL
+    SELECT 'unlocks', name, offer_id,
+           json_build_object('unlocks', unlocks, 'redeemed', redeemed, 'visitors', visitors)
+    FROM ul
+    UNION ALL
+    SELECT 'redemptions', name, offer_id, json_build_object('redemptions', redemptions) FROM rd
+    UNION ALL
+    SELECT 'lift', name, offer_id, row_to_json(lift)::json FROM lift
+    """
+)
+
+
+def _lift_figures(treatment: Group, control: Group) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "lift": None,
+        "ci95": None,
+        "treatment": treatment.as_dict(),
+        "control": control.as_dict(),
+    }
+    if treatment.measured and control.measured:
+        low, high = newcombe_difference(
+            treatment.returned, treatment.measured, control.returned, control.measured
+        )
+        out["lift"] = round(
+            treatment.returned / treatment.measured - control.returned / control.measured, 4
+        )
+        out["ci95"] = [round(low, 4), round(high, 4)]
+    return out
+
+
+def _change(current: Any, previous: Any) -> dict[str, Any]:
+    """The difference from the previous period, and relative to it (null from nothing)."""
+    if current is None or previous is None:
+        return {"change": None, "change_rate": None}
+    change = round(current - previous, 4)
+    return {"change": change, "change_rate": round(change / previous, 4) if previous else None}
+
+
+def summary(
+    session: Session,
+    merchant_id: uuid.UUID,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    venue_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Is it working? Visitors, verified check-ins, unlocks, redemptions, the redemption rate and
+    the pooled lift over a period (default: the last 30 days) at the merchant's venues (or one),
+    each beside the previous period of the same length; and the same per offer, to compare."""
+    hi = end or now or datetime.now(UTC)
+    lo = start or hi - timedelta(days=SUMMARY_DEFAULT_DAYS)
+    if hi <= lo:
+        raise ValidationError("to must be after from", errors={"to": ["must be after from"]})
+    if hi - lo > timedelta(days=SUMMARY_MAX_DAYS):
+        raise ValidationError(
+            f"a summary covers at most {SUMMARY_MAX_DAYS} days",
+            errors={"from": [f"at most {SUMMARY_MAX_DAYS} days before to"]},
+        )
+    if venue_id is not None:
+        found = session.scalar(
+            text("SELECT 1 FROM venues WHERE id = :v AND merchant_id = :m"),
+            {"v": str(venue_id), "m": str(merchant_id)},
+        )
+        if found is None:
+            raise NotFoundError("no such venue")
+    plo = lo - (hi - lo)
+    rows = session.execute(
+        _SUMMARY,
+        {
+            "m": str(merchant_id),
+            "lo": lo,
+            "hi": hi,
+            "plo": plo,
+            "venue": str(venue_id) if venue_id else None,
+            "window": SUMMARY_LIFT_WINDOW_DAYS,
+        },
+    ).all()
+    offers = session.execute(
+        text(
+            "SELECT id, title, status, holdout_pct, value_per_redemption FROM offers"
+            " WHERE merchant_id = :m"
+            " ORDER BY created_at, id"
+        ),
+        {"m": str(merchant_id)},
+    ).all()
+    zero_lift = {"t_users": 0, "t_pending": 0, "t_returned": 0}
+    zero_lift |= {"c_users": 0, "c_pending": 0, "c_returned": 0}
+
+    def blank() -> dict[str, Any]:
+        return {"visitors": 0, "unlocks": 0, "unlocks_redeemed": 0, "redemptions": 0, **zero_lift}
+
+    per_offer: dict[str, dict[str, dict[str, Any]]] = {
+        str(o.id): {"cur": blank(), "prev": blank()} for o in offers
+    }
+    merchant_counts = {p: {"verified_checkins": 0, "visitors": 0} for p in ("cur", "prev")}
+    for row in rows:
+        n = row.n
+        if row.part == "visits":
+            merchant_counts[row.name] = {
+                "verified_checkins": int(n["verified"]),
+                "visitors": int(n["visitors"]),
+            }
+            continue
+        figures = per_offer.setdefault(str(row.offer_id), {"cur": blank(), "prev": blank()})[
+            row.name
+        ]
+        if row.part == "unlocks":
+            figures["unlocks"] = int(n["unlocks"])
+            figures["unlocks_redeemed"] = int(n["redeemed"])
+            figures["visitors"] = int(n["visitors"])
+        elif row.part == "redemptions":
+            figures["redemptions"] = int(n["redemptions"])
+        else:
+            figures.update({k: int(n[k]) for k in zero_lift})
+
+    values = {str(o.id): o.value_per_redemption for o in offers}
+
+    def cost_of(offer_id: str, counts: dict[str, Any]) -> float | None:
+        value = values.get(offer_id)
+        return None if value is None else round(float(value) * counts["redemptions"], 2)
+
+    def figures_of(
+        counts: dict[str, Any], cost: float | None = None, costed: int | None = None
+    ) -> dict[str, Any]:
+        """`costed`: the redemptions `cost` counts (of the offers that state a value)."""
+        costed = counts["redemptions"] if costed is None else costed
+        treatment = Group(counts["t_users"], counts["t_pending"], counts["t_returned"])
+        control = Group(counts["c_users"], counts["c_pending"], counts["c_returned"])
+        return {
+            "visitors": counts["visitors"],
+            "verified_checkins": counts.get("verified_checkins"),
+            "unlocks": counts["unlocks"],
+            "unlocks_redeemed": counts["unlocks_redeemed"],
+            "redemptions": counts["redemptions"],
+            "redemption_rate": _rate(counts["unlocks_redeemed"], counts["unlocks"]),
+            **_lift_figures(treatment, control),
+            "cost": cost,
+            "cost_per_verified_visit": (
+                round(cost / counts["verified_checkins"], 2)
+                if cost is not None and counts.get("verified_checkins")
+                else None
+            ),
+            "cost_per_redemption": (
+                round(cost / costed, 2) if cost is not None and costed else None
+            ),
+        }
+
+    def with_changes(cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "current": cur,
+            "previous": prev,
+            "changes": {m: _change(cur[m], prev[m]) for m in SUMMARY_MEASURES},
+        }
+
+    totals: dict[str, dict[str, Any]] = {}
+    for p in ("cur", "prev"):
+        summed = {k: sum(o[p][k] for o in per_offer.values()) for k in blank()}
+        # The cost counts the redemptions of offers with a value; without any, there is none.
+        valued = [(i, o[p]) for i, o in per_offer.items() if values.get(i) is not None]
+        totals[p] = figures_of(
+            {**summed, **merchant_counts[p]},
+            round(sum(cost_of(i, c) or 0.0 for i, c in valued), 2) if valued else None,
+            sum(c["redemptions"] for _, c in valued),
+        )
+    out_offers = []
+    for o in offers:
+        counts = per_offer[str(o.id)]
+        out_offers.append(
+            {
+                "offer_id": o.id,
+                "title": o.title,
+                "status": o.status,
+                "holdout_pct": o.holdout_pct,
+                "value_per_redemption": o.value_per_redemption,
+                **with_changes(
+                    figures_of(counts["cur"], cost_of(str(o.id), counts["cur"])),
+                    figures_of(counts["prev"], cost_of(str(o.id), counts["prev"])),
+                ),
+            }
+        )
+    return {
+        "from": lo,
+        "to": hi,
+        "previous_from": plo,
+        "previous_to": lo,
+        "venue_id": venue_id,
+        "lift_window_days": SUMMARY_LIFT_WINDOW_DAYS,
+        **with_changes(totals["cur"], totals["prev"]),
+        "offers": out_offers,
+    }

@@ -41,7 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "requires_presence_code": False,
     "min_proof": proofs.DEFAULT_MIN_PROOF,
     "holdout_pct": 0,
+    "value_per_redemption": None,
 }
+# The largest value per redemption an offer may state (the column holds 12 digits, 2 decimals).
+MAX_VALUE_PER_REDEMPTION = 1_000_000
 FIELDS = ("title", "rule", *DEFAULTS)
 # What the API shows of an offer, besides its venue ids (and so what the audit trail compares).
 SHOWN = ("id", "status", *FIELDS, "unlocked_count", "created_at", "updated_at")
@@ -58,6 +61,11 @@ def show_offer(session: Session, offer: Offer) -> OfferView:
     return offer_view(offer, venue_ids_of(session, [offer.id])[offer.id])
 
 
+def _cents(value: float | None) -> float | None:
+    """A value per redemption as the database keeps it (two decimals), shown the same at once."""
+    return None if value is None else round(float(value), 2)
+
+
 def create_offer(
     uow: UnitOfWork, actor: audit.Actor, merchant_id: uuid.UUID, data: dict[str, Any]
 ) -> OfferView:
@@ -66,6 +74,7 @@ def create_offer(
         session = uow.session
         values = {**DEFAULTS, **{k: v for k, v in data.items() if k in FIELDS}}
         values.update(_proof_fields(data, DEFAULTS["min_proof"]))
+        values["value_per_redemption"] = _cents(values["value_per_redemption"])
         _check_period(values["starts_at"], values["ends_at"])
         offer = Offer(merchant_id=merchant_id, status="draft", unlocked_count=0, **values)
         session.add(offer)
@@ -137,6 +146,8 @@ def update_offer(
                 errors={"total_cap": [f"must be at least {offer.unlocked_count}"]},
             )
         changes = {**changes, **_proof_fields(changes, offer.min_proof)}
+        if "value_per_redemption" in changes:
+            changes["value_per_redemption"] = _cents(changes["value_per_redemption"])
         for field in FIELDS:
             if field in changes:
                 setattr(offer, field, changes[field])

@@ -62,6 +62,7 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
         (("GET",), r"/analytics/redemptions"),
         (("GET",), r"/analytics/leaks"),
         (("GET",), r"/analytics/offers/health"),
+        (("GET",), r"/analytics/summary"),
         (("GET",), rf"/analytics/offers/{_ID}/(funnel|lift|health)"),
         (("GET",), r"/merchants/me/keys"),
         (("GET", "POST"), r"/merchants/me/staff-users"),

@@ -36,6 +36,7 @@ from core.accounts import MerchantPrincipal, authenticate_key
 from core.errors import NotFoundError
 from core.models import Merchant, Venue
 from geo import venues as geo_venues
+from offers import analytics as analytics_domain
 from offers import catalog
 from offers import feedback as feedback_domain
 
@@ -373,7 +374,13 @@ def feedback() -> Any:
 @blp.get("/analytics")
 @page("owner", "analyst")
 def analytics() -> Any:
-    return _render("dashboard/analytics.html")
+    """The owner's summary first (is it working?), offers side by side, then each offer's
+    funnel and lift, redemptions over time and by venue, health and leaks."""
+    return _render(
+        "dashboard/analytics.html",
+        venues=_venue_choices(),
+        lift_window_days=analytics_domain.SUMMARY_LIFT_WINDOW_DAYS,
+    )
 
 
 @blp.get("/settings")

@@ -707,3 +707,117 @@ def test_analyst_role_reads_the_views_and_nothing_else(
             "password_hash",
             "presence_secret",
         }
+
+
+# ---- the owner's summary ---------------------------------------------------------------------
+
+
+def test_summary_counts_the_period_beside_the_one_before(
+    owner: Client, other_owner: Client, day: dict[str, Any]
+) -> None:
+    analyst = owner.with_token(owner.create_key("analyst")["api_key"])
+    the_day = {"from": "2026-11-20T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
+    s = analyst.call("GET", "/v1/analytics/summary", params=the_day).body
+    assert (s["from"], s["to"]) == ("2026-11-20T00:00:00+00:00", "2026-11-21T00:00:00+00:00")
+    assert (s["previous_from"], s["previous_to"]) == (
+        "2026-11-19T00:00:00+00:00",
+        "2026-11-20T00:00:00+00:00",
+    )
+    cur = s["current"]
+    assert {k: cur[k] for k in ("visitors", "verified_checkins", "unlocks", "redemptions")} == {
+        "visitors": 3,  # u1, u2, u4 (u3 outside the fence, u5 a mock location)
+        "verified_checkins": 4,  # c1, c2, c4, c5
+        "unlocks": 4,  # coffee for u1, u2, u4; second visit for u1
+        "redemptions": 2,
+    }
+    assert cur["unlocks_redeemed"] == 2 and cur["redemption_rate"] == 0.5
+    assert cur["lift"] is None and cur["ci95"] is None  # no offer has a holdout
+    assert s["previous"]["visitors"] == 0
+    assert s["changes"]["visitors"] == {"change": 3, "change_rate": None}  # from nothing
+
+    # Per offer, to compare them side by side.
+    offers = {o["title"]: o for o in s["offers"]}
+    assert (offers["Coffee"]["current"]["unlocks"], offers["Coffee"]["current"]["redemptions"]) == (
+        3,
+        2,
+    )
+    assert offers["Coffee"]["current"]["redemption_rate"] == round(2 / 3, 4)
+    assert offers["Second visit"]["current"]["redemptions"] == 0
+    assert offers["Coffee"]["current"]["verified_checkins"] is None
+    assert cur["cost"] is None and cur["cost_per_verified_visit"] is None  # no value stated
+
+    # What a redemption costs: coffee's two cost 2.50 each, over four verified visits.
+    patched = owner.call(
+        "PATCH", f"/v1/offers/{day['coffee']['id']}", {"value_per_redemption": 2.504}
+    ).body
+    assert patched["value_per_redemption"] == 2.5  # kept to the cent
+    with pytest.raises(ApiError) as err:
+        owner.call("PATCH", f"/v1/offers/{day['coffee']['id']}", {"value_per_redemption": -1})
+    assert err.value.status == 422 and "value_per_redemption" in err.value.errors
+    costed = analyst.call("GET", "/v1/analytics/summary", params=the_day).body
+    assert costed["current"]["cost"] == 5.0
+    assert costed["current"]["cost_per_verified_visit"] == 1.25
+    assert costed["current"]["cost_per_redemption"] == 2.5
+    by_title = {o["title"]: o for o in costed["offers"]}
+    assert by_title["Coffee"]["current"]["cost"] == 5.0
+    assert by_title["Second visit"]["current"]["cost"] is None
+
+    # The day after: nothing happened, and the change says what was lost.
+    after = analyst.call(
+        "GET",
+        "/v1/analytics/summary",
+        params={"from": "2026-11-21T00:00:00Z", "to": "2026-11-22T00:00:00Z"},
+    ).body
+    assert after["current"]["redemptions"] == 0 and after["previous"]["redemptions"] == 2
+    assert after["changes"]["redemptions"] == {"change": -2, "change_rate": -1.0}
+    assert after["changes"]["redemption_rate"] == {"change": None, "change_rate": None}
+
+    # One venue: B saw u4's check-in and unlock, and code2 redeemed there (earned at A).
+    at_b = analyst.call(
+        "GET", "/v1/analytics/summary", params={**the_day, "venue_id": day["b"]["id"]}
+    ).body
+    assert {
+        k: at_b["current"][k]
+        for k in ("visitors", "verified_checkins", "unlocks", "unlocks_redeemed", "redemptions")
+    } == {
+        "visitors": 1,
+        "verified_checkins": 1,
+        "unlocks": 1,
+        "unlocks_redeemed": 0,
+        "redemptions": 1,
+    }
+
+    # Another merchant's venue is not found; a backwards or too long period is refused.
+    with pytest.raises(ApiError) as err:
+        other_owner.call("GET", "/v1/analytics/summary", params={"venue_id": day["a"]["id"]})
+    assert err.value.status == 404
+    for params, field in (
+        ({"from": "2026-11-21T00:00:00Z", "to": "2026-11-20T00:00:00Z"}, "to"),
+        ({"from": "2024-01-01T00:00:00Z", "to": "2026-11-20T00:00:00Z"}, "from"),
+    ):
+        with pytest.raises(ApiError) as err:
+            analyst.call("GET", "/v1/analytics/summary", params=params)
+        assert err.value.status == 422 and field in err.value.errors, err.value.errors
+    with pytest.raises(ApiError) as err:
+        day["staff"].call("GET", "/v1/analytics/summary")
+    assert err.value.status == 403
+
+
+def test_summary_lift_pools_offers_first_eligible_in_the_period(app: Flask, owner: Client) -> None:
+    n = 150
+    sim = simulate(app, owner, n, p_treat=0.55, p_ctrl=0.30)
+    lift = owner.call("GET", f"/v1/analytics/offers/{sim['offer']['id']}/lift").body
+    now = datetime.now(UTC)
+    period = {
+        "from": (now - timedelta(days=90)).isoformat(),
+        "to": (now - timedelta(days=45)).isoformat(),
+    }
+    s = owner.call("GET", "/v1/analytics/summary", params=period).body
+    assert s["current"]["treatment"] == lift["treatment"]
+    assert s["current"]["control"] == lift["control"]
+    assert (s["current"]["lift"], s["current"]["ci95"]) == (lift["lift"], lift["ci95"])
+    [offer] = s["offers"]
+    assert offer["current"]["lift"] == lift["lift"]
+    # The period before saw nobody's first visit: no lift, and no change to speak of.
+    assert s["previous"]["lift"] is None
+    assert s["changes"]["lift"] == {"change": None, "change_rate": None}

@@ -4,6 +4,7 @@
 import { api, clearProblem, el, markReady, showProblem } from "./common.js";
 import { DAYS, describeOffer } from "./offer-words.js";
 import { utcToWall, wallToUtc } from "./zones.js";
+import { venuePicker } from "./venue-picker.js";
 
 const form = document.getElementById("offer-form");
 const offerId = form.dataset.offerId || null;
@@ -159,6 +160,8 @@ function body() {
   }
   const holdout = $("holdout_pct").value.trim();
   data.holdout_pct = holdout === "" ? 0 : Number(holdout);
+  const value = $("value_per_redemption").value.trim();
+  data.value_per_redemption = value === "" ? null : Number(value);
   return data;
 }
 
@@ -232,6 +235,7 @@ function fill(o) {
   $("per_user_cap").value = o.per_user_cap;
   $("code_ttl_minutes").value = o.code_ttl_minutes;
   $("holdout_pct").value = o.holdout_pct;
+  $("value_per_redemption").value = o.value_per_redemption ?? "";
   $("min_proof").value = o.min_proof ?? (o.requires_presence_code ? "presence_code" : "gps");
   if (o.status === "ended") {
     $("ended-note").hidden = false;
@@ -248,6 +252,10 @@ async function start() {
   venues = venueList.venues.sort((a, b) => a.name.localeCompare(b.name));
   offer = loaded || null;
   renderVenueChoices(new Set(offer ? offer.venue_ids : venues.length === 1 ? [venues[0].id] : []));
+  if (venues.length) {
+    $("venue-tools").hidden = false;
+    venuePicker($("venue_ids"), venues, updatePreview);
+  }
   if (offer) {
     fill(offer);
     $("form-title").textContent = `Edit “${offer.title}”`;

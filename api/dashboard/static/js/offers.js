@@ -22,6 +22,9 @@ const STATUS_WORDS = { draft: "Draft", active: "Active", paused: "Paused", ended
 
 let offers = [];
 let venuesById = new Map();
+// Redemptions per offer id: ever, and in the last RECENT_DAYS days (the analytics report).
+let redeemed = { ever: new Map(), recent: new Map() };
+const RECENT_DAYS = 30;
 let highlighted = null; // the offer just saved or moved: first in the list, highlighted
 const MOVE_GUARD_MS = 800; // a card's buttons ignore taps this long after its move
 const settledAt = new Map(); // offer id -> when its buttons take taps again
@@ -50,6 +53,12 @@ function card(offer) {
       "dl",
       { class: "facts" },
       el("div", {}, el("dt", {}, "Codes issued"), el("dd", {}, capText)),
+      el(
+        "div",
+        { "data-redemptions": offer.id },
+        el("dt", {}, "Redeemed"),
+        el("dd", {}, `${fmt.number(redeemed.ever.get(offer.id) ?? 0)} (${fmt.number(redeemed.recent.get(offer.id) ?? 0)} in ${RECENT_DAYS} days)`),
+      ),
       el("div", {}, el("dt", {}, "Proof of presence"), el("dd", {}, PROOF_WORDS[offer.min_proof] ?? (offer.requires_presence_code ? "presence code" : "GPS"))),
       el("div", {}, el("dt", {}, "Holdout"), el("dd", {}, `${offer.holdout_pct}%`)),
     ),
@@ -73,6 +82,10 @@ function card(offer) {
           label,
         ),
       ),
+      // Last, so a move's new buttons take the old ones' places (the double-tap guard).
+      offer.status !== "draft"
+        ? el("a", { class: "button", href: `/dashboard/analytics?offer=${offer.id}#funnel-title`, "aria-label": `Funnel of ${offer.title}` }, "Funnel")
+        : null,
     ),
   );
 }
@@ -115,7 +128,15 @@ async function move(offer, action, label, button) {
 }
 
 async function start() {
-  const [offerList, venueList] = await Promise.all([api("GET", "/offers"), api("GET", "/venues")]);
+  const since = new Date(Date.now() - RECENT_DAYS * 86400000).toISOString();
+  const [offerList, venueList, ever, recent] = await Promise.all([
+    api("GET", "/offers"),
+    api("GET", "/venues"),
+    api("GET", "/analytics/redemptions?group_by=offer"),
+    api("GET", `/analytics/redemptions?group_by=offer&from=${encodeURIComponent(since)}`),
+  ]);
+  const counts = (report) => new Map(report.rows.map((r) => [r.offer_id, r.redemptions]));
+  redeemed = { ever: counts(ever), recent: counts(recent) };
   venuesById = new Map(venueList.venues.map((v) => [v.id, v]));
   const order = { active: 0, paused: 1, draft: 2, ended: 3 };
   offers = offerList.offers.sort((a, b) => order[a.status] - order[b.status] || a.title.localeCompare(b.title));
