@@ -433,6 +433,10 @@ def wallet(
 
 #: The till's lists show at most this many of each; the totals count them all.
 TILL_DAY_LIMIT = 200
+# The local dates a till's day can be asked for: the day's bounds must be times in every zone
+# (year 1 shifted by a zone's offset is no time Python can hold: it answered 500).
+TILL_DAY_FIRST = date(2000, 1, 1)
+TILL_DAY_LAST = date(9998, 12, 31)
 
 # The venue's local day as an interval of instants (a DST day is 23 or 25 hours long).
 _TILL_DAY = text(
@@ -480,6 +484,11 @@ def till_day(
     """What happened at a venue's till on one local day (today by default): the redemptions
     there and the check-ins there, newest first, for the till's list that survives a reload.
     Check-ins say what they unlocked or why they were rejected, never who made them."""
+    if day is not None and not TILL_DAY_FIRST <= day <= TILL_DAY_LAST:
+        raise ValidationError(
+            f"date must be from {TILL_DAY_FIRST} to {TILL_DAY_LAST}",
+            errors={"date": [f"must be from {TILL_DAY_FIRST} to {TILL_DAY_LAST}"]},
+        )
     venue = execute(
         session,
         _TILL_DAY,

@@ -239,6 +239,17 @@ def test_the_tills_day_lists_todays_redemptions_and_checkins_at_the_venue(
     assert till.till_day(here["id"], yesterday)["redemptions_total"] == 2
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "9999-12-31"])
+def test_a_tills_day_outside_the_calendar_it_serves_is_a_clear_422(
+    owner: Client, shop: dict[str, Any], day: str
+) -> None:
+    # Year 1 at a venue's midnight was no time Python can hold: the fuzzer's 500.
+    with pytest.raises(ApiError) as error:
+        owner.till_day(shop["here"]["id"], day)
+    assert error.value.status == 422
+    assert error.value.code == "validation_error"
+
+
 def test_the_tills_day_follows_the_venues_local_midnight(
     app: Flask, api: Client, owner: Client, shop: dict[str, Any]
 ) -> None:
