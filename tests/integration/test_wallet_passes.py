@@ -128,56 +128,12 @@ def test_an_apple_pass_shows_the_code_and_its_signature_verifies_with_openssl(
 
     (tmp_path / "manifest.json").write_bytes(files.read("manifest.json"))
     (tmp_path / "signature").write_bytes(files.read("signature"))
-    verified = subprocess.run(
-        [
-            "openssl",
-            "smime",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            str(tmp_path / "signature"),
-            "-content",
-            str(tmp_path / "manifest.json"),
-            "-CAfile",
-            signing["root"],
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    verified = _smime_verify(tmp_path, signing["root"])
     assert verified.returncode == 0, verified.stderr
     assert "Verification successful" in verified.stderr
     # a changed manifest no longer verifies
     (tmp_path / "manifest.json").write_bytes(files.read("manifest.json").replace(b"0", b"1", 1))
-    tampered = subprocess.run(
-        [
-            "openssl",
-            "smime",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            str(tmp_path / "signature"),
-            "-content",
-            str(tmp_path / "manifest.json"),
-            "-CAfile",
-            signing["root"],
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    tampered = _smime_verify(tmp_path, signing["root"])
     assert tampered.returncode != 0
 
 
@@ -232,3 +188,30 @@ def test_without_settings_503_and_for_a_spent_or_foreign_code_no_pass(
         answer = _get(client, mobile, f"/v1/me/unlocks/{unlocked['id']}/{kind}")
         assert answer.status_code == 410
         assert answer.get_json()["code"] == "unlock_not_active"
+
+
+def _smime_verify(folder: Path, ca_file: str) -> subprocess.CompletedProcess[str]:
+    """`openssl smime -verify` of folder/signature (detached, DER) over folder/manifest.json."""
+    return subprocess.run(
+        [
+            "openssl",
+            "smime",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(folder / "signature"),
+            "-content",
+            str(folder / "manifest.json"),
+            "-CAfile",
+            ca_file,
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
