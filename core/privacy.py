@@ -372,6 +372,7 @@ class RetentionReport:
     rate_limit_counters: int = 0
     attempts: int = 0  # wrong presence codes that lost their device id, sign-in rows deleted
     dashboard_sessions: int = 0  # expired dashboard sign-ins deleted
+    user_tokens: int = 0  # expired or revoked app tokens deleted
     seconds: float = 0.0
     ran: bool = True  # False when another process held the job's lock
 
@@ -423,6 +424,12 @@ _PRUNE_SIGN_INS = text(
 _PRUNE_DASHBOARD_SESSIONS = text(
     "DELETE FROM dashboard_sessions WHERE id = ANY (ARRAY("
     " SELECT id FROM dashboard_sessions WHERE expires_at < :now LIMIT :batch))"
+)
+# A token past its expiry or revoked can never authenticate again: its row is only a record that
+# a phone once signed in, which the person's export need not carry for ever.
+_PRUNE_USER_TOKENS = text(
+    "DELETE FROM user_tokens WHERE id = ANY (ARRAY("
+    " SELECT id FROM user_tokens WHERE expires_at < :now OR revoked_at < :now LIMIT :batch))"
 )
 _PRUNE_RATE_LIMITS = text(
     "DELETE FROM rate_limit_counters WHERE ctid = ANY (ARRAY("
@@ -477,6 +484,9 @@ def apply_retention(
             report.attempts = devices + sign_ins
             report.dashboard_sessions, _ = _in_batches(
                 conn, _PRUNE_DASHBOARD_SESSIONS, {"now": now, "batch": batch}, batch, 0
+            )
+            report.user_tokens, _ = _in_batches(
+                conn, _PRUNE_USER_TOKENS, {"now": now, "batch": batch}, batch, 0
             )
         finally:
             conn.execute(_UNLOCK, {"k": JOB_LOCK_KEY})

@@ -412,6 +412,14 @@ def test_retention_coarsens_old_fixes_and_keeps_the_figures(
         " VALUES (gen_random_uuid(), :v, NULL, 'guessing-phone', 'wrong')",
         v=world["venues"][0]["id"],
     )
+    sql(
+        committed_app,
+        "INSERT INTO user_tokens (id, user_id, lookup, secret_hash, expires_at, revoked_at)"
+        " SELECT gen_random_uuid(), (SELECT min(id::text)::uuid FROM users), 'dead-' || n,"
+        " '\\x00', now() + e, now() + r FROM (VALUES (1, interval '-1 second', NULL::interval),"
+        " (2, interval '1 day', interval '-1 second')) AS t(n, e, r)",
+    )
+    live_tokens = sql(committed_app, "SELECT count(*) AS n FROM user_tokens")[0].n - 2
     before = figures(committed_owner, offers)
     engine = committed_app.extensions["engine"]
 
@@ -419,6 +427,9 @@ def test_retention_coarsens_old_fixes_and_keeps_the_figures(
     report = privacy.apply_retention(engine)
     assert report.ran and report.coarsened == 0
     assert report.idempotency_records == 1 and report.rate_limit_counters >= 1
+    # An expired and a revoked token are deleted; the live ones stay.
+    assert report.user_tokens == 2
+    assert sql(committed_app, "SELECT count(*) AS n FROM user_tokens")[0].n == live_tokens
 
     # 31 days from now, every check-in is, in batches.
     later = datetime.now(UTC) + timedelta(days=31)
