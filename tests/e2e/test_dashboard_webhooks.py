@@ -12,7 +12,6 @@ by the worker's own code, in this process, whenever the test wants them sent.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
