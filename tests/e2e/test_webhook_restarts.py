@@ -253,6 +253,12 @@ def test_every_committed_event_arrives_signed_through_a_database_restart_and_a_w
         "the delivery cut off by the restart to be sent again",
         timeout=30,
     )
+    # Each thread that met the outage says so once it claims again (after at most 5 s).
+    wait_for(
+        lambda: "database reachable again" in workers.text(),
+        "the worker to log that the database is back",
+        timeout=20,
+    )
 
     # 2. The worker crashes (SIGKILL, no graceful stop) while a delivery is in flight; a new
     # worker sends it again.
