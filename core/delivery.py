@@ -41,6 +41,9 @@ from core.webhooks import Claimed, Outcome, Resolver, UrlPolicy, WebhookUrlError
 log = logging.getLogger("checkin_offers.webhooks")
 
 USER_AGENT = "checkin-offers-webhooks/1"
+# While the database is unreachable: the longest wait between tries, and how often it is logged.
+OUTAGE_MAX_WAIT_S = 5.0
+OUTAGE_LOG_EVERY = 60
 
 
 def sign(secret: str, webhook_id: str, at: datetime, payload: bytes) -> dict[str, str]:
@@ -191,17 +194,30 @@ class Worker:
         return sent
 
     def _loop(self) -> None:
+        """Claim and send until stopped. The database going away (a restart, a failover) is
+        waited out: the first error of an outage is logged (then every `OUTAGE_LOG_EVERY`th),
+        the waits grow to `OUTAGE_MAX_WAIT_S` so a long outage is not hammered, and the return
+        is logged; the pool reconnects by itself (core/uow.py)."""
+        failures = 0
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
+                if failures:
+                    log.info(
+                        "webhook worker: database reachable again after %d failed tries", failures
+                    )
+                    failures = 0
             except DBAPIError as error:  # the database restarts: wait, then carry on
-                log.warning("webhook worker: database error, retrying: %s", error.orig)
+                failures += 1
+                if failures % OUTAGE_LOG_EVERY == 1:
+                    log.warning("webhook worker: database error, retrying: %s", error.orig)
                 busy = False
             except Exception:
                 log.exception("webhook worker: unexpected error")
                 busy = False
             if not busy:
-                self._stop.wait(self.idle_sleep_s)
+                wait = self.idle_sleep_s * 2 ** max(0, failures - 1)
+                self._stop.wait(min(wait, max(OUTAGE_MAX_WAIT_S, self.idle_sleep_s)))
 
     def _beat(self) -> None:
         while not self._stop.is_set():

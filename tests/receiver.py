@@ -13,7 +13,8 @@ from standardwebhooks.webhooks import Webhook
 class Receiver:
     """A webhook receiver on loopback: answers the queued statuses in turn (then 200), after
     `delay` seconds; records every request and notes when one delivery (path and webhook-id),
-    or one path, was in flight twice at once."""
+    or one path, was in flight twice at once. `hold()` keeps every answer back until
+    `release()`: a delivery stays in flight for as long as a test needs (a restart's worth)."""
 
     def __init__(self) -> None:
         self.answers: list[int] = []
@@ -23,6 +24,8 @@ class Receiver:
         self.max_in_flight = 0
         self._in_flight: list[str] = []
         self._lock = threading.Lock()
+        self._gate = threading.Event()
+        self._gate.set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,6 +43,7 @@ class Receiver:
                     )
                     receiver.requests.append((self.path, headers, body))
                     status = receiver.answers.pop(0) if receiver.answers else 200
+                receiver._gate.wait(timeout=60)
                 time.sleep(receiver.delay)
                 with receiver._lock:
                     for k in keys:
@@ -62,6 +66,13 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def hold(self) -> None:
+        """Answer nothing (the requests still arrive and are recorded) until `release()`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
@@ -71,5 +82,6 @@ class Receiver:
         return [hook.verify(body, headers) for _path, headers, body in self.requests]
 
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

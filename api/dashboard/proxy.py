@@ -13,7 +13,9 @@ reaches the API and a caller's own Authorization header is dropped.
 
 Changing API keys (create, rotate, revoke: `CONFIRMED_ROUTES`) also needs an owner key of the same
 merchant typed again, sent as `X-Confirm-Key`: a session alone (a stolen cookie, a browser left
-signed in) cannot mint a key, nor revoke the owner's other keys.
+signed in) cannot mint a key, nor revoke the owner's other keys. Webhook endpoints, NFC tags and
+till pairings are not key changes in this sense (none of them opens the API to whoever holds its
+secret) and, like those, need the owner's session only.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
         (("GET", "POST"), r"/merchants/me/staff-users"),
         (("DELETE",), rf"/merchants/me/staff-users/{_ID}"),
         (("GET",), r"/merchants/me/audit"),
+        (("GET", "POST"), r"/merchants/me/webhooks"),
+        (("DELETE",), rf"/merchants/me/webhooks/{_ID}"),
+        (("GET",), rf"/merchants/me/webhooks/{_ID}/deliveries"),
+        (("POST",), rf"/merchants/me/webhooks/{_ID}/deliveries/{_ID}/replay"),
     )
 )
 # Key management: reachable only with an owner key typed again (X-Confirm-Key).

@@ -31,7 +31,7 @@ from api import auth, db
 from api.dashboard import session as dash_session
 from api.errors import problem
 from api.schemas import SINGLE_LINE_REFUSED
-from core import dashboard_sessions
+from core import dashboard_sessions, webhooks
 from core.accounts import MerchantPrincipal, authenticate_key
 from core.errors import NotFoundError
 from core.models import Merchant, Venue
@@ -387,9 +387,32 @@ def analytics() -> Any:
 @page("owner")
 def settings() -> Any:
     """What the API already lets an owner manage: API keys and their roles (changing one needs
-    an owner key typed again), staff accounts, and the audit log; links to till devices and NFC
-    tags."""
+    an owner key typed again), staff accounts, and the audit log; links to till devices, NFC
+    tags and webhooks."""
     return _render("dashboard/settings.html")
+
+
+# The webhook event types in words, for the Webhooks page (the codes are the contract's).
+WEBHOOK_EVENT_WORDS = {
+    webhooks.CHECKIN_VERIFIED: "Verified check-ins",
+    webhooks.UNLOCK_CREATED: "Unlocked offers",
+    webhooks.REDEMPTION_CREATED: "Redeemed codes",
+    webhooks.FEEDBACK_CREATED: "Customer feedback",
+}
+
+
+@blp.get("/settings/webhooks", endpoint="webhooks")
+@page("owner")
+def webhooks_page() -> Any:
+    """Webhook endpoints: list, add (the signing secret shown once), delete, and each one's
+    recent deliveries with their attempts and a replay (docs/integrations.md). No owner key
+    typed again: that rule is for API keys (api/dashboard/proxy.py), and a webhook's secret
+    signs what is sent to the merchant, it opens nothing of the API."""
+    return _render(
+        "dashboard/webhooks.html",
+        event_types=[(code, WEBHOOK_EVENT_WORDS[code]) for code in webhooks.EVENT_TYPES],
+        max_endpoints=webhooks.MAX_ENDPOINTS_PER_MERCHANT,
+    )
 
 
 def _venue_choices() -> list[Venue]:

@@ -589,6 +589,7 @@ PAGES = [
     ("analytics", "/dashboard/analytics"),
     ("devices", "/dashboard/settings/devices"),
     ("settings", "/dashboard/settings"),
+    ("webhooks", "/dashboard/settings/webhooks"),
     ("feedback", "/dashboard/feedback"),
 ]
 

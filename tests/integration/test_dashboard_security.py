@@ -235,6 +235,55 @@ def test_staff_accounts_and_the_audit_log_through_the_dashboard(
     assert client.get("/dashboard/settings").status_code == 200
 
 
+def test_webhooks_through_the_dashboard_need_the_owners_session_and_its_csrf_token(
+    app: Flask, client: FlaskClient, owner: Client
+) -> None:
+    """The Webhooks page's calls: an owner's session registers (the secret in that one answer),
+    lists, reads deliveries, replays and deletes, with the CSRF token and without an owner key
+    typed again (that rule is for API keys); without the token nothing changes, and a staff
+    session gets the API's own 403."""
+    assert owner.token
+    app.config["WEBHOOKS_ALLOW_HTTP_LOOPBACK"] = True
+    sign_in(client, owner.token)
+    assert client.get("/dashboard/settings/webhooks").status_code == 200
+    headers = {"X-CSRF-Token": page_csrf(client, "/dashboard/settings/webhooks")}
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["checkin.verified"]}
+    refused = client.post("/dashboard/api/merchants/me/webhooks", json=body)
+    assert refused.status_code == 403 and refused.get_json()["code"] == "csrf_failed"
+    made = client.post("/dashboard/api/merchants/me/webhooks", json=body, headers=headers)
+    assert made.status_code == 201, made.get_json()
+    hook = made.get_json()
+    assert hook["secret"].startswith("whsec_")
+    listed = client.get("/dashboard/api/merchants/me/webhooks")
+    assert [h["id"] for h in listed.get_json()["webhooks"]] == [hook["id"]]
+    assert "whsec_" not in listed.get_data(as_text=True)
+    deliveries = client.get(f"/dashboard/api/merchants/me/webhooks/{hook['id']}/deliveries?limit=5")
+    assert deliveries.status_code == 200 and deliveries.get_json() == {"deliveries": []}
+    missing = client.post(
+        f"/dashboard/api/merchants/me/webhooks/{hook['id']}/deliveries/{hook['id']}/replay",
+        headers=headers,
+    )
+    assert missing.status_code == 404 and missing.get_json()["code"] == "not_found"
+
+    staff = owner.create_key("staff")["api_key"]
+    other = app.test_client()
+    sign_in(other, staff)
+    staff_headers = {"X-CSRF-Token": page_csrf(other)}
+    assert other.get("/dashboard/settings/webhooks").status_code == 403
+    for method, path in (
+        ("GET", "/dashboard/api/merchants/me/webhooks"),
+        ("POST", "/dashboard/api/merchants/me/webhooks"),
+        ("DELETE", f"/dashboard/api/merchants/me/webhooks/{hook['id']}"),
+    ):
+        answer = other.open(path, method=method, json=body, headers=staff_headers)
+        assert answer.status_code == 403, (method, path, answer.get_json())
+    gone = client.delete(f"/dashboard/api/merchants/me/webhooks/{hook['id']}", headers=headers)
+    assert gone.status_code == 200
+    assert owner.list_webhooks() == []
+    actions = [e["action"] for e in owner.audit_trail()["events"]]
+    assert [a for a in actions if a.startswith("webhook")] == ["webhook.delete", "webhook.create"]
+
+
 def test_signing_out_ends_a_copied_cookie_too(app: Flask, owner: Client) -> None:
     """The session is ended on the server: a copy of the cookie made before signing out (a
     shared computer, a stolen cookie) is refused at once, not when it would have expired."""
