@@ -171,9 +171,10 @@ def test_address_is_optional_text_kept_through_create_patch_get_and_list(owner: 
     assert venue["address"] == "Mannerheimintie 5, Helsinki"
     assert owner.get_venue(venue["id"])["address"] == "Mannerheimintie 5, Helsinki"
     # Two venues of the same name: the list tells them apart by address.
-    assert sorted(
-        (v["name"], v["address"] or "") for v in owner.list_venues()
-    ) == [("Kahvila", ""), ("Kahvila", "Mannerheimintie 5, Helsinki")]
+    assert sorted((v["name"], v["address"] or "") for v in owner.list_venues()) == [
+        ("Kahvila", ""),
+        ("Kahvila", "Mannerheimintie 5, Helsinki"),
+    ]
     moved = owner.update_venue(venue["id"], {"address": "Aleksanterinkatu 52"})
     assert moved["address"] == "Aleksanterinkatu 52"
     assert moved["location"] == venue["location"]  # an address is text: it moves nothing
