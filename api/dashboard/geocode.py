@@ -40,7 +40,7 @@ def search(
     params.update({"q": query[:MAX_QUERY], "format": "jsonv2", "limit": str(LIMIT)})
     if near is not None:
         lat, lon = near
-        params["viewbox"] = f"{lon - 0.2},{lat + 0.1},{lon + 0.2},{lat - 0.1}"
+        params["viewbox"] = f"{lon - 0.2:.4f},{lat + 0.1:.4f},{lon + 0.2:.4f},{lat - 0.1:.4f}"
     target = urlunsplit(parts._replace(query=urlencode(params)))
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     if language:
