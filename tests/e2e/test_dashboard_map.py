@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 
 from mobile_stub.client import Client
-from tests.e2e.test_dashboard import DESKTOP, PHONE, browser, merchant, new_page, ready, shot
+from tests.e2e.test_dashboard import (
+    AXE,
+    DESKTOP,
+    PHONE,
+    browser,
+    merchant,
+    new_page,
+    ready,
+    shot,
+    sign_in,
+)
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser", "new_page"]  # fixtures, used by name
@@ -55,6 +65,15 @@ def view(page: Any, selector: str = "#map") -> tuple[float, float, float]:
 def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     k = math.cos(math.radians(a[0]))
     return math.hypot(a[0] - b[0], (a[1] - b[1]) * k) * 111_320
+
+
+def axe_violations(page: Any) -> list[str]:
+    page.add_script_tag(content=AXE.read_text())
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} [{v['impact']}] {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+        for v in result["violations"]
+    ]
 
 
 def overlapping(boxes: list[dict[str, float]]) -> list[tuple[int, int]]:
@@ -253,3 +272,31 @@ def test_on_a_phone_the_drawing_tools_leave_the_map_free_and_a_tap_keeps_the_dra
     page.click(".leaflet-pm-icon-circle")
     page.click("#draw-actions >> text=Stop drawing")
     page.wait_for_selector("#draw-actions", state="hidden")
+
+
+@pytest.mark.parametrize("viewport", WIDTHS)
+def test_the_search_list_the_drawing_bar_and_the_pickers_map_pass_axe(
+    live_api: Client, new_page: Any, viewport: dict[str, int]
+) -> None:
+    m = merchant(live_api, "Axe Map")
+    add_twins(m["owner"])
+    page = new_page(None, viewport, bypass_csp=True)  # to inject axe-core, a test tool
+    sign_in(page, m["owner_key"])
+    page.goto("/dashboard/venues")
+    ready(page)
+    page.fill("#map-search", "Kahvila")
+    page.wait_for_selector("#map-search-results [role=option]")
+    page.keyboard.press("ArrowDown")
+    page.click(".leaflet-pm-icon-polygon")  # the drawing bar (a phone's) is on screen too
+    page.focus("#map-search")
+    page.keyboard.press("ArrowDown")
+    assert page.get_attribute("#map-search", "aria-expanded") == "true"
+    failures = [f"venues: {v}" for v in axe_violations(page)]
+    page.goto("/dashboard/offers/new")
+    ready(page)
+    page.click("#venue-map-toggle")
+    page.wait_for_selector("#venue-map-box[data-ready=true]")
+    page.fill("#picker-map-search", "Sointu")
+    page.wait_for_selector("#picker-map-search-results [role=option]")
+    failures += [f"picker: {v}" for v in axe_violations(page)]
+    assert not failures, "\n".join(failures)

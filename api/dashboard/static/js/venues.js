@@ -414,6 +414,21 @@ async function start() {
   document.querySelectorAll(".leaflet-pm-toolbar .button-container[title]").forEach((node) => {
     node.querySelector("a.leaflet-buttons-control-button")?.setAttribute("aria-label", node.title);
   });
+  // Geoman's handles are Leaflet markers, buttons without a name: name the corners; the marker
+  // that follows the pointer while drawing is no control at all, so it leaves the tab order.
+  map.on("layeradd", (event) => {
+    const node = event.layer.getElement?.();
+    if (!node?.classList.contains("marker-icon") || node.hasAttribute("aria-label")) return;
+    if (node.classList.contains("cursor-marker")) {
+      node.removeAttribute("role");
+      node.setAttribute("tabindex", "-1");
+      node.setAttribute("aria-hidden", "true");
+    } else if (node.classList.contains("marker-icon-middle")) {
+      node.setAttribute("aria-label", "Add a corner here: drag it");
+    } else {
+      node.setAttribute("aria-label", "A corner of the fence: drag it to move it");
+    }
+  });
   // On a phone, Geoman's own Finish / Remove Last Vertex / Cancel bar lies across the top of the
   // map, where a tap meant for a corner cancels the drawing, and the tool buttons toggle it off.
   // There (CSS, max-width 600px) both hide while drawing, and these buttons under the map
