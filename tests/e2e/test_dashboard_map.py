@@ -300,3 +300,60 @@ def test_the_search_list_the_drawing_bar_and_the_pickers_map_pass_axe(
     page.wait_for_selector("#picker-map-search-results [role=option]")
     failures += [f"picker: {v}" for v in axe_violations(page)]
     assert not failures, "\n".join(failures)
+
+
+# One grey 1x1 PNG: what the stand-in tile server answers for every tile.
+TILE_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63b8b9b9f91f0007e502f6c5f1f5b80000000049454e44ae426082"
+)
+
+
+def test_with_a_tile_server_the_map_shows_its_tiles_and_its_attribution_as_text(
+    live_api: Client, new_page: Any
+) -> None:
+    """MAP_TILE_URL's browser side (the server side is tests/integration/
+    test_dashboard_map_settings.py): the page gets the settings as the server renders them with
+    MAP_TILE_URL set (its meta tags and CSP), and a stand-in answers the tile requests."""
+    m = merchant(live_api, "Tiles Cafe")
+    add_twins(m["owner"])
+    page = new_page(m["owner_key"], DESKTOP)
+    origin = "https://tiles.example.com"
+    attribution = '© <img src=x onerror="document.title=1">Tiles & Co'
+
+    def with_tiles(route: Any) -> None:
+        response = route.fetch()
+        html = response.text().replace(
+            '<meta name="csrf-token"',
+            f'<meta name="map-tiles" content="{origin}/{{z}}/{{x}}/{{y}}.png">'
+            '<meta name="map-tiles-attribution" content="'
+            + attribution.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&#34;")
+            + '"><meta name="csrf-token"',
+        )
+        headers = dict(response.headers)
+        headers["content-security-policy"] = headers["content-security-policy"].replace(
+            "img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}"
+        )
+        route.fulfill(response=response, body=html, headers=headers)
+
+    tiles: list[str] = []
+
+    def tile(route: Any) -> None:
+        tiles.append(route.request.url)
+        route.fulfill(status=200, content_type="image/png", body=TILE_PNG)
+
+    page.route("**/dashboard/venues", with_tiles)
+    page.route(f"{origin}/**", tile)
+    page.goto("/dashboard/venues")
+    ready(page)
+    page.wait_for_selector("img.leaflet-tile-loaded")
+    assert tiles and all(t.startswith(f"{origin}/") and t.endswith(".png") for t in tiles)
+    # The offline basemap is not drawn, and the attribution is text, not markup.
+    assert page.locator(".leaflet-basemap-pane, .map-label").count() == 0
+    assert page.inner_text(".tile-attribution") == attribution
+    assert page.locator(".tile-attribution img").count() == 0
+    # The search still finds the merchant's venues (the offline names are the demo city's).
+    page.fill("#map-search", "Sointu")
+    page.wait_for_selector("#map-search-results [role=option]")
+    assert page.locator("#map-search-results [role=option]").count() == 2
+    shot(page, "state-map-tiles-1280")
