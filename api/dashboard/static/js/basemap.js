@@ -186,7 +186,7 @@ function labelLayer(map) {
   const fixed = []; // {text, kind, latlng}
   let streetFeatures = [];
 
-  const placeLabel = (text, kind, point, angle, placed) => {
+  const placeLabel = (text, kind, point, angle, placed, within) => {
     const half = (text.length * CHAR_PX) / 2 + 4;
     const r = LABEL_PX / 2 + 1;
     const cos = Math.cos((angle * Math.PI) / 180);
@@ -194,6 +194,8 @@ function labelLayer(map) {
     const circles = [];
     for (let d = -half + r; d <= half - r + 0.01; d += r) circles.push([point.x + d * cos, point.y + d * sin]);
     if (!circles.length) circles.push([point.x, point.y]);
+    // The whole label on screen: a name cut by the map's edge is no help.
+    if (!circles.every(([x, y]) => within.contains([x, y]))) return false;
     for (const other of placed) {
       for (const [x, y] of circles) {
         for (const [ox, oy] of other) {
@@ -282,7 +284,7 @@ function labelLayer(map) {
     }
     candidates.sort((x, y) => y.priority - x.priority || x.text.localeCompare(y.text));
     const placed = [];
-    for (const c of candidates) placeLabel(c.text, c.kind, c.point, c.angle, placed);
+    for (const c of candidates) placeLabel(c.text, c.kind, c.point, c.angle, placed, inner);
     pane.dataset.labels = String(pane.childElementCount);
   };
   map.on("zoomstart", () => {
