@@ -96,10 +96,10 @@ async function offline(map, container) {
   map.getPane("basemap").style.zIndex = 250;
   map.getPane("basemap").style.pointerEvents = "none";
 
-  const [streetsData, buildingsData] = await Promise.all([
-    loadBasemapFile("helsinki-streets.geojson"),
-    loadBasemapFile("helsinki-buildings.geojson"),
-  ]);
+  // The streets are awaited; buildings and labels follow when they come (the map is usable
+  // without them, and the page's data need not wait for them).
+  const buildingsLoading = loadBasemapFile("helsinki-buildings.geojson");
+  const streetsData = await loadBasemapFile("helsinki-streets.geojson");
   // The world's outlines are fetched the first time the map is zoomed out far enough to show them.
   const countries = L.geoJSON(null, {
     pane: "basemap",
@@ -118,7 +118,7 @@ async function offline(map, container) {
     return countriesLoading;
   };
   const named = streetsData.features.filter((f) => f.properties.name);
-  const buildings = L.geoJSON(buildingsData, {
+  const buildings = L.geoJSON(null, {
     pane: "basemap",
     interactive: false,
     style: { color: "#c4b9a6", weight: 0.8, fillColor: "#e3dccf", fillOpacity: 1 },
@@ -164,7 +164,12 @@ async function offline(map, container) {
 
   const labels = labelLayer(map);
   labels.streets(named);
-  labels.buildings(buildingsData.features.filter((f) => f.properties.name));
+  buildingsLoading
+    .then((data) => {
+      buildings.addData(data);
+      labels.buildings(data.features.filter((f) => f.properties.name));
+    })
+    .catch(() => {}); // the streets are the map; buildings are a help
   loadBasemapFile("helsinki-places.json")
     .then((data) => labels.places(data.places))
     .catch(() => {}); // labels are a help, not a need
