@@ -233,6 +233,19 @@ def test_the_offer_forms_picker_and_the_selects_tell_twins_apart(
     assert metres((lat, lon), TWINS[0][3]) < 30
     shot(page, "state-map-picker-search-390")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # An offer for both twins names each by its address in the offers list.
+    m["owner"].create_offer(
+        {
+            "venue_ids": [t["id"] for t in twins[:2]],
+            "title": "Twin latte",
+            "rule": {"kind": "every_checkin"},
+        }
+    )
+    page.goto("/dashboard/offers")
+    ready(page)
+    card = page.locator("article.offer-card").first.inner_text()
+    assert "Kahvila Sointu — Aleksanterinkatu 52, Helsinki" in card, card
+    assert "Kahvila Sointu — Mannerheimintie 5, Helsinki" in card, card
     # A <select> of venues (the NFC tags page) names the address too.
     page.goto("/dashboard/nfc-tags")
     options = page.locator("select option").all_inner_texts()
