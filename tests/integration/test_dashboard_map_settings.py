@@ -28,7 +28,7 @@ class FakeNominatim(BaseHTTPRequestHandler):
     status = 200
     seen: list[dict[str, Any]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         FakeNominatim.seen.append(
             {"path": parts.path, "query": parse_qs(parts.query), "headers": dict(self.headers)}
