@@ -284,6 +284,35 @@ def _check_url(value: Any) -> str | None:
     return None
 
 
+_TILE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?/[^\s\"'<>]*")
+
+
+def _check_tile_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _TILE_URL.fullmatch(value):
+        return f"must be an http(s) URL template such as https://tiles.example.com/{{z}}/{{x}}/{{y}}.png, got {value!r}"
+    if not all(part in value for part in ("{z}", "{x}", "{y}")):
+        return "must hold {z}, {x} and {y} (Leaflet's tile URL template)"
+    if "{s}" in value:
+        return "must name one host, without {s}: the dashboard's CSP allows exactly that origin"
+    return None
+
+
+def _tile_attribution(value: Any, config: Mapping[str, Any]) -> str | None:
+    if config.get("MAP_TILE_URL") and not value:
+        return "is not set: tiles from MAP_TILE_URL need their attribution on the map"
+    return None
+
+
+def _check_geocoder_url(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s#]+", value):
+        return f"must be an http(s) URL (a query is kept, e.g. for a key), got {value!r}"
+    return None
+
+
 MIB = 1024 * 1024
 
 SETTINGS: tuple[Setting, ...] = (
@@ -517,6 +546,35 @@ SETTINGS: tuple[Setting, ...] = (
         _check_origins,
         "Browser origins allowed to call the API (`/v1/...`) cross-origin, comma-separated, or "
         "`*`. Unset: no CORS headers at all.",
+    ),
+    Setting(
+        "MAP_TILE_URL",
+        None,
+        _optional,
+        _check_tile_url,
+        "A raster tile server for the dashboard's maps, as a Leaflet URL template "
+        "(`https://tiles.example.com/{z}/{x}/{y}.png`, one host, no `{s}`); the browser loads "
+        "tiles from it and the dashboard's CSP allows its origin in `img-src`. Unset: the "
+        "offline basemap that ships with the service (docs/dashboard.md).",
+    ),
+    Setting(
+        "MAP_TILE_ATTRIBUTION",
+        None,
+        _optional,
+        _no_check,
+        "The attribution the tiles' licence asks for, shown on the map as text "
+        "(`© OpenStreetMap contributors`). Required with MAP_TILE_URL.",
+        check_with=_tile_attribution,
+    ),
+    Setting(
+        "GEOCODER_URL",
+        None,
+        _optional,
+        _check_geocoder_url,
+        "A Nominatim-compatible search endpoint (`https://nominatim.example.com/search`) the "
+        "dashboard's map search asks for addresses beyond the merchant's venues and the offline "
+        "map's streets. The server calls it (the browser never does): a key may go in its query. "
+        "Unset: the offline search only.",
     ),
     Setting(
         "RETENTION_DAYS",

@@ -443,6 +443,16 @@ class VenueCreateSchema(ma.Schema):
         validate=v.Length(0, 100),
         metadata={"example": "cafe"},
     )
+    address = Text(
+        load_default=None,
+        allow_none=True,
+        validate=v.Length(0, 300),
+        metadata={
+            "description": "The street address as people write it, shown next to the name "
+            "(it tells venues of the same name apart); plain text, not geocoded",
+            "example": "Mannerheimintie 5, 00100 Helsinki",
+        },
+    )
     timezone = Text(
         load_default=venues.DEFAULT_TIMEZONE,
         validate=v.Length(1, 64),
@@ -491,6 +501,7 @@ class VenueSchema(ma.Schema):
     id = f.UUID(required=True)
     name = f.String(required=True)
     category = f.String(allow_none=True)
+    address = f.String(allow_none=True)
     timezone = f.String(required=True)
     location = Geometry("point", required=True)
     geofence = Geometry("fence", required=True)

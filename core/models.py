@@ -178,6 +178,8 @@ class Venue(Base):
     merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     category: Mapped[str | None] = mapped_column(String(100))
+    # Plain text for people ("Mannerheimintie 5, Helsinki"); optional, never geocoded by the API.
+    address: Mapped[str | None] = mapped_column(String(300))
     timezone: Mapped[str] = mapped_column(String(64))
     location: Mapped[Any] = mapped_column(
         Geography("POINT", srid=4326, spatial_index=False), nullable=False

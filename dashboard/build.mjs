@@ -144,6 +144,31 @@ const streetsOut = {
 };
 outputs.set("basemap/helsinki-streets.geojson", Buffer.from(JSON.stringify(streetsOut) + "\n"));
 
+// ---- basemap: the demo city's buildings, place labels and addresses (OpenStreetMap, ODbL) -------
+// helsinki-map.json is extracted once by mobile_stub/data/extract_map.py from the same OSM
+// extract as helsinki.json. Buildings are drawn close in (with their name and address for the
+// map's search); places label districts, squares and parks; addresses feed the offline search.
+
+const cityMap = JSON.parse(readFileSync(join(root, "mobile_stub", "data", "helsinki-map.json"), "utf8"));
+const buildingsOut = {
+  type: "FeatureCollection",
+  attribution: cityMap.attribution,
+  bbox: cityMap.bbox,
+  features: cityMap.buildings.map((b) => ({
+    type: "Feature",
+    properties: { name: b.name, address: b.address },
+    geometry: b.geometry,
+  })),
+};
+outputs.set("basemap/helsinki-buildings.geojson", Buffer.from(JSON.stringify(buildingsOut) + "\n"));
+const placesOut = {
+  attribution: cityMap.attribution,
+  places: cityMap.places,
+  // [label, lon, lat]: one point per address, for the search box.
+  addresses: cityMap.addresses,
+};
+outputs.set("basemap/helsinki-places.json", Buffer.from(JSON.stringify(placesOut) + "\n"));
+
 // ---- write or check ----------------------------------------------------------------------
 
 let differ = 0;

@@ -46,6 +46,7 @@ class VenueInput:
     name: str
     location: Any
     category: str | None = None
+    address: str | None = None
     timezone: str = DEFAULT_TIMEZONE
     geofence: Any = None
     radius_m: float | None = None
@@ -73,6 +74,7 @@ def venue_view(venue: Venue) -> VenueView:
         "id": venue.id,
         "name": venue.name,
         "category": venue.category,
+        "address": venue.address,
         "timezone": venue.timezone,
         "location": to_geojson(venue_point(venue)),
         "geofence": to_geojson(venue_fence(venue)),
@@ -97,6 +99,7 @@ def create_venue(
             merchant_id=merchant_id,
             name=data.name,
             category=data.category,
+            address=data.address,
             timezone=data.timezone,
             location=_geography(location),
             geofence=from_shape(fence, srid=4326),
@@ -165,6 +168,7 @@ def update_venue(
         for field in (
             "name",
             "category",
+            "address",
             "timezone",
             "checkin_cooldown_minutes",
             "max_accuracy_m",

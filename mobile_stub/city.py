@@ -23,6 +23,7 @@ from typing import Any
 from mobile_stub.geodesy import LatLon, distance_m, path_length_m
 
 DATA_FILE = "helsinki.json"
+MAP_FILE = "helsinki-map.json"  # buildings, places and addresses (data/extract_map.py)
 # A walk leaves a venue for any street node this close (through its door, across a square).
 DOOR_RADIUS_M = 60.0
 
@@ -37,6 +38,7 @@ class Place:
     position: LatLon
     footprint: dict[str, Any] | None  # GeoJSON Polygon/MultiPolygon, when OSM has one
     fence_source: str  # "osm_way", "osm_relation", "building" or "none"
+    address: str | None = None  # "Aleksanterinkatu 52", where OSM has one (data/extract_map.py)
 
     @property
     def category(self) -> str:
@@ -163,9 +165,9 @@ class City:
         return next(p for p in self.places if p.osm == osm)
 
 
-def read_data() -> dict[str, Any]:
-    """The raw contents of the shipped data file."""
-    text = resources.files("mobile_stub").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
+def read_data(name: str = DATA_FILE) -> dict[str, Any]:
+    """The raw contents of a shipped data file."""
+    text = resources.files("mobile_stub").joinpath("data", name).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
@@ -174,6 +176,7 @@ def read_data() -> dict[str, Any]:
 def load_city() -> City:
     """Central Helsinki: about 900 named venues and its walking network (read once)."""
     data = read_data()
+    addresses: dict[str, str] = read_data(MAP_FILE)["venue_addresses"]
     places = [
         Place(
             osm=v["osm"],
@@ -182,6 +185,7 @@ def load_city() -> City:
             position=LatLon(v["lat"], v["lon"]),
             footprint=v["geofence"],
             fence_source=v["fence_source"],
+            address=addresses.get(v["osm"]),
         )
         for v in data["venues"]
     ]

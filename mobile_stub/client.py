@@ -100,6 +100,7 @@ class Venue(TypedDict):
     id: str
     name: str
     category: str | None
+    address: str | None  # plain text for people; the location is `location`
     timezone: str
     location: dict[str, Any]  # GeoJSON Point, [lon, lat]
     geofence: dict[str, Any]  # GeoJSON Polygon or MultiPolygon

@@ -143,6 +143,7 @@ def venue_body(city: City, place: Place, cooldown_minutes: int) -> dict[str, Any
     body: dict[str, Any] = {
         "name": place.name,
         "category": place.category,
+        "address": f"{place.address}, {city.name}" if place.address else None,
         "timezone": city.timezone,
         "location": {"type": "Point", "coordinates": [place.position.lon, place.position.lat]},
         "checkin_cooldown_minutes": cooldown_minutes,

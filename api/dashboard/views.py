@@ -28,6 +28,7 @@ from flask import (
 )
 
 from api import auth, db
+from api.dashboard import geocode as geocoder
 from api.dashboard import session as dash_session
 from api.errors import problem
 from api.schemas import SINGLE_LINE_REFUSED
@@ -81,6 +82,8 @@ CSP = "; ".join(
         # Leaflet and Geoman position map elements with style attributes.
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
+        # The map search's geocoder is asked by the server (api/dashboard/geocode.py), never
+        # by the browser.
         "connect-src 'self'",
         "font-src 'self'",
         "object-src 'none'",
@@ -91,9 +94,41 @@ CSP = "; ".join(
 )
 
 
+@functools.cache
+def csp_for(tile_url: str | None) -> str:
+    """The dashboard's CSP; with a production tile server (`MAP_TILE_URL`), exactly its origin
+    may serve images too."""
+    if not tile_url:
+        return CSP
+    parts = urlsplit(tile_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return CSP.replace("img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}")
+
+
+@blp.app_template_global()
+def venue_label(venue: Any) -> str:
+    """A venue as a choice shows it: its name, and its address when it has one, which tells
+    venues of the same name apart (static/js/venue-words.js does the same in the browser)."""
+    address = getattr(venue, "address", None)
+    return f"{venue.name} — {address}" if address else str(venue.name)
+
+
+@blp.app_context_processor
+def _map_settings() -> dict[str, Any]:
+    """What the pages' maps need to know (base.html puts it in meta tags for basemap.js)."""
+    config = current_app.config
+    return {
+        "map_tile_url": config.get("MAP_TILE_URL") or "",
+        "map_tile_attribution": config.get("MAP_TILE_ATTRIBUTION") or "",
+        "map_geocoder": bool(config.get("GEOCODER_URL")),
+    }
+
+
 @blp.after_request
 def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault(
+        "Content-Security-Policy", csp_for(current_app.config.get("MAP_TILE_URL"))
+    )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -291,6 +326,39 @@ def home() -> Any:
 @page("owner")
 def venues() -> Any:
     return _render("dashboard/venues.html", timezones=geo_venues.timezone_names())
+
+
+@blp.get("/geocode")
+@json_call("owner")
+def geocode() -> Any:
+    """The map search's production geocoder, asked on the browser's behalf (geocode.py says
+    why). `q`: what was typed; `near`: `lat,lon` of the map's centre, preferred, not required."""
+    url = current_app.config.get("GEOCODER_URL")
+    if not url:
+        return problem(404, "not_found", "no geocoder is configured (GEOCODER_URL)")
+    query = (request.args.get("q") or "").strip()
+    if not query or len(query) > geocoder.MAX_QUERY or SINGLE_LINE_REFUSED.search(query):
+        return problem(
+            422,
+            "validation_error",
+            "say what to find",
+            errors={"q": [f"1 to {geocoder.MAX_QUERY} characters of one line of text"]},
+        )
+    near = None
+    try:
+        lat, lon = (float(x) for x in (request.args.get("near") or "").split(","))
+        if -90 <= lat <= 90 and -180 <= lon <= 180:
+            near = (lat, lon)
+    except ValueError:
+        pass
+    try:
+        places = geocoder.search(
+            url, query, near=near, language=request.headers.get("Accept-Language")
+        )
+    except geocoder.GeocoderError as failure:
+        current_app.logger.warning("geocoder: %s", failure)
+        return problem(502, "geocoder_unavailable", "the address search is not answering now")
+    return {"places": places}
 
 
 @blp.get("/offers")

@@ -106,6 +106,9 @@ def test_drawing_a_new_venue_inside_another_fence_never_edits_it(
     # Outside a drawing, a click on a fence while the new venue is unsaved asks first; no means
     # the form stays as it was.
     page.fill("#name", "Second Kiosk")
+    # On a phone the form is under the map: filling it scrolled the page. Back to the map.
+    page.locator("#map").scroll_into_view_if_needed()
+    cx, cy = map_centre(page)
     answers.append(False)
     page.mouse.click(cx - 45, cy - 35)  # in Old Fence, outside both new shapes
     page.wait_for_timeout(200)

@@ -164,6 +164,40 @@ def test_other_invalid_venue_fields_are_422(owner: Client, change: dict[str, Any
     assert owner.list_venues() == []
 
 
+def test_address_is_optional_text_kept_through_create_patch_get_and_list(owner: Client) -> None:
+    plain = owner.create_venue(venue_body(name="Kahvila"))
+    assert plain["address"] is None
+    venue = owner.create_venue(venue_body(name="Kahvila", address="Mannerheimintie 5, Helsinki"))
+    assert venue["address"] == "Mannerheimintie 5, Helsinki"
+    assert owner.get_venue(venue["id"])["address"] == "Mannerheimintie 5, Helsinki"
+    # Two venues of the same name: the list tells them apart by address.
+    assert sorted((v["name"], v["address"] or "") for v in owner.list_venues()) == [
+        ("Kahvila", ""),
+        ("Kahvila", "Mannerheimintie 5, Helsinki"),
+    ]
+    moved = owner.update_venue(venue["id"], {"address": "Aleksanterinkatu 52"})
+    assert moved["address"] == "Aleksanterinkatu 52"
+    assert moved["location"] == venue["location"]  # an address is text: it moves nothing
+    assert owner.update_venue(venue["id"], {"address": None})["address"] is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["Mannerheimintie 5\nHelsinki", "Kauppatori\x00", "Esplanadi \u202e1", "x" * 301, 5],
+    ids=["newline", "nul", "bidi override", "too long", "not text"],
+)
+def test_bad_addresses_are_422_and_change_nothing(owner: Client, address: Any) -> None:
+    with pytest.raises(ApiError) as err:
+        owner.create_venue(venue_body(address=address))
+    assert (err.value.status, err.value.code) == (422, "validation_error")
+    assert err.value.errors and "address" in err.value.errors
+    venue = owner.create_venue(venue_body(address="Bulevardi 1"))
+    with pytest.raises(ApiError) as err:
+        owner.update_venue(venue["id"], {"address": address})
+    assert err.value.status == 422
+    assert owner.get_venue(venue["id"])["address"] == "Bulevardi 1"
+
+
 def test_patch_moves_a_circle_and_switches_fence_kinds(owner: Client) -> None:
     venue = owner.create_venue(venue_body(radius_m=30))
     moved = owner.update_venue(

@@ -7,6 +7,7 @@ every footprint a fence that both Shapely and the API's own geofence rules accep
 from __future__ import annotations
 
 import random
+import re
 import statistics
 from itertools import pairwise
 from pathlib import Path
@@ -53,6 +54,18 @@ def test_about_900_named_venues_of_central_helsinki(city: City) -> None:
     assert sum(p.is_shop for p in city.places) > 300
     for p in city.places:  # central Helsinki
         assert 60.16 < p.position.lat < 60.18 and 24.93 < p.position.lon < 24.96
+
+
+def test_the_map_data_is_osm_too_and_gives_most_venues_their_address(city: City) -> None:
+    data = read_data("helsinki-map.json")
+    assert data["attribution"] == ATTRIBUTION
+    assert (DATA_DIR / "helsinki-map.json").stat().st_size < 400_000
+    assert len(data["buildings"]) > 400 and len(data["places"]) >= 20
+    with_address = [p for p in city.places if p.address]
+    assert len(with_address) > 600
+    # "Street number", as OSM's addr:street and addr:housenumber give it; no guesses.
+    assert all(re.fullmatch(r"\S.* \S+", p.address or "") for p in with_address)
+    assert set(data["venue_addresses"]) <= {p.osm for p in city.places}
 
 
 def test_every_footprint_is_a_valid_fence(city: City) -> None:

@@ -5,6 +5,7 @@ import { api, clearProblem, el, markReady, showProblem } from "./common.js";
 import { DAYS, describeOffer } from "./offer-words.js";
 import { utcToWall, wallToUtc } from "./zones.js";
 import { venuePicker } from "./venue-picker.js";
+import { categoryWords, venueDetail, venueLabel } from "./venue-words.js";
 
 const form = document.getElementById("offer-form");
 const offerId = form.dataset.offerId || null;
@@ -52,7 +53,8 @@ function renderVenueChoices(selected) {
         { class: "check" },
         el("input", { type: "checkbox", name: "venue", value: venue.id, checked: selected.has(venue.id) }),
         ` ${venue.name} `,
-        el("span", { class: "muted" }, `(${venue.timezone})`),
+        venueDetail(venue, venues) ? el("span", { class: "venue-address" }, `${venueDetail(venue, venues)} `) : null,
+        el("span", { class: "muted" }, `(${[categoryWords(venue.category), venue.timezone].filter(Boolean).join(", ")})`),
       ),
     ),
   );
@@ -170,7 +172,7 @@ function updatePreview() {
   const data = body();
   const sentences = describeOffer(
     { ...data, status: offer?.status || "draft" },
-    checkedVenues().map((v) => v.name),
+    checkedVenues().map((v) => (venueDetail(v, venues) ? venueLabel(v) : v.name)),
     scheduleZone(),
   );
   preview.replaceChildren(...sentences.map((s) => el("p", {}, s)));
@@ -249,7 +251,7 @@ async function start() {
   const requests = [api("GET", "/venues")];
   if (offerId) requests.push(api("GET", `/offers/${offerId}`));
   const [venueList, loaded] = await Promise.all(requests);
-  venues = venueList.venues.sort((a, b) => a.name.localeCompare(b.name));
+  venues = venueList.venues.sort((a, b) => a.name.localeCompare(b.name) || (a.address || "").localeCompare(b.address || ""));
   offer = loaded || null;
   renderVenueChoices(new Set(offer ? offer.venue_ids : venues.length === 1 ? [venues[0].id] : []));
   if (venues.length) {

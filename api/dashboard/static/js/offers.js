@@ -7,6 +7,7 @@
 
 import { announce, api, el, fmt, markReady } from "./common.js";
 import { describeOffer } from "./offer-words.js";
+import { venueDetail, venueLabel } from "./venue-words.js";
 
 const PROOF_WORDS = { gps: "GPS", presence_code: "presence code", nfc_tap: "NFC tag tap" };
 
@@ -34,7 +35,12 @@ function zoneOf(offer) {
 }
 
 function card(offer) {
-  const names = offer.venue_ids.map((id) => venuesById.get(id)?.name).filter(Boolean);
+  // A venue with a namesake is named with its address (or its position), so twins differ.
+  const all = [...venuesById.values()];
+  const names = offer.venue_ids
+    .map((id) => venuesById.get(id))
+    .filter(Boolean)
+    .map((v) => (all.filter((o) => o.name === v.name).length > 1 ? (v.address ? venueLabel(v) : `${v.name} (${venueDetail(v, all)})`) : v.name));
   const capText = offer.total_cap ? `${fmt.number(offer.unlocked_count)} of ${fmt.number(offer.total_cap)}` : fmt.number(offer.unlocked_count);
   const titleId = `offer-${offer.id}-title`;
   const fresh = offer.id === highlighted;

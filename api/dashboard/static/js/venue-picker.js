@@ -7,6 +7,7 @@
 // its choice. The map (Leaflet and the offline basemap) loads only when it is opened.
 
 import { el, fmt } from "./common.js";
+import { categoryWords, venueLabel } from "./venue-words.js";
 
 const LEAFLET = "/dashboard/static/vendor/leaflet/leaflet.js";
 
@@ -20,7 +21,8 @@ function loadLeaflet() {
   });
 }
 
-const words = (venue) => `${venue.name} ${venue.category ?? ""} ${venue.timezone}`.toLowerCase();
+const words = (venue) =>
+  `${venue.name} ${venue.address ?? ""} ${venue.category ?? ""} ${categoryWords(venue.category) ?? ""} ${venue.timezone}`.toLowerCase();
 
 /**
  * Wire the picker in `fieldset` around its checkboxes. `onChange` runs after any change made
@@ -44,7 +46,7 @@ export function venuePicker(fieldset, venues, onChange) {
     if (!node || !input) return;
     node.classList.toggle("picked", input.checked);
     node.setAttribute("aria-pressed", String(input.checked));
-    node.setAttribute("alt", `${byId.get(id).name}: ${input.checked ? "chosen" : "not chosen"}`);
+    node.setAttribute("alt", `${venueLabel(byId.get(id))}: ${input.checked ? "chosen" : "not chosen"}`);
   }
 
   function update() {
@@ -105,10 +107,12 @@ export function venuePicker(fieldset, venues, onChange) {
     try {
       await loadLeaflet();
       const { createMap } = await import("./basemap.js");
+      const { mapSearch } = await import("./map-search.js");
       map = await createMap($("venue-map"));
+      mapSearch(fieldset.querySelector(".map-search"), map, { venues: () => venues });
       for (const venue of venues) {
         const [lon, lat] = venue.location.coordinates;
-        const marker = window.L.marker([lat, lon], { title: venue.name, alt: venue.name, keyboard: true, riseOnHover: true });
+        const marker = window.L.marker([lat, lon], { title: venueLabel(venue), alt: venueLabel(venue), keyboard: true, riseOnHover: true });
         const flip = () => {
           const input = box.querySelector(`input[name="venue"][value="${venue.id}"]`);
           set([input], !input.checked);

@@ -10,12 +10,14 @@
 /* global L */
 import { announce, api, clearProblem, el, markReady, showProblem } from "./common.js";
 import { createMap } from "./basemap.js";
+import { mapSearch } from "./map-search.js";
+import { CATEGORY_CHOICES, categoryToSave, categoryWords, venueDetail } from "./venue-words.js";
 
 const form = document.getElementById("venue-form");
 const list = document.getElementById("venue-list");
 const filter = document.getElementById("venue-filter");
 const fields = Object.fromEntries(
-  ["name", "category", "timezone", "lat", "lon", "radius", "vertices", "checkin_cooldown_minutes", "max_accuracy_m"].map(
+  ["name", "address", "category", "timezone", "lat", "lon", "radius", "vertices", "checkin_cooldown_minutes", "max_accuracy_m"].map(
     (id) => [id, document.getElementById(id)],
   ),
 );
@@ -57,7 +59,9 @@ function describeFence(venue) {
 
 function renderList() {
   const needle = filter.value.trim().toLowerCase();
-  const shown = venues.filter((v) => !needle || v.name.toLowerCase().includes(needle));
+  const shown = venues.filter(
+    (v) => !needle || `${v.name} ${v.address || ""} ${categoryWords(v.category) || ""}`.toLowerCase().includes(needle),
+  );
   document.getElementById("venue-count").textContent = `(${venues.length})`;
   list.replaceChildren(
     ...shown.map((venue) =>
@@ -68,9 +72,10 @@ function renderList() {
           "button",
           { type: "button", class: "item-main", "data-venue": venue.id, onclick: () => edit(venue) },
           el("span", { class: "item-title" }, venue.name),
-          el("span", { class: "item-meta" }, `${describeFence(venue)} · ${venue.timezone}`),
+          venueDetail(venue, venues) ? el("span", { class: "item-address" }, venueDetail(venue, venues)) : null,
+          el("span", { class: "item-meta" }, [categoryWords(venue.category), describeFence(venue), venue.timezone].filter(Boolean).join(" · ")),
         ),
-        el("a", { href: `/dashboard/presence/${venue.id}`, class: "item-link", "aria-label": `Presence code of ${venue.name}` }, "Presence code"),
+        el("a", { href: `/dashboard/presence/${venue.id}`, class: "item-link", "aria-label": `Presence code of ${venue.name}${venue.address ? `, ${venue.address}` : ""}` }, "Presence code"),
       ),
     ),
   );
@@ -84,7 +89,10 @@ function drawSaved() {
     if (editing?.id === venue.id) continue; // drawn as the editable shape
     const layer = layerFor(venue).addTo(map);
     // A string would be set as HTML: the name goes in as text.
-    layer.bindTooltip(el("span", {}, venue.name), { direction: "top" });
+    layer.bindTooltip(
+      el("span", {}, el("span", { class: "tip-name" }, venue.name), venue.address ? el("span", { class: "tip-address" }, venue.address) : null),
+      { direction: "top" },
+    );
     layer.on("click", () => chooseFromMap(venue));
     layer.options.pmIgnore = true;
     layers.set(venue.id, layer);
@@ -93,7 +101,7 @@ function drawSaved() {
 
 async function loadVenues() {
   venues = (await api("GET", "/venues")).venues;
-  venues.sort((a, b) => a.name.localeCompare(b.name));
+  venues.sort((a, b) => a.name.localeCompare(b.name) || (a.address || "").localeCompare(b.address || ""));
   renderList();
   drawSaved();
 }
@@ -212,7 +220,8 @@ function openForm(venue) {
   document.getElementById("venue-form-title").textContent = venue ? `Edit ${venue.name}` : "New venue";
   document.getElementById("delete-venue").hidden = !venue;
   fields.name.value = venue?.name ?? "";
-  fields.category.value = venue?.category ?? "";
+  fields.address.value = venue?.address ?? "";
+  fields.category.value = categoryWords(venue?.category) ?? "";
   fields.timezone.value = venue?.timezone ?? usualZone();
   fields.checkin_cooldown_minutes.value = venue?.checkin_cooldown_minutes ?? 60;
   fields.max_accuracy_m.value = venue?.max_accuracy_m ?? 100;
@@ -289,7 +298,8 @@ function body() {
   const number = (input) => (input.value.trim() === "" ? undefined : Number(input.value));
   const data = {
     name: fields.name.value.trim(),
-    category: fields.category.value.trim() || null,
+    category: categoryToSave(fields.category.value, editing?.category),
+    address: fields.address.value.trim() || null,
     timezone: fields.timezone.value.trim(),
     location: { type: "Point", coordinates: [number(fields.lon), number(fields.lat)] },
     checkin_cooldown_minutes: number(fields.checkin_cooldown_minutes),
@@ -382,6 +392,8 @@ async function remove() {
 
 async function start() {
   map = await createMap(document.getElementById("map"));
+  mapSearch(document.querySelector(".map-search"), map, { venues: () => venues });
+  document.getElementById("categories").replaceChildren(...CATEGORY_CHOICES.map((words) => el("option", { value: words })));
   map.pm.setGlobalOptions({ allowSelfIntersection: true, snappable: false });
   map.pm.addControls({
     position: "topleft",
@@ -402,12 +414,58 @@ async function start() {
   document.querySelectorAll(".leaflet-pm-toolbar .button-container[title]").forEach((node) => {
     node.querySelector("a.leaflet-buttons-control-button")?.setAttribute("aria-label", node.title);
   });
-  map.on("pm:drawstart", () => {
+  // Geoman's handles are Leaflet markers, buttons without a name: name the corners; the marker
+  // that follows the pointer while drawing is no control at all, so it leaves the tab order.
+  map.on("layeradd", (event) => {
+    const node = event.layer.getElement?.();
+    if (!node?.classList.contains("marker-icon") || node.hasAttribute("aria-label")) return;
+    if (node.classList.contains("cursor-marker")) {
+      node.removeAttribute("role");
+      node.setAttribute("tabindex", "-1");
+      node.setAttribute("aria-hidden", "true");
+    } else if (node.classList.contains("marker-icon-middle")) {
+      node.setAttribute("aria-label", "Add a corner here: drag it");
+    } else {
+      node.setAttribute("aria-label", "A corner of the fence: drag it to move it");
+    }
+  });
+  // On a phone, Geoman's own Finish / Remove Last Vertex / Cancel bar lies across the top of the
+  // map, where a tap meant for a corner cancels the drawing, and the tool buttons toggle it off.
+  // There (CSS, max-width 600px) both hide while drawing, and these buttons under the map
+  // (outside it, so that nothing above the map moves) do the same work.
+  const mapNode = document.getElementById("map");
+  const actions = document.getElementById("draw-actions");
+  let drawingShape = null;
+  map.on("pm:drawstart", (event) => {
     drawing = true;
+    drawingShape = event.shape;
+    mapNode.classList.add("map-drawing");
+    actions.hidden = false;
+    document.getElementById("draw-what").textContent = event.shape === "Circle" ? "Drawing a circle: tap the centre, then the edge." : "Drawing a polygon: tap each corner.";
+    actions.querySelectorAll("[data-draw-action=finish], [data-draw-action=undo]").forEach((b) => {
+      b.hidden = event.shape !== "Polygon";
+    });
     if (form.hidden) openForm(null);
   });
   map.on("pm:drawend", () => {
     drawing = false;
+    drawingShape = null;
+    mapNode.classList.remove("map-drawing");
+    actions.hidden = true;
+  });
+  actions.addEventListener("click", (event) => {
+    const what = event.target.closest("[data-draw-action]")?.dataset.drawAction;
+    const tool = drawingShape && map.pm.Draw[drawingShape];
+    if (!what || !tool) return;
+    if (what === "stop") map.pm.disableDraw();
+    else if (what === "undo") tool._removeLastVertex?.();
+    else if (what === "finish") {
+      if ((tool._layer?.getLatLngs?.().length ?? 0) < 3) {
+        announce("A polygon needs at least three corners: tap the map to add them.");
+        return;
+      }
+      tool._finishShape?.();
+    }
   });
   map.on("pm:create", (event) => {
     if (form.hidden) openForm(null);
