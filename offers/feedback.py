@@ -24,8 +24,11 @@ that read the clock first but waited on the row lock still counts as the first).
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -378,44 +381,339 @@ def merchant_feedback(
 
 # ---- the responsiveness report -----------------------------------------------------------------
 
-# Per venue and for the merchant (GROUPING SETS), over the feedback given in [lo, hi), as of
-# now: answered means a reply exists now; unanswered feedback younger than the target is
-# `pending`, older `overdue`. Times to first reply are over answered feedback only.
-_STAR_COLUMNS = ",\n".join(
-    f"count(*) FILTER (WHERE f.rating = {star}) AS star_{star}" for star in STARS
+# The report reads sums, not feedback rows (migration 0015, docs/feedback.md "How the report
+# stays fast"): triggers on `feedback` keep, per merchant, venue and block of UTC days, the
+# counts by rating, the answered ones and their summed time to first reply
+# (`feedback_rollup`), the answered ones per bucket of time to first reply
+# (`feedback_rollup_responses`), the counts per offer unlocked on the visit
+# (`feedback_rollup_offers`), and one narrow row per answered feedback (`feedback_responses`).
+# A period [from, to) is read as whole days from the blocks (at most two per level) and the
+# partial days at its ends from the feedback itself. Every figure stays exact:
+#
+# - a percentile (`percentile_cont`, as before) is located in a bucket by the bucket counts, and
+#   its value read from `feedback_responses` inside that bucket (an index range scan);
+# - answered within the target: the buckets wholly below the target's bucket, plus the rows of
+#   the target's own bucket read one by one (`seconds <= target`), so any `target_hours` is exact;
+# - pending: unanswered feedback younger than the target, from the partial index on unanswered
+#   feedback (only the last `target_hours` are read); overdue is unanswered minus pending.
+
+#: Day blocks: level L sums 2^L UTC days (migration 0015's MAX_LEVEL).
+ROLLUP_MAX_LEVEL = 14
+DAY = timedelta(days=1)
+#: The percentiles the report gives (and the benchmarks' median).
+PERCENTILES = (Decimal("0.5"), Decimal("0.9"))
+
+
+def _day(at: datetime) -> int:
+    """The UTC day `at` falls in, counted from 1970-01-01."""
+    return (at - EPOCH) // DAY
+
+
+def _day_start(day: int) -> datetime:
+    return EPOCH + day * DAY
+
+
+@dataclass(frozen=True)
+class Span:
+    """A period [lo, hi) as rollup blocks (`levels`, `blocks`) covering [e1, e2), and the
+    partial days [lo, e1) and [e2, hi) read row by row."""
+
+    lo: datetime
+    hi: datetime
+    e1: datetime
+    e2: datetime
+    levels: tuple[int, ...]
+    blocks: tuple[int, ...]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lo": self.lo,
+            "hi": self.hi,
+            "e1": self.e1,
+            "e2": self.e2,
+            "levels": list(self.levels),
+            "blocks": list(self.blocks),
+        }
+
+
+def span(lo: datetime, hi: datetime, now: datetime) -> Span:
+    """[lo, hi) as the fewest aligned blocks of whole UTC days plus its partial days. Nothing is
+    created after today, so the blocks stop at tomorrow."""
+    end = min(hi, _day_start(_day(now) + 1))
+    first, last = -((EPOCH - lo) // DAY), _day(end)  # the first whole day, the day after the last
+    if first >= last:
+        return Span(lo, hi, hi, hi, (), ())
+    levels: list[int] = []
+    blocks: list[int] = []
+    day = first
+    while day < last:
+        level = 0
+        while level < ROLLUP_MAX_LEVEL and day % (2 << level) == 0 and day + (2 << level) <= last:
+            level += 1
+        levels.append(level)
+        blocks.append(day >> level)
+        day += 1 << level
+    return Span(lo, hi, _day_start(first), _day_start(last), tuple(levels), tuple(blocks))
+
+
+_SCOPE = "(CAST(:venue_id AS uuid) IS NULL OR {t}.venue_id = :venue_id)"
+_BLOCKS = """
+    b AS (SELECT * FROM unnest(CAST(:levels AS smallint[]), CAST(:blocks AS int[]))
+          AS b(level, block))
+"""
+_EDGES = (
+    "((f.created_at >= :lo AND f.created_at < :e1) OR (f.created_at >= :e2 AND f.created_at < :hi))"
 )
-# Each row's seconds to first reply (`rs`, null when unanswered) and age are computed once, as
-# doubles (`date_part`; `extract` answers numeric, slower to aggregate). The report reads every
-# feedback of the period: on 1M rows it takes seconds (docs/analytics.md, Speed); a rollup
-# would be the next step.
-_REPORT = text(
-    f"""
-    SELECT f.venue_id, GROUPING(f.venue_id) AS whole,
-           count(*) AS feedback,
-           count(f.rs) AS answered,
-           count(*) FILTER (WHERE f.rs IS NULL AND f.age < :target_s) AS pending,
-           count(*) FILTER (WHERE f.rs IS NULL AND f.age >= :target_s) AS overdue,
-           count(*) FILTER (WHERE f.rs <= :target_s) AS within_target,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY f.rs) AS median_s,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY f.rs) AS p90_s,
-           avg(f.rs) AS mean_s,
-           avg(f.rating) AS rating_mean,
-           {_STAR_COLUMNS}
-    FROM (
-        SELECT venue_id, rating,
-               date_part('epoch', first_reply_at - created_at) AS rs,
-               date_part('epoch', now() - created_at) AS age
-        FROM feedback
-        WHERE merchant_id = :merchant_id AND created_at >= :lo AND created_at < :hi
-          AND (CAST(:venue_id AS uuid) IS NULL OR venue_id = :venue_id)
-        -- a fence: without it the planner reads the rows in venue order through the venue
-        -- index, a random heap read per row (measured on 1M rows: 1.5 to 2 times slower than
-        -- a sequential scan and a sort)
-        OFFSET 0
-    ) f
-    GROUP BY GROUPING SETS ((f.venue_id), ())
-    """
-)
+
+
+def _stats_sql(by_venue: bool) -> Any:
+    """One statement (one snapshot: the bucket counts and the rows read inside buckets agree)
+    giving, per scope (the merchant, `whole`, and each venue if `by_venue`): counts per rating,
+    the values at the percentiles' ranks, answered within the target, pending."""
+    if by_venue:
+        venue, whole = "venue_id", "GROUPING(venue_id) = 1"
+
+        def group(*cols: str) -> str:
+            inner = ", ".join(cols)
+            return f"GROUP BY GROUPING SETS ((venue_id{', ' if cols else ''}{inner}), ({inner}))"
+    else:
+        venue, whole = "NULL::uuid", "true"
+
+        def group(*cols: str) -> str:
+            return f"GROUP BY {', '.join(cols)}" if cols else ""
+
+    return text(
+        f"""
+        WITH {_BLOCKS},
+        raw AS (
+            SELECT f.venue_id, f.rating,
+                   date_part('epoch', f.first_reply_at - f.created_at) AS seconds,
+                   (extract(epoch FROM f.first_reply_at - f.created_at) * 1000000)::bigint AS us
+            FROM feedback f
+            WHERE f.merchant_id = :merchant_id AND {_SCOPE.format(t="f")} AND {_EDGES}
+        ),
+        counts AS (
+            SELECT r.venue_id, r.rating, r.feedback, r.answered, r.response_us
+            FROM feedback_rollup r JOIN b ON b.level = r.level AND b.block = r.block
+            WHERE r.merchant_id = :merchant_id AND {_SCOPE.format(t="r")}
+            UNION ALL
+            SELECT venue_id, rating, 1, (seconds IS NOT NULL)::int, COALESCE(us, 0) FROM raw
+        ),
+        hist AS (
+            SELECT h.venue_id, h.bucket, h.answered AS n
+            FROM feedback_rollup_responses h JOIN b ON b.level = h.level AND b.block = h.block
+            WHERE h.merchant_id = :merchant_id AND {_SCOPE.format(t="h")}
+            UNION ALL
+            SELECT venue_id, feedback_response_bucket(seconds), 1 FROM raw
+            WHERE seconds IS NOT NULL
+        ),
+        hs AS (
+            SELECT {venue} AS venue_id, {whole} AS whole, bucket, sum(n) AS n
+            FROM hist {group("bucket")} HAVING sum(n) > 0
+        ),
+        cum AS (
+            SELECT hs.*, sum(n) OVER (PARTITION BY whole, venue_id ORDER BY bucket) - n AS before,
+                   sum(n) OVER (PARTITION BY whole, venue_id) AS total
+            FROM hs
+        ),
+        -- the 0-based ranks percentile_cont interpolates between, each in its bucket
+        ranks AS (
+            SELECT c.whole, c.venue_id, c.bucket, q.k, (q.k - c.before)::bigint AS off
+            FROM cum c CROSS JOIN LATERAL (
+                SELECT DISTINCT k FROM unnest(ARRAY[
+                    floor(0.5 * (c.total - 1)), ceil(0.5 * (c.total - 1)),
+                    floor(0.9 * (c.total - 1)), ceil(0.9 * (c.total - 1))]) AS k
+            ) q
+            WHERE q.k >= c.before AND q.k < c.before + c.n
+        ),
+        vals AS (
+            SELECT r.whole, r.venue_id, r.k,
+                   CASE WHEN r.venue_id IS NULL AND CAST(:venue_id AS uuid) IS NULL THEN (
+                       SELECT x.seconds FROM feedback_responses x
+                       WHERE x.merchant_id = :merchant_id AND x.bucket = r.bucket
+                         AND x.created_at >= :lo AND x.created_at < :hi
+                       ORDER BY x.seconds OFFSET r.off LIMIT 1)
+                   ELSE (
+                       SELECT x.seconds FROM feedback_responses x
+                       WHERE x.venue_id = COALESCE(r.venue_id, CAST(:venue_id AS uuid))
+                         AND x.bucket = r.bucket AND x.created_at >= :lo AND x.created_at < :hi
+                       ORDER BY x.seconds OFFSET r.off LIMIT 1)
+                   END AS seconds
+            FROM ranks r
+        ),
+        within AS (
+            SELECT {venue} AS venue_id, {whole} AS whole, sum(n) AS n FROM (
+                SELECT venue_id, n FROM hist
+                WHERE bucket < feedback_response_bucket(CAST(:target_s AS float8))
+                UNION ALL
+                SELECT x.venue_id, 1 FROM feedback_responses x
+                WHERE x.merchant_id = :merchant_id AND {_SCOPE.format(t="x")}
+                  AND x.bucket = feedback_response_bucket(CAST(:target_s AS float8))
+                  AND x.seconds <= :target_s AND x.created_at >= :lo AND x.created_at < :hi
+            ) w {group()}
+        ),
+        pending AS (
+            SELECT {venue} AS venue_id, {whole} AS whole, count(*) AS n FROM feedback f
+            WHERE f.merchant_id = :merchant_id AND f.first_reply_at IS NULL
+              AND {_SCOPE.format(t="f")} AND f.created_at >= :lo AND f.created_at < :hi
+              -- the index's range, then the exact test the report always made
+              AND f.created_at >= now() - make_interval(secs => CAST(:target_s AS float8) + 1)
+              AND date_part('epoch', now() - f.created_at) < :target_s
+            {group()}
+        ),
+        cnt AS (
+            SELECT {venue} AS venue_id, {whole} AS whole, rating, sum(feedback) AS feedback,
+                   sum(answered) AS answered, sum(response_us) AS us
+            FROM counts {group("rating")}
+        )
+        SELECT 'count' AS part, whole, venue_id, rating::numeric AS k, feedback::numeric AS a,
+               answered::numeric AS b, us::numeric AS c, NULL::float8 AS seconds FROM cnt
+        UNION ALL
+        SELECT 'rank', whole, venue_id, k, NULL, NULL, NULL, seconds FROM vals
+        UNION ALL
+        SELECT 'within', whole, venue_id, NULL, n, NULL, NULL, NULL FROM within
+        UNION ALL
+        SELECT 'pending', whole, venue_id, NULL, n, NULL, NULL, NULL FROM pending
+        """
+    )
+
+
+_STATS = {True: _stats_sql(True), False: _stats_sql(False)}
+
+
+@dataclass
+class Stats:
+    """One scope's sums over a period (the merchant's, or one venue's)."""
+
+    stars: dict[int, int] = field(default_factory=dict)
+    answered: int = 0
+    response_us: int = 0
+    within_target: int = 0
+    pending: int = 0
+    ranked: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def feedback(self) -> int:
+        return sum(self.stars.values())
+
+    def percentile(self, p: Decimal) -> float | None:
+        """`percentile_cont(p)` of the times to first reply, from the values at its ranks."""
+        if not self.answered:
+            return None
+        at = p * (self.answered - 1)
+        low, high = math.floor(at), math.ceil(at)
+        a, b = self.ranked[low], self.ranked[high]
+        return a + float(at - low) * (b - a)
+
+    @property
+    def mean_s(self) -> float | None:
+        return self.response_us / self.answered / 1e6 if self.answered else None
+
+    @property
+    def rating_mean(self) -> float | None:
+        n = self.feedback
+        return sum(star * c for star, c in self.stars.items()) / n if n else None
+
+
+def _now(session: Session) -> datetime:
+    now: datetime = session.execute(text("SELECT now()")).scalar_one()
+    return now
+
+
+def stats(
+    session: Session,
+    merchant_id: uuid.UUID,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    *,
+    target_s: float = DEFAULT_TARGET_HOURS * 3600,
+    venue_id: uuid.UUID | None = None,
+    by_venue: bool = True,
+) -> dict[uuid.UUID | None, Stats]:
+    """The feedback given in [lo, hi), as of now, summed from the rollup: the merchant's under
+    None, each venue's (with feedback) under its id when `by_venue`."""
+    rows = execute(
+        session,
+        _STATS[by_venue],
+        {
+            "merchant_id": str(merchant_id),
+            "venue_id": str(venue_id) if venue_id else None,
+            "target_s": float(target_s),
+            **span(lo, hi, now).params(),
+        },
+    ).all()
+    out: dict[uuid.UUID | None, Stats] = {}
+    for row in rows:
+        scope = out.setdefault(None if row.whole else row.venue_id, Stats())
+        if row.part == "count":
+            if row.k is None:
+                continue
+            scope.stars[int(row.k)] = int(row.a)
+            scope.answered += int(row.b)
+            scope.response_us += int(row.c)
+        elif row.part == "rank":
+            scope.ranked[int(row.k)] = float(row.seconds)
+        elif row.part == "within":
+            scope.within_target = int(row.a or 0)
+        else:
+            scope.pending = int(row.a or 0)
+    return out
+
+
+def _by_offer_sql() -> Any:
+    return text(
+        f"""
+        WITH {_BLOCKS},
+        x AS (
+            SELECT r.offer_id, r.rating, r.feedback AS n
+            FROM feedback_rollup_offers r JOIN b ON b.level = r.level AND b.block = r.block
+            WHERE r.merchant_id = :merchant_id AND {_SCOPE.format(t="r")}
+            UNION ALL
+            SELECT u.offer_id, f.rating, 1
+            FROM feedback f JOIN unlocks u ON u.checkin_id = f.checkin_id
+            WHERE f.merchant_id = :merchant_id AND {_SCOPE.format(t="f")} AND {_EDGES}
+        )
+        SELECT x.offer_id, o.title, x.rating, sum(x.n) AS n
+        FROM x JOIN offers o ON o.id = x.offer_id
+        GROUP BY o.title, x.offer_id, x.rating HAVING sum(x.n) > 0
+        ORDER BY o.title, x.offer_id, x.rating
+        """
+    )
+
+
+_BY_OFFER = _by_offer_sql()
+
+
+def ratings_by_offer(
+    session: Session,
+    merchant_id: uuid.UUID,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    venue_id: uuid.UUID | None = None,
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Ratings of the feedback given in [lo, hi) per offer unlocked on the visit it is about
+    (ordered by title): `title`, `feedback`, `stars` {star: count}, `rating_mean`."""
+    rows = execute(
+        session,
+        _BY_OFFER,
+        {
+            "merchant_id": str(merchant_id),
+            "venue_id": str(venue_id) if venue_id else None,
+            **span(lo, hi, now).params(),
+        },
+    ).all()
+    out: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in rows:
+        offer = out.setdefault(row.offer_id, {"title": row.title, "stars": {}})
+        offer["stars"][int(row.rating)] = int(row.n)
+    for offer in out.values():
+        n = sum(offer["stars"].values())
+        offer["feedback"] = n
+        offer["rating_mean"] = sum(s * c for s, c in offer["stars"].items()) / n
+    return out
+
 
 _VENUES = text(
     """
@@ -424,40 +722,6 @@ _VENUES = text(
       AND (deleted_at IS NULL OR id = ANY (CAST(:with_feedback AS uuid[])))
       AND (CAST(:venue_id AS uuid) IS NULL OR id = :venue_id)
     ORDER BY name, id
-    """
-)
-
-# Ratings per offer unlocked on the visit the feedback is about.
-_BY_OFFER = text(
-    f"""
-    SELECT u.offer_id, max(o.title) AS title, count(*) AS feedback, avg(f.rating) AS rating_mean,
-           {_STAR_COLUMNS}
-    FROM feedback f
-    JOIN unlocks u ON u.checkin_id = f.checkin_id
-    JOIN offers o ON o.id = u.offer_id
-    WHERE f.merchant_id = :merchant_id AND f.created_at >= :lo AND f.created_at < :hi
-      AND (CAST(:venue_id AS uuid) IS NULL OR f.venue_id = :venue_id)
-    GROUP BY u.offer_id
-    ORDER BY max(o.title), u.offer_id
-    """
-)
-
-# The public benchmarks, over windows ending now whatever the report's period.
-_BENCHMARKS = text(
-    """
-    SELECT count(*) FILTER (WHERE f.created_at > now() - make_interval(days => :fb_days))
-               AS fb_feedback,
-           count(f.first_reply_at) FILTER (
-               WHERE f.created_at > now() - make_interval(days => :fb_days)) AS fb_answered,
-           avg(date_part('epoch', f.first_reply_at - f.created_at)) FILTER (
-               WHERE f.created_at > now() - make_interval(days => :fb_days)) AS fb_mean_s,
-           count(f.first_reply_at) AS yelp_answered,
-           percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY date_part('epoch', f.first_reply_at - f.created_at)) AS yelp_median_s
-    FROM feedback f
-    WHERE f.merchant_id = :merchant_id
-      AND f.created_at > now() - make_interval(days => :yelp_days)
-      AND (CAST(:venue_id AS uuid) IS NULL OR f.venue_id = :venue_id)
     """
 )
 
@@ -470,51 +734,34 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def _stars(row: Any) -> dict[str, int]:
-    return {str(star): int(getattr(row, f"star_{star}")) for star in STARS}
+def _count_by_star(stars: dict[int, int]) -> dict[str, int]:
+    return {str(star): stars.get(star, 0) for star in STARS}
 
 
-def _figures(row: Any) -> dict[str, Any]:
-    feedback, answered = int(row.feedback), int(row.answered)
-    overdue, within = int(row.overdue), int(row.within_target)
+def _figures(s: Stats) -> dict[str, Any]:
+    feedback, answered = s.feedback, s.answered
+    pending = s.pending
+    overdue = feedback - answered - pending
+    within = s.within_target
     return {
         "feedback": feedback,
         "answered": answered,
         "unanswered": feedback - answered,
-        "pending": int(row.pending),
+        "pending": pending,
         "overdue": overdue,
         "answered_within_target": within,
         "response_rate": _ratio(answered, answered + overdue),
         "within_target_rate": _ratio(within, answered + overdue),
         "first_response_s": {
-            "median": _seconds(row.median_s),
-            "p90": _seconds(row.p90_s),
-            "mean": _seconds(row.mean_s),
+            "median": _seconds(s.percentile(PERCENTILES[0])),
+            "p90": _seconds(s.percentile(PERCENTILES[1])),
+            "mean": _seconds(s.mean_s),
         },
         "rating": {
-            "mean": None if row.rating_mean is None else round(float(row.rating_mean), 2),
-            "count_by_star": _stars(row),
+            "mean": None if s.rating_mean is None else round(s.rating_mean, 2),
+            "count_by_star": _count_by_star(s.stars),
         },
     }
-
-
-_EMPTY = {
-    "feedback": 0,
-    "answered": 0,
-    "pending": 0,
-    "overdue": 0,
-    "within_target": 0,
-    "median_s": None,
-    "p90_s": None,
-    "mean_s": None,
-    "rating_mean": None,
-    **{f"star_{star}": 0 for star in STARS},
-}
-
-
-class _Empty:
-    def __init__(self) -> None:
-        self.__dict__.update(_EMPTY)
 
 
 def responsiveness(
@@ -537,65 +784,68 @@ def responsiveness(
             f"target_hours must be above 0 and at most {MAX_TARGET_HOURS:g}",
             errors={"target_hours": [f"must be above 0 and at most {MAX_TARGET_HOURS:g}"]},
         )
-    params = {
-        "merchant_id": str(merchant_id),
-        "lo": lo,
-        "hi": hi,
-        "target_s": target_hours * 3600,
-        "venue_id": str(venue_id) if venue_id else None,
-    }
-    rows = execute(session, _REPORT, params).all()
-    whole: Any = next((r for r in rows if r.whole), _Empty())
-    per_venue = {r.venue_id: r for r in rows if not r.whole}
+    now = _now(session)
+    scopes = stats(
+        session, merchant_id, lo, hi, now, target_s=target_hours * 3600, venue_id=venue_id
+    )
+    whole = scopes.get(None, Stats())
     venues = execute(
         session,
         _VENUES,
         {
-            "merchant_id": params["merchant_id"],
-            "venue_id": params["venue_id"],
-            "with_feedback": [str(v) for v in per_venue],
+            "merchant_id": str(merchant_id),
+            "venue_id": str(venue_id) if venue_id else None,
+            "with_feedback": [str(v) for v in scopes if v is not None],
         },
     ).all()
-    by_offer = execute(session, _BY_OFFER, params).all()
-    bench = execute(
+    by_offer = ratings_by_offer(session, merchant_id, lo, hi, now, venue_id)
+    # The public benchmarks, over windows ending now whatever the report's period.
+    fb = stats(
         session,
-        _BENCHMARKS,
-        {
-            "merchant_id": params["merchant_id"],
-            "venue_id": params["venue_id"],
-            "fb_days": FACEBOOK_WINDOW_DAYS,
-            "yelp_days": YELP_WINDOW_DAYS,
-        },
-    ).one()
-    fb_feedback, fb_answered = int(bench.fb_feedback), int(bench.fb_answered)
-    fb_rate = _ratio(fb_answered, fb_feedback)
-    fb_mean = _seconds(bench.fb_mean_s)
+        merchant_id,
+        now - timedelta(days=FACEBOOK_WINDOW_DAYS),
+        OPEN_END,
+        now,
+        venue_id=venue_id,
+        by_venue=False,
+    ).get(None, Stats())
+    yelp = stats(
+        session,
+        merchant_id,
+        now - timedelta(days=YELP_WINDOW_DAYS),
+        OPEN_END,
+        now,
+        venue_id=venue_id,
+        by_venue=False,
+    ).get(None, Stats())
+    fb_rate = _ratio(fb.answered, fb.feedback)
+    fb_mean = _seconds(fb.mean_s)
     return {
         "from": lo,
         "to": end,
         "target_hours": target_hours,
         **_figures(whole),
         "by_venue": [
-            {"venue_id": v.id, "venue_name": v.name, **_figures(per_venue.get(v.id) or _Empty())}
+            {"venue_id": v.id, "venue_name": v.name, **_figures(scopes.get(v.id) or Stats())}
             for v in venues
         ],
         "by_offer": [
             {
-                "offer_id": o.offer_id,
-                "title": o.title,
-                "feedback": int(o.feedback),
+                "offer_id": offer_id,
+                "title": o["title"],
+                "feedback": o["feedback"],
                 "rating": {
-                    "mean": round(float(o.rating_mean), 2),
-                    "count_by_star": _stars(o),
+                    "mean": round(o["rating_mean"], 2),
+                    "count_by_star": _count_by_star(o["stars"]),
                 },
             }
-            for o in by_offer
+            for offer_id, o in by_offer.items()
         ],
         "benchmarks": {
             "facebook_very_responsive": {
                 "window_days": FACEBOOK_WINDOW_DAYS,
-                "feedback": fb_feedback,
-                "answered": fb_answered,
+                "feedback": fb.feedback,
+                "answered": fb.answered,
                 "response_rate": fb_rate,
                 "mean_first_response_s": fb_mean,
                 "min_response_rate": FACEBOOK_MIN_RESPONSE_RATE,
@@ -607,8 +857,8 @@ def responsiveness(
             },
             "yelp_response_time": {
                 "window_days": YELP_WINDOW_DAYS,
-                "answered": int(bench.yelp_answered),
-                "median_first_response_s": _seconds(bench.yelp_median_s),
+                "answered": yelp.answered,
+                "median_first_response_s": _seconds(yelp.percentile(PERCENTILES[0])),
             },
         },
     }
