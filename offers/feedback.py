@@ -795,7 +795,9 @@ def responsiveness(
         {
             "merchant_id": str(merchant_id),
             "venue_id": str(venue_id) if venue_id else None,
-            "with_feedback": [str(v) for v in scopes if v is not None],
+            # closed venues are listed when they had feedback in the period (the rollup keeps
+            # rows whose counts went back to zero)
+            "with_feedback": [str(v) for v, s in scopes.items() if v is not None and s.feedback],
         },
     ).all()
     by_offer = ratings_by_offer(session, merchant_id, lo, hi, now, venue_id)
