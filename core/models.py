@@ -712,9 +712,9 @@ class FeedbackReply(Base):
 
 
 class FeedbackRollup(Base):
-    """Per merchant, venue, rating and block of UTC days (level L: days [block * 2^L,
-    (block + 1) * 2^L) since 1970-01-01): feedback, answered, and the sum of times to first
-    reply."""
+    """Per merchant, venue, rating and block of hours (level L: hours [block * 2^L,
+    (block + 1) * 2^L) since 1970-01-01 00:00 UTC): feedback, answered, and the sum of times to
+    first reply."""
 
     __tablename__ = "feedback_rollup"
 

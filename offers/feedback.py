@@ -382,13 +382,13 @@ def merchant_feedback(
 # ---- the responsiveness report -----------------------------------------------------------------
 
 # The report reads sums, not feedback rows (migration 0015, docs/feedback.md "How the report
-# stays fast"): triggers on `feedback` keep, per merchant, venue and block of UTC days, the
+# stays fast"): triggers on `feedback` keep, per merchant, venue and block of hours, the
 # counts by rating, the answered ones and their summed time to first reply
 # (`feedback_rollup`), the answered ones per bucket of time to first reply
 # (`feedback_rollup_responses`), the counts per offer unlocked on the visit
 # (`feedback_rollup_offers`), and one narrow row per answered feedback (`feedback_responses`).
-# A period [from, to) is read as whole days from the blocks (at most two per level) and the
-# partial days at its ends from the feedback itself. Every figure stays exact:
+# A period [from, to) is read as whole hours from the blocks (at most two per level) and the
+# partial hours at its ends from the feedback itself. Every figure stays exact:
 #
 # - a percentile (`percentile_cont`, as before) is located in a bucket by the bucket counts, and
 #   its value read from `feedback_responses` inside that bucket (an index range scan);
@@ -397,26 +397,26 @@ def merchant_feedback(
 # - pending: unanswered feedback younger than the target, from the partial index on unanswered
 #   feedback (only the last `target_hours` are read); overdue is unanswered minus pending.
 
-#: Day blocks: level L sums 2^L UTC days (migration 0015's MAX_LEVEL).
-ROLLUP_MAX_LEVEL = 14
-DAY = timedelta(days=1)
+#: Hour blocks: level L sums 2^L hours (migration 0015's MAX_LEVEL).
+ROLLUP_MAX_LEVEL = 19
+HOUR = timedelta(hours=1)
 #: The percentiles the report gives (and the benchmarks' median).
 PERCENTILES = (Decimal("0.5"), Decimal("0.9"))
 
 
-def _day(at: datetime) -> int:
-    """The UTC day `at` falls in, counted from 1970-01-01."""
-    return (at - EPOCH) // DAY
+def _hour(at: datetime) -> int:
+    """The hour `at` falls in, counted from 1970-01-01 00:00 UTC."""
+    return (at - EPOCH) // HOUR
 
 
-def _day_start(day: int) -> datetime:
-    return EPOCH + day * DAY
+def _hour_start(hour: int) -> datetime:
+    return EPOCH + hour * HOUR
 
 
 @dataclass(frozen=True)
 class Span:
     """A period [lo, hi) as rollup blocks (`levels`, `blocks`) covering [e1, e2), and the
-    partial days [lo, e1) and [e2, hi) read row by row."""
+    partial hours [lo, e1) and [e2, hi) read row by row."""
 
     lo: datetime
     hi: datetime
@@ -437,23 +437,23 @@ class Span:
 
 
 def span(lo: datetime, hi: datetime, now: datetime) -> Span:
-    """[lo, hi) as the fewest aligned blocks of whole UTC days plus its partial days. Nothing is
-    created after today, so the blocks stop at tomorrow."""
-    end = min(hi, _day_start(_day(now) + 1))
-    first, last = -((EPOCH - lo) // DAY), _day(end)  # the first whole day, the day after the last
+    """[lo, hi) as the fewest aligned blocks of whole hours plus its partial hours. Nothing is
+    created after this hour, so the blocks stop at the next."""
+    end = min(hi, _hour_start(_hour(now) + 1))
+    first, last = -((EPOCH - lo) // HOUR), _hour(end)  # the first whole hour, the one after
     if first >= last:
         return Span(lo, hi, hi, hi, (), ())
     levels: list[int] = []
     blocks: list[int] = []
-    day = first
-    while day < last:
+    unit = first
+    while unit < last:
         level = 0
-        while level < ROLLUP_MAX_LEVEL and day % (2 << level) == 0 and day + (2 << level) <= last:
+        while level < ROLLUP_MAX_LEVEL and unit % (2 << level) == 0 and unit + (2 << level) <= last:
             level += 1
         levels.append(level)
-        blocks.append(day >> level)
-        day += 1 << level
-    return Span(lo, hi, _day_start(first), _day_start(last), tuple(levels), tuple(blocks))
+        blocks.append(unit >> level)
+        unit += 1 << level
+    return Span(lo, hi, _hour_start(first), _hour_start(last), tuple(levels), tuple(blocks))
 
 
 _SCOPE = "(CAST(:venue_id AS uuid) IS NULL OR {t}.venue_id = :venue_id)"
@@ -512,19 +512,24 @@ def _stats_sql(by_venue: bool) -> Any:
             FROM hist {group("bucket")} HAVING sum(n) > 0
         ),
         cum AS (
-            SELECT hs.*, sum(n) OVER (PARTITION BY whole, venue_id ORDER BY bucket) - n AS before,
-                   sum(n) OVER (PARTITION BY whole, venue_id) AS total
+            SELECT hs.*, sum(n) OVER (PARTITION BY whole, venue_id ORDER BY bucket) - n AS before
             FROM hs
         ),
-        -- the 0-based ranks percentile_cont interpolates between, each in its bucket
+        tot AS (SELECT whole, venue_id, sum(n) AS total FROM hs GROUP BY whole, venue_id),
+        -- the 0-based ranks percentile_cont interpolates between, each found in its bucket
+        want AS (
+            SELECT DISTINCT t.whole, t.venue_id, k
+            FROM tot t, unnest(ARRAY[
+                floor(0.5 * (t.total - 1)), ceil(0.5 * (t.total - 1)),
+                floor(0.9 * (t.total - 1)), ceil(0.9 * (t.total - 1))]) AS k
+        ),
         ranks AS (
-            SELECT c.whole, c.venue_id, c.bucket, q.k, (q.k - c.before)::bigint AS off
-            FROM cum c CROSS JOIN LATERAL (
-                SELECT DISTINCT k FROM unnest(ARRAY[
-                    floor(0.5 * (c.total - 1)), ceil(0.5 * (c.total - 1)),
-                    floor(0.9 * (c.total - 1)), ceil(0.9 * (c.total - 1))]) AS k
-            ) q
-            WHERE q.k >= c.before AND q.k < c.before + c.n
+            SELECT c.whole, c.venue_id, c.bucket, w.k, (w.k - c.before)::bigint AS off
+            FROM want w JOIN cum c
+              -- a hash join per scope (the merchant's has no venue), then the bucket's range
+              ON c.whole = w.whole AND COALESCE(c.venue_id, CAST(:nil AS uuid))
+                                     = COALESCE(w.venue_id, CAST(:nil AS uuid))
+             AND w.k >= c.before AND w.k < c.before + c.n
         ),
         vals AS (
             SELECT r.whole, r.venue_id, r.k,
@@ -640,6 +645,7 @@ def stats(
             "merchant_id": str(merchant_id),
             "venue_id": str(venue_id) if venue_id else None,
             "target_s": float(target_s),
+            "nil": str(uuid.UUID(int=0)),
             **span(lo, hi, now).params(),
         },
     ).all()

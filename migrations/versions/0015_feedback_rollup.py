@@ -4,8 +4,8 @@ every feedback row (docs/feedback.md, "How the report stays fast")
 Four tables kept by statement-level triggers on `feedback` in the same transaction as the
 change (a new feedback, a first reply, an erasure, a cascade), so no code path can forget them:
 
-- `feedback_rollup`: per merchant, venue, rating and dyadic block of UTC days (level L covers
-  2^L days), the feedback count, how many are answered and the sum of their times to first reply
+- `feedback_rollup`: per merchant, venue, rating and dyadic block of hours (level L covers 2^L
+  hours since 1970-01-01 00:00 UTC), the feedback count, how many are answered and the sum of their times to first reply
   in microseconds;
 - `feedback_rollup_responses`: the same blocks, answered feedback counted per bucket of time to
   first reply (half-powers of two seconds: the bucket only finds where a percentile lies; the
@@ -31,8 +31,9 @@ down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: Levels 0..MAX_LEVEL of day blocks (offers/feedback.py ROLLUP_MAX_LEVEL must match).
-MAX_LEVEL = 14
+#: Levels 0..MAX_LEVEL of hour blocks (offers/feedback.py ROLLUP_MAX_LEVEL must match): level L
+#: sums 2^L hours; 2^19 hours are about 60 years.
+MAX_LEVEL = 19
 
 
 def _thresholds() -> list[int]:
@@ -72,21 +73,21 @@ SOURCES = {
     "backfill": "SELECT f.*, 1 AS sign FROM feedback f",
 }
 
-# `d`: the signed rows with their UTC day, whether answered, the time to first reply; `x`: each
+# `d`: the signed rows with their hour (since 1970), whether answered, the time to first reply; `x`: each
 # row once per level, with its block. Upserts go in key order, so parallel writers lock the same
 # rows in the same order (no deadlock).
 _DELTA = f"""
     WITH s AS ({{source}}),
     d AS (
         SELECT s.id, s.merchant_id, s.venue_id, s.checkin_id, s.rating, s.sign, s.created_at,
-               (s.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
+               floor(extract(epoch FROM s.created_at) / 3600)::int AS hour,
                s.first_reply_at IS NOT NULL AS answered,
                date_part('epoch', s.first_reply_at - s.created_at) AS seconds,
                (extract(epoch FROM s.first_reply_at - s.created_at) * 1000000)::bigint AS us
         FROM s
     ),
     x AS (
-        SELECT d.*, l.level::smallint AS level, d.day >> l.level AS block
+        SELECT d.*, l.level::smallint AS level, d.hour >> l.level AS block
         FROM d CROSS JOIN generate_series(0, {MAX_LEVEL}) AS l(level)
     )
 """

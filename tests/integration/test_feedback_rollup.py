@@ -2,7 +2,7 @@
 
 The oracle is the report as it was computed before the rollup, from every feedback row
 (`bench/feedback_direct.py`). Hypothesis builds random histories: feedback around UTC midnights
-(the rollup's day boundaries), first replies written with the feedback or later (the update
+and hours (the rollup's block boundaries), first replies written with the feedback or later (the update
 trigger), a first reply moved earlier (what `LEAST` does when a reply that read the clock first
 wins the row lock second), erased comments, deleted feedback (the delete trigger, as a cascade
 runs it), a closed venue; then compares both reports over random periods and targets.
@@ -32,10 +32,15 @@ from tests.factories import offer_body, venue_body
 A = {"type": "Point", "coordinates": [24.9384, 60.1699]}
 B = {"type": "Point", "coordinates": [24.9500, 60.1800]}
 
-# Times are offsets in seconds from a UTC midnight three days ago; these land exactly on day
-# boundaries, a microsecond either side, and on the default target.
+# Times are offsets in seconds from a UTC midnight three days ago; these land exactly on hour
+# and day boundaries (the rollup's blocks), a microsecond either side.
 DAY_S = 86_400
-EDGES = [k * DAY_S + e for k in (-1, 0, 1, 2) for e in (-0.000001, 0, 0.000001)]
+EDGES = [
+    k * DAY_S + h * 3600 + e
+    for k in (-1, 0, 1, 2)
+    for h in (0, 1, 7)
+    for e in (-0.000001, 0, 0.000001)
+]
 DELAYS = [0, 0.4, 1, 59.5, DAY_S - 0.000001, DAY_S, DAY_S + 0.000001, 3 * DAY_S, 40 * DAY_S]
 
 offsets = st.one_of(st.sampled_from(EDGES), st.floats(-2 * DAY_S, 3 * DAY_S - 1, allow_nan=False))
@@ -244,19 +249,20 @@ def test_the_rollup_report_equals_the_direct_computation(
         )
 
 
-def test_a_period_is_whole_day_blocks_and_two_partial_days() -> None:
-    now = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
-    s = feedback.span(datetime(2026, 11, 30, 12, 0, tzinfo=UTC), feedback.OPEN_END, now)
-    assert s.e1 == datetime(2026, 12, 1, tzinfo=UTC)
-    assert s.e2 == datetime(2026, 12, 8, tzinfo=UTC)  # nothing is created after today
-    days = [
-        d
+def test_a_period_is_whole_hour_blocks_and_two_partial_hours() -> None:
+    now = datetime(2026, 12, 7, 3, 30, tzinfo=UTC)
+    s = feedback.span(datetime(2026, 11, 30, 12, 15, tzinfo=UTC), feedback.OPEN_END, now)
+    assert s.e1 == datetime(2026, 11, 30, 13, tzinfo=UTC)
+    assert s.e2 == datetime(2026, 12, 7, 4, tzinfo=UTC)  # nothing is created after this hour
+    hours = [
+        h
         for level, block in zip(s.levels, s.blocks, strict=True)
-        for d in range(block << level, (block + 1) << level)
+        for h in range(block << level, (block + 1) << level)
     ]
-    first = (s.e1 - feedback.EPOCH).days
-    assert days == list(range(first, first + 7))
+    first = (s.e1 - feedback.EPOCH) // feedback.HOUR
+    assert hours == list(range(first, (s.e2 - feedback.EPOCH) // feedback.HOUR))
+    assert len(s.levels) <= 2 * (feedback.ROLLUP_MAX_LEVEL + 1)
     whole = feedback.span(feedback.EPOCH, feedback.OPEN_END, now)
-    assert len(whole.levels) <= 2 * (feedback.ROLLUP_MAX_LEVEL + 1) + 5
-    inside = feedback.span(now - timedelta(hours=2), now, now)
+    assert len(whole.levels) <= feedback.ROLLUP_MAX_LEVEL + 1
+    inside = feedback.span(now - timedelta(minutes=20), now, now)
     assert (inside.e1, inside.e2, inside.levels) == (now, now, ())
