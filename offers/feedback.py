@@ -437,10 +437,18 @@ class Span:
 
 
 def span(lo: datetime, hi: datetime, now: datetime) -> Span:
-    """[lo, hi) as the fewest aligned blocks of whole hours plus its partial hours. Nothing is
-    created after this hour, so the blocks stop at the next."""
-    end = min(hi, _hour_start(_hour(now) + 1))
-    first, last = -((EPOCH - lo) // HOUR), _hour(end)  # the first whole hour, the one after
+    """[lo, hi) as the fewest aligned blocks of whole hours plus its partial hours."""
+    first = -((EPOCH - lo) // HOUR)  # the first whole hour
+    last = _hour(hi)  # the hour after the last whole one
+    upto = _hour(now) + 1
+    if last > upto:
+        # No feedback is later than this hour, so the blocks may end at any hour from the next
+        # one to `hi`: the roundest such hour takes the fewest blocks (all of it: one).
+        for level in range(ROLLUP_MAX_LEVEL, -1, -1):
+            rounded = -(-upto >> level) << level
+            if rounded <= last:
+                last = rounded
+                break
     if first >= last:
         return Span(lo, hi, hi, hi, (), ())
     levels: list[int] = []
@@ -466,10 +474,11 @@ _EDGES = (
 )
 
 
-def _stats_sql(by_venue: bool) -> Any:
+def _stats_sql(by_venue: bool, ranks: bool = True, target: bool = True) -> Any:
     """One statement (one snapshot: the bucket counts and the rows read inside buckets agree)
     giving, per scope (the merchant, `whole`, and each venue if `by_venue`): counts per rating,
-    the values at the percentiles' ranks, answered within the target, pending."""
+    the values at the percentiles' ranks (if `ranks`), answered within the target and pending
+    (if `target`)."""
     if by_venue:
         venue, whole = "venue_id", "GROUPING(venue_id) = 1"
 
@@ -482,6 +491,17 @@ def _stats_sql(by_venue: bool) -> Any:
         def group(*cols: str) -> str:
             return f"GROUP BY {', '.join(cols)}" if cols else ""
 
+    rank_part = (
+        "UNION ALL SELECT 'rank', whole, venue_id, k, NULL, NULL, NULL, seconds FROM vals"
+        if ranks
+        else ""
+    )
+    target_part = (
+        "UNION ALL SELECT 'within', whole, venue_id, NULL, n, NULL, NULL, NULL FROM within"
+        " UNION ALL SELECT 'pending', whole, venue_id, NULL, n, NULL, NULL, NULL FROM pending"
+        if target
+        else ""
+    )
     return text(
         f"""
         WITH {_BLOCKS},
@@ -523,26 +543,30 @@ def _stats_sql(by_venue: bool) -> Any:
                 floor(0.5 * (t.total - 1)), ceil(0.5 * (t.total - 1)),
                 floor(0.9 * (t.total - 1)), ceil(0.9 * (t.total - 1))]) AS k
         ),
-        ranks AS (
-            SELECT c.whole, c.venue_id, c.bucket, w.k, (w.k - c.before)::bigint AS off
+        ranked AS (
+            SELECT c.whole, c.venue_id, c.bucket, w.k, (w.k - c.before)::bigint AS off,
+                   lag(w.k) OVER (PARTITION BY c.whole, c.venue_id, c.bucket ORDER BY w.k)
+                       AS previous
             FROM want w JOIN cum c
               -- a hash join per scope (the merchant's has no venue), then the bucket's range
               ON c.whole = w.whole AND COALESCE(c.venue_id, CAST(:nil AS uuid))
                                      = COALESCE(w.venue_id, CAST(:nil AS uuid))
              AND w.k >= c.before AND w.k < c.before + c.n
         ),
+        -- a rank right after another in the same bucket comes with it (LIMIT 2)
+        ranks AS (SELECT * FROM ranked WHERE previous IS DISTINCT FROM k - 1),
         vals AS (
             SELECT r.whole, r.venue_id, r.k,
-                   CASE WHEN r.venue_id IS NULL AND CAST(:venue_id AS uuid) IS NULL THEN (
+                   CASE WHEN r.venue_id IS NULL AND CAST(:venue_id AS uuid) IS NULL THEN ARRAY(
                        SELECT x.seconds FROM feedback_responses x
                        WHERE x.merchant_id = :merchant_id AND x.bucket = r.bucket
                          AND x.created_at >= :lo AND x.created_at < :hi
-                       ORDER BY x.seconds OFFSET r.off LIMIT 1)
-                   ELSE (
+                       ORDER BY x.seconds OFFSET r.off LIMIT 2)
+                   ELSE ARRAY(
                        SELECT x.seconds FROM feedback_responses x
                        WHERE x.venue_id = COALESCE(r.venue_id, CAST(:venue_id AS uuid))
                          AND x.bucket = r.bucket AND x.created_at >= :lo AND x.created_at < :hi
-                       ORDER BY x.seconds OFFSET r.off LIMIT 1)
+                       ORDER BY x.seconds OFFSET r.off LIMIT 2)
                    END AS seconds
             FROM ranks r
         ),
@@ -572,18 +596,19 @@ def _stats_sql(by_venue: bool) -> Any:
             FROM counts {group("rating")}
         )
         SELECT 'count' AS part, whole, venue_id, rating::numeric AS k, feedback::numeric AS a,
-               answered::numeric AS b, us::numeric AS c, NULL::float8 AS seconds FROM cnt
-        UNION ALL
-        SELECT 'rank', whole, venue_id, k, NULL, NULL, NULL, seconds FROM vals
-        UNION ALL
-        SELECT 'within', whole, venue_id, NULL, n, NULL, NULL, NULL FROM within
-        UNION ALL
-        SELECT 'pending', whole, venue_id, NULL, n, NULL, NULL, NULL FROM pending
+               answered::numeric AS b, us::numeric AS c, NULL::float8[] AS seconds FROM cnt
+        {rank_part}
+        {target_part}
         """
     )
 
 
-_STATS = {True: _stats_sql(True), False: _stats_sql(False)}
+_STATS = {
+    (by_venue, ranks, target): _stats_sql(by_venue, ranks, target)
+    for by_venue in (True, False)
+    for ranks in (True, False)
+    for target in (True, False)
+}
 
 
 @dataclass
@@ -635,12 +660,14 @@ def stats(
     target_s: float = DEFAULT_TARGET_HOURS * 3600,
     venue_id: uuid.UUID | None = None,
     by_venue: bool = True,
+    ranks: bool = True,
+    target: bool = True,
 ) -> dict[uuid.UUID | None, Stats]:
     """The feedback given in [lo, hi), as of now, summed from the rollup: the merchant's under
     None, each venue's (with feedback) under its id when `by_venue`."""
     rows = execute(
         session,
-        _STATS[by_venue],
+        _STATS[by_venue, ranks, target],
         {
             "merchant_id": str(merchant_id),
             "venue_id": str(venue_id) if venue_id else None,
@@ -659,7 +686,10 @@ def stats(
             scope.answered += int(row.b)
             scope.response_us += int(row.c)
         elif row.part == "rank":
-            scope.ranked[int(row.k)] = float(row.seconds)
+            k = int(row.k)
+            scope.ranked[k] = float(row.seconds[0])
+            if len(row.seconds) > 1:  # the next rank, in the same bucket
+                scope.ranked.setdefault(k + 1, float(row.seconds[1]))
         elif row.part == "within":
             scope.within_target = int(row.a or 0)
         else:
@@ -816,6 +846,8 @@ def responsiveness(
         now,
         venue_id=venue_id,
         by_venue=False,
+        ranks=False,
+        target=False,
     ).get(None, Stats())
     yelp = stats(
         session,
@@ -825,6 +857,7 @@ def responsiveness(
         now,
         venue_id=venue_id,
         by_venue=False,
+        target=False,
     ).get(None, Stats())
     fb_rate = _ratio(fb.answered, fb.feedback)
     fb_mean = _seconds(fb.mean_s)
