@@ -474,31 +474,26 @@ _EDGES = (
 )
 
 
-def _stats_sql(by_venue: bool, ranks: bool = True, target: bool = True) -> Any:
+#: `venue_id` of the rollup rows that sum all the merchant's venues (migration 0015's WHOLE).
+WHOLE = uuid.UUID(int=0)
+# Rows of the scopes asked for: one venue (:only = it), the merchant's sums (:only = WHOLE), or
+# both and every venue (:only null).
+_ONLY = "(CAST(:only AS uuid) IS NULL OR {c} = :only)"
+# A feedback row counts for its venue and for the merchant (the WHOLE scope).
+_BOTH = "CROSS JOIN LATERAL (VALUES ({t}.venue_id), (CAST(:whole AS uuid))) AS s(scope)"
+
+
+def _stats_sql(ranks: bool = True, target: bool = True) -> Any:
     """One statement (one snapshot: the bucket counts and the rows read inside buckets agree)
-    giving, per scope (the merchant, `whole`, and each venue if `by_venue`): counts per rating,
-    the values at the percentiles' ranks (if `ranks`), answered within the target and pending
-    (if `target`)."""
-    if by_venue:
-        venue, whole = "venue_id", "GROUPING(venue_id) = 1"
-
-        def group(*cols: str) -> str:
-            inner = ", ".join(cols)
-            return f"GROUP BY GROUPING SETS ((venue_id{', ' if cols else ''}{inner}), ({inner}))"
-    else:
-        venue, whole = "NULL::uuid", "true"
-
-        def group(*cols: str) -> str:
-            return f"GROUP BY {', '.join(cols)}" if cols else ""
-
+    giving, per scope (a venue's id, or WHOLE for the merchant): counts per rating, the values
+    at the percentiles' ranks (if `ranks`), answered within the target and pending (if
+    `target`)."""
     rank_part = (
-        "UNION ALL SELECT 'rank', whole, venue_id, k, NULL, NULL, NULL, seconds FROM vals"
-        if ranks
-        else ""
+        "UNION ALL SELECT 'rank', scope, k, NULL, NULL, NULL, seconds FROM vals" if ranks else ""
     )
     target_part = (
-        "UNION ALL SELECT 'within', whole, venue_id, NULL, n, NULL, NULL, NULL FROM within"
-        " UNION ALL SELECT 'pending', whole, venue_id, NULL, n, NULL, NULL, NULL FROM pending"
+        "UNION ALL SELECT 'within', scope, NULL, n, NULL, NULL, NULL FROM within"
+        " UNION ALL SELECT 'pending', scope, NULL, n, NULL, NULL, NULL FROM pending"
         if target
         else ""
     )
@@ -506,96 +501,93 @@ def _stats_sql(by_venue: bool, ranks: bool = True, target: bool = True) -> Any:
         f"""
         WITH {_BLOCKS},
         raw AS (
-            SELECT f.venue_id, f.rating,
+            SELECT s.scope, f.rating,
                    date_part('epoch', f.first_reply_at - f.created_at) AS seconds,
                    (extract(epoch FROM f.first_reply_at - f.created_at) * 1000000)::bigint AS us
-            FROM feedback f
+            FROM feedback f {_BOTH.format(t="f")}
             WHERE f.merchant_id = :merchant_id AND {_SCOPE.format(t="f")} AND {_EDGES}
+              AND {_ONLY.format(c="s.scope")}
         ),
         counts AS (
-            SELECT r.venue_id, r.rating, r.feedback, r.answered, r.response_us
+            SELECT r.venue_id AS scope, r.rating, r.feedback, r.answered, r.response_us
             FROM feedback_rollup r JOIN b ON b.level = r.level AND b.block = r.block
-            WHERE r.merchant_id = :merchant_id AND {_SCOPE.format(t="r")}
+            WHERE r.merchant_id = :merchant_id AND {_ONLY.format(c="r.venue_id")}
             UNION ALL
-            SELECT venue_id, rating, 1, (seconds IS NOT NULL)::int, COALESCE(us, 0) FROM raw
+            SELECT scope, rating, 1, (seconds IS NOT NULL)::int, COALESCE(us, 0) FROM raw
         ),
         hist AS (
-            SELECT h.venue_id, h.bucket, h.answered AS n
+            SELECT h.venue_id AS scope, h.bucket, h.answered AS n
             FROM feedback_rollup_responses h JOIN b ON b.level = h.level AND b.block = h.block
-            WHERE h.merchant_id = :merchant_id AND {_SCOPE.format(t="h")}
+            WHERE h.merchant_id = :merchant_id AND {_ONLY.format(c="h.venue_id")}
             UNION ALL
-            SELECT venue_id, feedback_response_bucket(seconds), 1 FROM raw
+            SELECT scope, feedback_response_bucket(seconds), 1 FROM raw
             WHERE seconds IS NOT NULL
         ),
         hs AS (
-            SELECT {venue} AS venue_id, {whole} AS whole, bucket, sum(n) AS n
-            FROM hist {group("bucket")} HAVING sum(n) > 0
+            SELECT scope, bucket, sum(n) AS n FROM hist GROUP BY scope, bucket HAVING sum(n) > 0
         ),
         cum AS (
-            SELECT hs.*, sum(n) OVER (PARTITION BY whole, venue_id ORDER BY bucket) - n AS before
-            FROM hs
+            SELECT hs.*, sum(n) OVER (PARTITION BY scope ORDER BY bucket) - n AS before FROM hs
         ),
-        tot AS (SELECT whole, venue_id, sum(n) AS total FROM hs GROUP BY whole, venue_id),
+        tot AS (SELECT scope, sum(n) AS total FROM hs GROUP BY scope),
         -- the 0-based ranks percentile_cont interpolates between, each found in its bucket
         want AS (
-            SELECT DISTINCT t.whole, t.venue_id, k
+            SELECT DISTINCT t.scope, k
             FROM tot t, unnest(ARRAY[
                 floor(0.5 * (t.total - 1)), ceil(0.5 * (t.total - 1)),
                 floor(0.9 * (t.total - 1)), ceil(0.9 * (t.total - 1))]) AS k
         ),
         ranked AS (
-            SELECT c.whole, c.venue_id, c.bucket, w.k, (w.k - c.before)::bigint AS off,
-                   lag(w.k) OVER (PARTITION BY c.whole, c.venue_id, c.bucket ORDER BY w.k)
-                       AS previous
+            SELECT c.scope, c.bucket, w.k, (w.k - c.before)::bigint AS off,
+                   lag(w.k) OVER (PARTITION BY c.scope, c.bucket ORDER BY w.k) AS previous
             FROM want w JOIN cum c
-              -- a hash join per scope (the merchant's has no venue), then the bucket's range
-              ON c.whole = w.whole AND COALESCE(c.venue_id, CAST(:nil AS uuid))
-                                     = COALESCE(w.venue_id, CAST(:nil AS uuid))
-             AND w.k >= c.before AND w.k < c.before + c.n
+              ON c.scope = w.scope AND w.k >= c.before AND w.k < c.before + c.n
         ),
         -- a rank right after another in the same bucket comes with it (LIMIT 2)
         ranks AS (SELECT * FROM ranked WHERE previous IS DISTINCT FROM k - 1),
         vals AS (
-            SELECT r.whole, r.venue_id, r.k,
-                   CASE WHEN r.venue_id IS NULL AND CAST(:venue_id AS uuid) IS NULL THEN ARRAY(
+            SELECT r.scope, r.k,
+                   CASE WHEN r.scope = CAST(:whole AS uuid) THEN ARRAY(
                        SELECT x.seconds FROM feedback_responses x
                        WHERE x.merchant_id = :merchant_id AND x.bucket = r.bucket
                          AND x.created_at >= :lo AND x.created_at < :hi
                        ORDER BY x.seconds OFFSET r.off LIMIT 2)
                    ELSE ARRAY(
                        SELECT x.seconds FROM feedback_responses x
-                       WHERE x.venue_id = COALESCE(r.venue_id, CAST(:venue_id AS uuid))
+                       WHERE x.venue_id = r.scope
                          AND x.bucket = r.bucket AND x.created_at >= :lo AND x.created_at < :hi
                        ORDER BY x.seconds OFFSET r.off LIMIT 2)
                    END AS seconds
             FROM ranks r
         ),
         within AS (
-            SELECT {venue} AS venue_id, {whole} AS whole, sum(n) AS n FROM (
-                SELECT venue_id, n FROM hist
+            SELECT scope, sum(n) AS n FROM (
+                SELECT scope, n FROM hist
                 WHERE bucket < feedback_response_bucket(CAST(:target_s AS float8))
                 UNION ALL
-                SELECT x.venue_id, 1 FROM feedback_responses x
+                SELECT s.scope, 1 FROM feedback_responses x {_BOTH.format(t="x")}
                 WHERE x.merchant_id = :merchant_id AND {_SCOPE.format(t="x")}
                   AND x.bucket = feedback_response_bucket(CAST(:target_s AS float8))
                   AND x.seconds <= :target_s AND x.created_at >= :lo AND x.created_at < :hi
-            ) w {group()}
+                  AND {_ONLY.format(c="s.scope")}
+            ) w GROUP BY scope
         ),
         pending AS (
-            SELECT {venue} AS venue_id, {whole} AS whole, count(*) AS n FROM feedback f
+            SELECT s.scope, count(*) AS n FROM feedback f {_BOTH.format(t="f")}
             WHERE f.merchant_id = :merchant_id AND f.first_reply_at IS NULL
               AND {_SCOPE.format(t="f")} AND f.created_at >= :lo AND f.created_at < :hi
               -- the index's range, then the exact test the report always made
               AND f.created_at >= now() - make_interval(secs => CAST(:target_s AS float8) + 1)
               AND date_part('epoch', now() - f.created_at) < :target_s
-            {group()}
+              AND {_ONLY.format(c="s.scope")}
+            GROUP BY s.scope
         ),
         cnt AS (
-            SELECT {venue} AS venue_id, {whole} AS whole, rating, sum(feedback) AS feedback,
-                   sum(answered) AS answered, sum(response_us) AS us
-            FROM counts {group("rating")}
+            SELECT scope, rating, sum(feedback) AS feedback, sum(answered) AS answered,
+                   sum(response_us) AS us
+            FROM counts GROUP BY scope, rating
         )
-        SELECT 'count' AS part, whole, venue_id, rating::numeric AS k, feedback::numeric AS a,
+        SELECT 'count' AS part, scope, rating::numeric AS k, feedback::numeric AS a,
                answered::numeric AS b, us::numeric AS c, NULL::float8[] AS seconds FROM cnt
         {rank_part}
         {target_part}
@@ -604,8 +596,7 @@ def _stats_sql(by_venue: bool, ranks: bool = True, target: bool = True) -> Any:
 
 
 _STATS = {
-    (by_venue, ranks, target): _stats_sql(by_venue, ranks, target)
-    for by_venue in (True, False)
+    (ranks, target): _stats_sql(ranks, target)
     for ranks in (True, False)
     for target in (True, False)
 }
@@ -665,23 +656,23 @@ def stats(
 ) -> dict[uuid.UUID | None, Stats]:
     """The feedback given in [lo, hi), as of now, summed from the rollup: the merchant's under
     None, each venue's (with feedback) under its id when `by_venue`."""
+    only = venue_id if venue_id else (None if by_venue else WHOLE)
     rows = execute(
         session,
-        _STATS[by_venue, ranks, target],
+        _STATS[ranks, target],
         {
             "merchant_id": str(merchant_id),
             "venue_id": str(venue_id) if venue_id else None,
+            "only": str(only) if only else None,
+            "whole": str(WHOLE),
             "target_s": float(target_s),
-            "nil": str(uuid.UUID(int=0)),
             **span(lo, hi, now).params(),
         },
     ).all()
     out: dict[uuid.UUID | None, Stats] = {}
     for row in rows:
-        scope = out.setdefault(None if row.whole else row.venue_id, Stats())
+        scope = out.setdefault(None if row.scope == WHOLE else row.scope, Stats())
         if row.part == "count":
-            if row.k is None:
-                continue
             scope.stars[int(row.k)] = int(row.a)
             scope.answered += int(row.b)
             scope.response_us += int(row.c)
@@ -694,6 +685,10 @@ def stats(
             scope.within_target = int(row.a or 0)
         else:
             scope.pending = int(row.a or 0)
+    if venue_id is not None and venue_id in out:  # one venue: it is the whole
+        out[None] = out[venue_id]
+        if not by_venue:
+            del out[venue_id]
     return out
 
 

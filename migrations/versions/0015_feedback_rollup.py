@@ -4,7 +4,8 @@ every feedback row (docs/feedback.md, "How the report stays fast")
 Four tables kept by statement-level triggers on `feedback` in the same transaction as the
 change (a new feedback, a first reply, an erasure, a cascade), so no code path can forget them:
 
-- `feedback_rollup`: per merchant, venue, rating and dyadic block of hours (level L covers 2^L
+- `feedback_rollup`: per merchant, venue (and the nil uuid for all its venues), rating and
+  dyadic block of hours (level L covers 2^L
   hours since 1970-01-01 00:00 UTC), the feedback count, how many are answered and the sum of their times to first reply
   in microseconds;
 - `feedback_rollup_responses`: the same blocks, answered feedback counted per bucket of time to
@@ -92,6 +93,10 @@ _DELTA = f"""
     )
 """
 
+#: `venue_id` of the rows that sum all the merchant's venues (`feedback_rollup` and
+#: `feedback_rollup_responses`): a report of the whole merchant reads those, not every venue's.
+WHOLE = "'00000000-0000-0000-0000-000000000000'::uuid"
+
 STATEMENTS = [
     # answered ones leave feedback_responses first (deleted feedback: the FK cascade did it)
     """
@@ -109,9 +114,10 @@ STATEMENTS = [
     {delta}
     INSERT INTO feedback_rollup AS r (merchant_id, level, block, venue_id, rating, feedback,
                                       answered, response_us)
-    SELECT merchant_id, level, block, venue_id, rating, sum(sign),
+    SELECT merchant_id, level, block, s.scope, rating, sum(sign),
            COALESCE(sum(sign) FILTER (WHERE answered), 0), COALESCE(sum(sign * us), 0)
-    FROM x GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    FROM x CROSS JOIN LATERAL (VALUES (x.venue_id), ({WHOLE})) AS s(scope)
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT (merchant_id, level, block, venue_id, rating) DO UPDATE
     SET feedback = r.feedback + excluded.feedback, answered = r.answered + excluded.answered,
         response_us = r.response_us + excluded.response_us
@@ -120,8 +126,9 @@ STATEMENTS = [
     {delta}
     INSERT INTO feedback_rollup_responses AS r (merchant_id, level, block, venue_id, bucket,
                                                 answered)
-    SELECT merchant_id, level, block, venue_id, feedback_response_bucket(seconds), sum(sign)
-    FROM x WHERE answered GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    SELECT merchant_id, level, block, s.scope, feedback_response_bucket(seconds), sum(sign)
+    FROM x CROSS JOIN LATERAL (VALUES (x.venue_id), ({WHOLE})) AS s(scope)
+    WHERE answered GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT (merchant_id, level, block, venue_id, bucket) DO UPDATE
     SET answered = r.answered + excluded.answered
     """,
@@ -142,7 +149,7 @@ STATEMENTS = [
 def statements(source: str) -> list[str]:
     """The rollup's statements applied to the signed rows `source` selects."""
     delta = _DELTA.format(source=source)
-    return [s.format(delta=delta) for s in STATEMENTS]
+    return [s.format(delta=delta, WHOLE=WHOLE) for s in STATEMENTS]
 
 
 def trigger_function(op_name: str) -> str:
