@@ -274,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             + (datetime.now(UTC) - timedelta(days=7)).isoformat().replace("+00:00", "Z")
         ),
         "responsiveness (csv)": get("/v1/analytics/responsiveness?format=csv"),
+        "responsiveness, target 720 h (max)": get("/v1/analytics/responsiveness?target_hours=720"),
+        "responsiveness, 15 min target, one venue": get(
+            f"/v1/analytics/responsiveness?target_hours=0.25&venue_id={a_venue}"
+        ),
         # the same figures computed as before the rollup (migration 0015), on the same data
         "before 0015: responsiveness, direct SQL": direct(responsiveness_direct, merchant),
         "before 0015: responsiveness 7 days, direct": direct(
