@@ -712,7 +712,7 @@ class FeedbackReply(Base):
 
 
 class FeedbackRollup(Base):
-    """Per merchant, venue, rating and block of hours (level L: hours [block * 2^L,
+    """Per merchant, venue (the nil uuid: all the merchant's venues), rating and block of hours (level L: hours [block * 2^L,
     (block + 1) * 2^L) since 1970-01-01 00:00 UTC): feedback, answered, and the sum of times to
     first reply."""
 
