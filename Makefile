@@ -68,7 +68,7 @@ bench-analytics: venv
 	@if [ -z "$$DATABASE_URL" ]; then \
 		scripts/pg.sh start >/dev/null && DATABASE_URL=$$(scripts/pg.sh url postgres) || exit 1; \
 	fi; \
-	APP_ENV=$${APP_ENV:-development} DATABASE_URL=$$DATABASE_URL .venv/bin/python -m bench.analytics $(ARGS)
+	APP_ENV=$${APP_ENV:-development} NFC_MASTER_KEY=$${NFC_MASTER_KEY:-$$(scripts/devkey.sh)} DATABASE_URL=$$DATABASE_URL .venv/bin/python -m bench.analytics $(ARGS)
 
 # The demo personas against the server of `make run` (which loads the Helsinki demo on an empty
 # database): a readable story of check-ins, unlocks, rejections and redemptions.

@@ -24,10 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import Session
 
 from api import create_app
 from bench.dataset import create_database
+from bench.feedback_direct import offer_ratings_direct, responsiveness_direct
 from core.uow import sqlalchemy_url
+from offers.feedback import OPEN_END, ratings_by_offer
 
 GENERATE = """
 INSERT INTO merchants (id, name, email) VALUES (:m, 'Bench Cafe Group', 'bench@example.com');
@@ -239,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return call
 
+    def direct(query: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        def call() -> Any:
+            with Session(engine) as session:
+                return query(session, *args)
+
+        return call
+
     def baseline() -> Any:
         with engine.connect() as conn:
             return conn.execute(text("SELECT count(*) FROM checkins")).scalar()
@@ -264,18 +274,34 @@ def main(argv: list[str] | None = None) -> int:
             + (datetime.now(UTC) - timedelta(days=7)).isoformat().replace("+00:00", "Z")
         ),
         "responsiveness (csv)": get("/v1/analytics/responsiveness?format=csv"),
+        "responsiveness, target 720 h (max)": get("/v1/analytics/responsiveness?target_hours=720"),
+        "responsiveness, 15 min target, one venue": get(
+            f"/v1/analytics/responsiveness?target_hours=0.25&venue_id={a_venue}"
+        ),
+        # the same figures computed as before the rollup (migration 0015), on the same data
+        "before 0015: responsiveness, direct SQL": direct(responsiveness_direct, merchant),
+        "before 0015: responsiveness 7 days, direct": direct(
+            responsiveness_direct, merchant, datetime.now(UTC) - timedelta(days=7)
+        ),
+        "before 0015: health's ratings, join/offer": direct(offer_ratings_direct, merchant),
+        "health's ratings from the rollup": direct(
+            lambda session, m: ratings_by_offer(
+                session, m, datetime.now(UTC) - timedelta(days=7), OPEN_END, datetime.now(UTC)
+            ),
+            merchant,
+        ),
     }
     print(
         f"\n{total:,} check-ins, {feedback_rows:,} feedback;"
         f" {args.repeat} timed calls each after one warm-up\n"
     )
-    print(f"{'call':40} {'median ms':>10} {'worst ms':>10} {'x baseline':>11}")
+    print(f"{'call':44} {'median ms':>10} {'worst ms':>10} {'x baseline':>11}")
     base = None
     for name, call in calls.items():
         times = timed(call, args.repeat)
         median = statistics.median(times)
         base = base or median
-        print(f"{name:40} {median * 1000:10.1f} {max(times) * 1000:10.1f} {median / base:11.2f}")
+        print(f"{name:44} {median * 1000:10.1f} {max(times) * 1000:10.1f} {median / base:11.2f}")
     engine.dispose()
     return 0
 

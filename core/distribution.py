@@ -57,6 +57,11 @@ DISTRIBUTION: dict[str, Placement] = {
     "audit_events": Placement("merchant", "merchant_id"),
     "feedback": Placement("merchant", "merchant_id", "drop the FKs to users and checkins"),
     "feedback_replies": Placement("merchant", "merchant_id", "FK (merchant_id, feedback_id)"),
+    # kept by triggers on feedback: a shard's triggers see only its merchants' rows, as they need
+    "feedback_rollup": Placement("merchant", "merchant_id"),
+    "feedback_rollup_responses": Placement("merchant", "merchant_id"),
+    "feedback_rollup_offers": Placement("merchant", "merchant_id"),
+    "feedback_responses": Placement("merchant", "merchant_id", "FK (merchant_id, feedback_id)"),
     "presence_code_attempts": Placement(
         "merchant", None, "add merchant_id (from the venue); drop the FK to users"
     ),

@@ -18,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -664,6 +665,7 @@ class Feedback(Base):
             "merchant_id",
             "created_at",
             postgresql_where=text("first_reply_at IS NULL"),
+            postgresql_include=["venue_id"],
         ),
         Index("ix_feedback_venue_id_created_at", "venue_id", "created_at"),
         Index("ix_feedback_user_id_created_at", "user_id", "created_at"),
@@ -704,6 +706,88 @@ class FeedbackReply(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
     )
+
+
+# ---- the feedback rollup (migration 0015): kept by triggers on `feedback`, read by the
+# responsiveness report and offer health (offers/feedback.py, docs/feedback.md). No foreign keys:
+# a cascade that deletes feedback runs the triggers after the parents are gone.
+
+
+class FeedbackRollup(Base):
+    """Per merchant, venue (the nil uuid: all the merchant's venues), rating and block of hours (level L: hours [block * 2^L,
+    (block + 1) * 2^L) since 1970-01-01 00:00 UTC): feedback, answered, and the sum of times to
+    first reply."""
+
+    __tablename__ = "feedback_rollup"
+
+    merchant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    rating: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    feedback: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+    response_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedbackRollupResponse(Base):
+    """Answered feedback per block and bucket of time to first reply (`feedback_response_bucket`):
+    where a percentile lies; its value is read from `feedback_responses`."""
+
+    __tablename__ = "feedback_rollup_responses"
+
+    merchant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    answered: Mapped[int] = mapped_column(Integer)
+
+
+class FeedbackRollupOffer(Base):
+    """Feedback per offer unlocked on the visit, venue, rating and block."""
+
+    __tablename__ = "feedback_rollup_offers"
+
+    merchant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    venue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    rating: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    feedback: Mapped[int] = mapped_column(Integer)
+
+
+class FeedbackResponse(Base):
+    """One narrow row per answered feedback: its time to first reply, in seconds and bucket, so
+    a percentile's exact value is an index range scan inside one bucket."""
+
+    __tablename__ = "feedback_responses"
+    __table_args__ = (
+        Index(
+            "ix_feedback_responses_merchant_id_bucket_seconds",
+            "merchant_id",
+            "bucket",
+            "seconds",
+            postgresql_include=["created_at", "venue_id"],
+        ),
+        Index(
+            "ix_feedback_responses_venue_id_bucket_seconds",
+            "venue_id",
+            "bucket",
+            "seconds",
+            postgresql_include=["created_at"],
+        ),
+    )
+
+    feedback_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
+    )
+    merchant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    venue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(Double)
+    bucket: Mapped[int] = mapped_column(SmallInteger)
 
 
 class IdempotencyRecord(Base):
@@ -786,6 +870,10 @@ __all__ = [
     "DevicePairing",
     "Feedback",
     "FeedbackReply",
+    "FeedbackResponse",
+    "FeedbackRollup",
+    "FeedbackRollupOffer",
+    "FeedbackRollupResponse",
     "Holdout",
     "IdempotencyRecord",
     "Impression",

@@ -24,8 +24,11 @@ that read the clock first but waited on the row lock still counts as the first).
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -378,44 +381,370 @@ def merchant_feedback(
 
 # ---- the responsiveness report -----------------------------------------------------------------
 
-# Per venue and for the merchant (GROUPING SETS), over the feedback given in [lo, hi), as of
-# now: answered means a reply exists now; unanswered feedback younger than the target is
-# `pending`, older `overdue`. Times to first reply are over answered feedback only.
-_STAR_COLUMNS = ",\n".join(
-    f"count(*) FILTER (WHERE f.rating = {star}) AS star_{star}" for star in STARS
+# The report reads sums, not feedback rows (migration 0015, docs/feedback.md "How the report
+# stays fast"): triggers on `feedback` keep, per merchant, venue and block of hours, the
+# counts by rating, the answered ones and their summed time to first reply
+# (`feedback_rollup`), the answered ones per bucket of time to first reply
+# (`feedback_rollup_responses`), the counts per offer unlocked on the visit
+# (`feedback_rollup_offers`), and one narrow row per answered feedback (`feedback_responses`).
+# A period [from, to) is read as whole hours from the blocks (at most two per level) and the
+# partial hours at its ends from the feedback itself. Every figure stays exact:
+#
+# - a percentile (`percentile_cont`, as before) is located in a bucket by the bucket counts, and
+#   its value read from `feedback_responses` inside that bucket (an index range scan);
+# - answered within the target: the buckets wholly below the target's bucket, plus the rows of
+#   the target's own bucket read one by one (`seconds <= target`), so any `target_hours` is exact;
+# - pending: unanswered feedback younger than the target, from the partial index on unanswered
+#   feedback (only the last `target_hours` are read); overdue is unanswered minus pending.
+
+#: Hour blocks: level L sums 2^L hours (migration 0015's MAX_LEVEL).
+ROLLUP_MAX_LEVEL = 19
+HOUR = timedelta(hours=1)
+#: The percentiles the report gives (and the benchmarks' median).
+PERCENTILES = (Decimal("0.5"), Decimal("0.9"))
+
+
+def _hour(at: datetime) -> int:
+    """The hour `at` falls in, counted from 1970-01-01 00:00 UTC."""
+    return (at - EPOCH) // HOUR
+
+
+def _hour_start(hour: int) -> datetime:
+    return EPOCH + hour * HOUR
+
+
+@dataclass(frozen=True)
+class Span:
+    """A period [lo, hi) as rollup blocks (`levels`, `blocks`) covering [e1, e2), and the
+    partial hours [lo, e1) and [e2, hi) read row by row."""
+
+    lo: datetime
+    hi: datetime
+    e1: datetime
+    e2: datetime
+    levels: tuple[int, ...]
+    blocks: tuple[int, ...]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lo": self.lo,
+            "hi": self.hi,
+            "e1": self.e1,
+            "e2": self.e2,
+            "levels": list(self.levels),
+            "blocks": list(self.blocks),
+        }
+
+
+def span(lo: datetime, hi: datetime, now: datetime) -> Span:
+    """[lo, hi) as the fewest aligned blocks of whole hours plus its partial hours."""
+    first = -((EPOCH - lo) // HOUR)  # the first whole hour
+    last = _hour(hi)  # the hour after the last whole one
+    upto = _hour(now) + 1
+    if last > upto:
+        # No feedback is later than this hour, so the blocks may end at any hour from the next
+        # one to `hi`: the roundest such hour takes the fewest blocks (all of it: one).
+        for level in range(ROLLUP_MAX_LEVEL, -1, -1):
+            rounded = -(-upto >> level) << level
+            if rounded <= last:
+                last = rounded
+                break
+    if first >= last:
+        return Span(lo, hi, hi, hi, (), ())
+    levels: list[int] = []
+    blocks: list[int] = []
+    unit = first
+    while unit < last:
+        level = 0
+        while level < ROLLUP_MAX_LEVEL and unit % (2 << level) == 0 and unit + (2 << level) <= last:
+            level += 1
+        levels.append(level)
+        blocks.append(unit >> level)
+        unit += 1 << level
+    return Span(lo, hi, _hour_start(first), _hour_start(last), tuple(levels), tuple(blocks))
+
+
+_SCOPE = "(CAST(:venue_id AS uuid) IS NULL OR {t}.venue_id = :venue_id)"
+_BLOCKS = """
+    b AS (SELECT * FROM unnest(CAST(:levels AS smallint[]), CAST(:blocks AS int[]))
+          AS b(level, block))
+"""
+_EDGES = (
+    "((f.created_at >= :lo AND f.created_at < :e1) OR (f.created_at >= :e2 AND f.created_at < :hi))"
 )
-# Each row's seconds to first reply (`rs`, null when unanswered) and age are computed once, as
-# doubles (`date_part`; `extract` answers numeric, slower to aggregate). The report reads every
-# feedback of the period: on 1M rows it takes seconds (docs/analytics.md, Speed); a rollup
-# would be the next step.
-_REPORT = text(
-    f"""
-    SELECT f.venue_id, GROUPING(f.venue_id) AS whole,
-           count(*) AS feedback,
-           count(f.rs) AS answered,
-           count(*) FILTER (WHERE f.rs IS NULL AND f.age < :target_s) AS pending,
-           count(*) FILTER (WHERE f.rs IS NULL AND f.age >= :target_s) AS overdue,
-           count(*) FILTER (WHERE f.rs <= :target_s) AS within_target,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY f.rs) AS median_s,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY f.rs) AS p90_s,
-           avg(f.rs) AS mean_s,
-           avg(f.rating) AS rating_mean,
-           {_STAR_COLUMNS}
-    FROM (
-        SELECT venue_id, rating,
-               date_part('epoch', first_reply_at - created_at) AS rs,
-               date_part('epoch', now() - created_at) AS age
-        FROM feedback
-        WHERE merchant_id = :merchant_id AND created_at >= :lo AND created_at < :hi
-          AND (CAST(:venue_id AS uuid) IS NULL OR venue_id = :venue_id)
-        -- a fence: without it the planner reads the rows in venue order through the venue
-        -- index, a random heap read per row (measured on 1M rows: 1.5 to 2 times slower than
-        -- a sequential scan and a sort)
-        OFFSET 0
-    ) f
-    GROUP BY GROUPING SETS ((f.venue_id), ())
-    """
-)
+
+
+#: `venue_id` of the rollup rows that sum all the merchant's venues (migration 0015's WHOLE).
+WHOLE = uuid.UUID(int=0)
+# Rows of the scopes asked for: one venue (:only = it), the merchant's sums (:only = WHOLE), or
+# both and every venue (:only null).
+_ONLY = "(CAST(:only AS uuid) IS NULL OR {c} = :only)"
+# A feedback row counts for its venue and for the merchant (the WHOLE scope).
+_BOTH = "CROSS JOIN LATERAL (VALUES ({t}.venue_id), (CAST(:whole AS uuid))) AS s(scope)"
+
+
+def _stats_sql(ranks: bool = True, target: bool = True) -> Any:
+    """One statement (one snapshot: the bucket counts and the rows read inside buckets agree)
+    giving, per scope (a venue's id, or WHOLE for the merchant): counts per rating, the values
+    at the percentiles' ranks (if `ranks`), answered within the target and pending (if
+    `target`)."""
+    rank_part = (
+        "UNION ALL SELECT 'rank', scope, k, NULL, NULL, NULL, seconds FROM vals" if ranks else ""
+    )
+    target_part = (
+        "UNION ALL SELECT 'within', scope, NULL, n, NULL, NULL, NULL FROM within"
+        " UNION ALL SELECT 'pending', scope, NULL, n, NULL, NULL, NULL FROM pending"
+        if target
+        else ""
+    )
+    return text(
+        f"""
+        WITH {_BLOCKS},
+        raw AS (
+            SELECT s.scope, f.rating,
+                   date_part('epoch', f.first_reply_at - f.created_at) AS seconds,
+                   (extract(epoch FROM f.first_reply_at - f.created_at) * 1000000)::bigint AS us
+            FROM feedback f {_BOTH.format(t="f")}
+            WHERE f.merchant_id = :merchant_id AND {_SCOPE.format(t="f")} AND {_EDGES}
+              AND {_ONLY.format(c="s.scope")}
+        ),
+        counts AS (
+            SELECT r.venue_id AS scope, r.rating, r.feedback, r.answered, r.response_us
+            FROM feedback_rollup r JOIN b ON b.level = r.level AND b.block = r.block
+            WHERE r.merchant_id = :merchant_id AND {_ONLY.format(c="r.venue_id")}
+            UNION ALL
+            SELECT scope, rating, 1, (seconds IS NOT NULL)::int, COALESCE(us, 0) FROM raw
+        ),
+        hist AS (
+            SELECT h.venue_id AS scope, h.bucket, h.answered AS n
+            FROM feedback_rollup_responses h JOIN b ON b.level = h.level AND b.block = h.block
+            WHERE h.merchant_id = :merchant_id AND {_ONLY.format(c="h.venue_id")}
+            UNION ALL
+            SELECT scope, feedback_response_bucket(seconds), 1 FROM raw
+            WHERE seconds IS NOT NULL
+        ),
+        hs AS (
+            SELECT scope, bucket, sum(n) AS n FROM hist GROUP BY scope, bucket HAVING sum(n) > 0
+        ),
+        cum AS (
+            SELECT hs.*, sum(n) OVER (PARTITION BY scope ORDER BY bucket) - n AS before FROM hs
+        ),
+        tot AS (SELECT scope, sum(n) AS total FROM hs GROUP BY scope),
+        -- the 0-based ranks percentile_cont interpolates between, each found in its bucket
+        want AS (
+            SELECT DISTINCT t.scope, k
+            FROM tot t, unnest(ARRAY[
+                floor(0.5 * (t.total - 1)), ceil(0.5 * (t.total - 1)),
+                floor(0.9 * (t.total - 1)), ceil(0.9 * (t.total - 1))]) AS k
+        ),
+        ranked AS (
+            SELECT c.scope, c.bucket, w.k, (w.k - c.before)::bigint AS off,
+                   lag(w.k) OVER (PARTITION BY c.scope, c.bucket ORDER BY w.k) AS previous
+            FROM want w JOIN cum c
+              ON c.scope = w.scope AND w.k >= c.before AND w.k < c.before + c.n
+        ),
+        -- a rank right after another in the same bucket comes with it (LIMIT 2)
+        ranks AS (SELECT * FROM ranked WHERE previous IS DISTINCT FROM k - 1),
+        vals AS (
+            SELECT r.scope, r.k,
+                   CASE WHEN r.scope = CAST(:whole AS uuid) THEN ARRAY(
+                       SELECT x.seconds FROM feedback_responses x
+                       WHERE x.merchant_id = :merchant_id AND x.bucket = r.bucket
+                         AND x.created_at >= :lo AND x.created_at < :hi
+                       ORDER BY x.seconds OFFSET r.off LIMIT 2)
+                   ELSE ARRAY(
+                       SELECT x.seconds FROM feedback_responses x
+                       WHERE x.venue_id = r.scope
+                         AND x.bucket = r.bucket AND x.created_at >= :lo AND x.created_at < :hi
+                       ORDER BY x.seconds OFFSET r.off LIMIT 2)
+                   END AS seconds
+            FROM ranks r
+        ),
+        within AS (
+            SELECT scope, sum(n) AS n FROM (
+                SELECT scope, n FROM hist
+                WHERE bucket < feedback_response_bucket(CAST(:target_s AS float8))
+                UNION ALL
+                SELECT s.scope, 1 FROM feedback_responses x {_BOTH.format(t="x")}
+                WHERE x.merchant_id = :merchant_id AND {_SCOPE.format(t="x")}
+                  AND x.bucket = feedback_response_bucket(CAST(:target_s AS float8))
+                  AND x.seconds <= :target_s AND x.created_at >= :lo AND x.created_at < :hi
+                  AND {_ONLY.format(c="s.scope")}
+            ) w GROUP BY scope
+        ),
+        pending AS (
+            SELECT s.scope, count(*) AS n FROM feedback f {_BOTH.format(t="f")}
+            WHERE f.merchant_id = :merchant_id AND f.first_reply_at IS NULL
+              AND {_SCOPE.format(t="f")} AND f.created_at >= :lo AND f.created_at < :hi
+              -- the index's range, then the exact test the report always made
+              AND f.created_at >= now() - make_interval(secs => CAST(:target_s AS float8) + 1)
+              AND date_part('epoch', now() - f.created_at) < :target_s
+              AND {_ONLY.format(c="s.scope")}
+            GROUP BY s.scope
+        ),
+        cnt AS (
+            SELECT scope, rating, sum(feedback) AS feedback, sum(answered) AS answered,
+                   sum(response_us) AS us
+            FROM counts GROUP BY scope, rating
+        )
+        SELECT 'count' AS part, scope, rating::numeric AS k, feedback::numeric AS a,
+               answered::numeric AS b, us::numeric AS c, NULL::float8[] AS seconds FROM cnt
+        {rank_part}
+        {target_part}
+        """
+    )
+
+
+_STATS = {
+    (ranks, target): _stats_sql(ranks, target)
+    for ranks in (True, False)
+    for target in (True, False)
+}
+
+
+@dataclass
+class Stats:
+    """One scope's sums over a period (the merchant's, or one venue's)."""
+
+    stars: dict[int, int] = field(default_factory=dict)
+    answered: int = 0
+    response_us: int = 0
+    within_target: int = 0
+    pending: int = 0
+    ranked: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def feedback(self) -> int:
+        return sum(self.stars.values())
+
+    def percentile(self, p: Decimal) -> float | None:
+        """`percentile_cont(p)` of the times to first reply, from the values at its ranks."""
+        if not self.answered:
+            return None
+        at = p * (self.answered - 1)
+        low, high = math.floor(at), math.ceil(at)
+        a, b = self.ranked[low], self.ranked[high]
+        return a + float(at - low) * (b - a)
+
+    @property
+    def mean_s(self) -> float | None:
+        return self.response_us / self.answered / 1e6 if self.answered else None
+
+    @property
+    def rating_mean(self) -> float | None:
+        n = self.feedback
+        return sum(star * c for star, c in self.stars.items()) / n if n else None
+
+
+def _now(session: Session) -> datetime:
+    now: datetime = session.execute(text("SELECT now()")).scalar_one()
+    return now
+
+
+def stats(
+    session: Session,
+    merchant_id: uuid.UUID,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    *,
+    target_s: float = DEFAULT_TARGET_HOURS * 3600,
+    venue_id: uuid.UUID | None = None,
+    by_venue: bool = True,
+    ranks: bool = True,
+    target: bool = True,
+) -> dict[uuid.UUID | None, Stats]:
+    """The feedback given in [lo, hi), as of now, summed from the rollup: the merchant's under
+    None, each venue's (with feedback) under its id when `by_venue`."""
+    only = venue_id if venue_id else (None if by_venue else WHOLE)
+    rows = execute(
+        session,
+        _STATS[ranks, target],
+        {
+            "merchant_id": str(merchant_id),
+            "venue_id": str(venue_id) if venue_id else None,
+            "only": str(only) if only else None,
+            "whole": str(WHOLE),
+            "target_s": float(target_s),
+            **span(lo, hi, now).params(),
+        },
+    ).all()
+    out: dict[uuid.UUID | None, Stats] = {}
+    for row in rows:
+        scope = out.setdefault(None if row.scope == WHOLE else row.scope, Stats())
+        if row.part == "count":
+            scope.stars[int(row.k)] = int(row.a)
+            scope.answered += int(row.b)
+            scope.response_us += int(row.c)
+        elif row.part == "rank":
+            k = int(row.k)
+            scope.ranked[k] = float(row.seconds[0])
+            if len(row.seconds) > 1:  # the next rank, in the same bucket
+                scope.ranked.setdefault(k + 1, float(row.seconds[1]))
+        elif row.part == "within":
+            scope.within_target = int(row.a or 0)
+        else:
+            scope.pending = int(row.a or 0)
+    if venue_id is not None and venue_id in out:  # one venue: it is the whole
+        out[None] = out[venue_id]
+        if not by_venue:
+            del out[venue_id]
+    return out
+
+
+def _by_offer_sql() -> Any:
+    return text(
+        f"""
+        WITH {_BLOCKS},
+        x AS (
+            SELECT r.offer_id, r.rating, r.feedback AS n
+            FROM feedback_rollup_offers r JOIN b ON b.level = r.level AND b.block = r.block
+            WHERE r.merchant_id = :merchant_id AND {_SCOPE.format(t="r")}
+            UNION ALL
+            SELECT u.offer_id, f.rating, 1
+            FROM feedback f JOIN unlocks u ON u.checkin_id = f.checkin_id
+            WHERE f.merchant_id = :merchant_id AND {_SCOPE.format(t="f")} AND {_EDGES}
+        )
+        SELECT x.offer_id, o.title, x.rating, sum(x.n) AS n
+        FROM x JOIN offers o ON o.id = x.offer_id
+        GROUP BY o.title, x.offer_id, x.rating HAVING sum(x.n) > 0
+        ORDER BY o.title, x.offer_id, x.rating
+        """
+    )
+
+
+_BY_OFFER = _by_offer_sql()
+
+
+def ratings_by_offer(
+    session: Session,
+    merchant_id: uuid.UUID,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    venue_id: uuid.UUID | None = None,
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Ratings of the feedback given in [lo, hi) per offer unlocked on the visit it is about
+    (ordered by title): `title`, `feedback`, `stars` {star: count}, `rating_mean`."""
+    rows = execute(
+        session,
+        _BY_OFFER,
+        {
+            "merchant_id": str(merchant_id),
+            "venue_id": str(venue_id) if venue_id else None,
+            **span(lo, hi, now).params(),
+        },
+    ).all()
+    out: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in rows:
+        offer = out.setdefault(row.offer_id, {"title": row.title, "stars": {}})
+        offer["stars"][int(row.rating)] = int(row.n)
+    for offer in out.values():
+        n = sum(offer["stars"].values())
+        offer["feedback"] = n
+        offer["rating_mean"] = sum(s * c for s, c in offer["stars"].items()) / n
+    return out
+
 
 _VENUES = text(
     """
@@ -424,40 +753,6 @@ _VENUES = text(
       AND (deleted_at IS NULL OR id = ANY (CAST(:with_feedback AS uuid[])))
       AND (CAST(:venue_id AS uuid) IS NULL OR id = :venue_id)
     ORDER BY name, id
-    """
-)
-
-# Ratings per offer unlocked on the visit the feedback is about.
-_BY_OFFER = text(
-    f"""
-    SELECT u.offer_id, max(o.title) AS title, count(*) AS feedback, avg(f.rating) AS rating_mean,
-           {_STAR_COLUMNS}
-    FROM feedback f
-    JOIN unlocks u ON u.checkin_id = f.checkin_id
-    JOIN offers o ON o.id = u.offer_id
-    WHERE f.merchant_id = :merchant_id AND f.created_at >= :lo AND f.created_at < :hi
-      AND (CAST(:venue_id AS uuid) IS NULL OR f.venue_id = :venue_id)
-    GROUP BY u.offer_id
-    ORDER BY max(o.title), u.offer_id
-    """
-)
-
-# The public benchmarks, over windows ending now whatever the report's period.
-_BENCHMARKS = text(
-    """
-    SELECT count(*) FILTER (WHERE f.created_at > now() - make_interval(days => :fb_days))
-               AS fb_feedback,
-           count(f.first_reply_at) FILTER (
-               WHERE f.created_at > now() - make_interval(days => :fb_days)) AS fb_answered,
-           avg(date_part('epoch', f.first_reply_at - f.created_at)) FILTER (
-               WHERE f.created_at > now() - make_interval(days => :fb_days)) AS fb_mean_s,
-           count(f.first_reply_at) AS yelp_answered,
-           percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY date_part('epoch', f.first_reply_at - f.created_at)) AS yelp_median_s
-    FROM feedback f
-    WHERE f.merchant_id = :merchant_id
-      AND f.created_at > now() - make_interval(days => :yelp_days)
-      AND (CAST(:venue_id AS uuid) IS NULL OR f.venue_id = :venue_id)
     """
 )
 
@@ -470,51 +765,34 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def _stars(row: Any) -> dict[str, int]:
-    return {str(star): int(getattr(row, f"star_{star}")) for star in STARS}
+def _count_by_star(stars: dict[int, int]) -> dict[str, int]:
+    return {str(star): stars.get(star, 0) for star in STARS}
 
 
-def _figures(row: Any) -> dict[str, Any]:
-    feedback, answered = int(row.feedback), int(row.answered)
-    overdue, within = int(row.overdue), int(row.within_target)
+def _figures(s: Stats) -> dict[str, Any]:
+    feedback, answered = s.feedback, s.answered
+    pending = s.pending
+    overdue = feedback - answered - pending
+    within = s.within_target
     return {
         "feedback": feedback,
         "answered": answered,
         "unanswered": feedback - answered,
-        "pending": int(row.pending),
+        "pending": pending,
         "overdue": overdue,
         "answered_within_target": within,
         "response_rate": _ratio(answered, answered + overdue),
         "within_target_rate": _ratio(within, answered + overdue),
         "first_response_s": {
-            "median": _seconds(row.median_s),
-            "p90": _seconds(row.p90_s),
-            "mean": _seconds(row.mean_s),
+            "median": _seconds(s.percentile(PERCENTILES[0])),
+            "p90": _seconds(s.percentile(PERCENTILES[1])),
+            "mean": _seconds(s.mean_s),
         },
         "rating": {
-            "mean": None if row.rating_mean is None else round(float(row.rating_mean), 2),
-            "count_by_star": _stars(row),
+            "mean": None if s.rating_mean is None else round(s.rating_mean, 2),
+            "count_by_star": _count_by_star(s.stars),
         },
     }
-
-
-_EMPTY = {
-    "feedback": 0,
-    "answered": 0,
-    "pending": 0,
-    "overdue": 0,
-    "within_target": 0,
-    "median_s": None,
-    "p90_s": None,
-    "mean_s": None,
-    "rating_mean": None,
-    **{f"star_{star}": 0 for star in STARS},
-}
-
-
-class _Empty:
-    def __init__(self) -> None:
-        self.__dict__.update(_EMPTY)
 
 
 def responsiveness(
@@ -537,65 +815,73 @@ def responsiveness(
             f"target_hours must be above 0 and at most {MAX_TARGET_HOURS:g}",
             errors={"target_hours": [f"must be above 0 and at most {MAX_TARGET_HOURS:g}"]},
         )
-    params = {
-        "merchant_id": str(merchant_id),
-        "lo": lo,
-        "hi": hi,
-        "target_s": target_hours * 3600,
-        "venue_id": str(venue_id) if venue_id else None,
-    }
-    rows = execute(session, _REPORT, params).all()
-    whole: Any = next((r for r in rows if r.whole), _Empty())
-    per_venue = {r.venue_id: r for r in rows if not r.whole}
+    now = _now(session)
+    scopes = stats(
+        session, merchant_id, lo, hi, now, target_s=target_hours * 3600, venue_id=venue_id
+    )
+    whole = scopes.get(None, Stats())
     venues = execute(
         session,
         _VENUES,
         {
-            "merchant_id": params["merchant_id"],
-            "venue_id": params["venue_id"],
-            "with_feedback": [str(v) for v in per_venue],
+            "merchant_id": str(merchant_id),
+            "venue_id": str(venue_id) if venue_id else None,
+            # closed venues are listed when they had feedback in the period (the rollup keeps
+            # rows whose counts went back to zero)
+            "with_feedback": [str(v) for v, s in scopes.items() if v is not None and s.feedback],
         },
     ).all()
-    by_offer = execute(session, _BY_OFFER, params).all()
-    bench = execute(
+    by_offer = ratings_by_offer(session, merchant_id, lo, hi, now, venue_id)
+    # The public benchmarks, over windows ending now whatever the report's period.
+    fb = stats(
         session,
-        _BENCHMARKS,
-        {
-            "merchant_id": params["merchant_id"],
-            "venue_id": params["venue_id"],
-            "fb_days": FACEBOOK_WINDOW_DAYS,
-            "yelp_days": YELP_WINDOW_DAYS,
-        },
-    ).one()
-    fb_feedback, fb_answered = int(bench.fb_feedback), int(bench.fb_answered)
-    fb_rate = _ratio(fb_answered, fb_feedback)
-    fb_mean = _seconds(bench.fb_mean_s)
+        merchant_id,
+        now - timedelta(days=FACEBOOK_WINDOW_DAYS),
+        OPEN_END,
+        now,
+        venue_id=venue_id,
+        by_venue=False,
+        ranks=False,
+        target=False,
+    ).get(None, Stats())
+    yelp = stats(
+        session,
+        merchant_id,
+        now - timedelta(days=YELP_WINDOW_DAYS),
+        OPEN_END,
+        now,
+        venue_id=venue_id,
+        by_venue=False,
+        target=False,
+    ).get(None, Stats())
+    fb_rate = _ratio(fb.answered, fb.feedback)
+    fb_mean = _seconds(fb.mean_s)
     return {
         "from": lo,
         "to": end,
         "target_hours": target_hours,
         **_figures(whole),
         "by_venue": [
-            {"venue_id": v.id, "venue_name": v.name, **_figures(per_venue.get(v.id) or _Empty())}
+            {"venue_id": v.id, "venue_name": v.name, **_figures(scopes.get(v.id) or Stats())}
             for v in venues
         ],
         "by_offer": [
             {
-                "offer_id": o.offer_id,
-                "title": o.title,
-                "feedback": int(o.feedback),
+                "offer_id": offer_id,
+                "title": o["title"],
+                "feedback": o["feedback"],
                 "rating": {
-                    "mean": round(float(o.rating_mean), 2),
-                    "count_by_star": _stars(o),
+                    "mean": round(o["rating_mean"], 2),
+                    "count_by_star": _count_by_star(o["stars"]),
                 },
             }
-            for o in by_offer
+            for offer_id, o in by_offer.items()
         ],
         "benchmarks": {
             "facebook_very_responsive": {
                 "window_days": FACEBOOK_WINDOW_DAYS,
-                "feedback": fb_feedback,
-                "answered": fb_answered,
+                "feedback": fb.feedback,
+                "answered": fb.answered,
                 "response_rate": fb_rate,
                 "mean_first_response_s": fb_mean,
                 "min_response_rate": FACEBOOK_MIN_RESPONSE_RATE,
@@ -607,8 +893,8 @@ def responsiveness(
             },
             "yelp_response_time": {
                 "window_days": YELP_WINDOW_DAYS,
-                "answered": int(bench.yelp_answered),
-                "median_first_response_s": _seconds(bench.yelp_median_s),
+                "answered": yelp.answered,
+                "median_first_response_s": _seconds(yelp.percentile(PERCENTILES[0])),
             },
         },
     }
