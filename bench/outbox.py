@@ -110,7 +110,10 @@ def micro() -> None:
 # ---- in `make bench`: through HTTP, with the delivery worker ----------------------------------
 
 ENDPOINT_PATH = "/bench-outbox"
-MODES = ("none", "subscribed")  # no endpoint; every merchant one endpoint for every event
+# no endpoint; every merchant one endpoint for every event, the worker delivering as they come;
+# the same with the worker stopped during the load and let go after it (where the cost goes:
+# the check-in's own emit while the load runs, the deliveries after it)
+MODES = ("none", "subscribed", "deferred")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -244,31 +247,46 @@ def measure(
         )
         for _ in range(rounds):
             for mode in MODES:
-                _subscribe(engine, mode == "subscribed")
+                _subscribe(engine, mode != "none")
                 before = _outbox(engine).get(webhooks.DELIVERED, 0)
-                cpu = (server.cpu_s(), perf.process_cpu_s(worker.pid), primary.cpu_s())
-                stats, total, starts = loadgen.run(
-                    pools,
-                    server.base,
-                    {"checkin": 1.0},
-                    args.seconds,
-                    args.clients,
-                    starts=starts,
-                )
+
+                def cpu() -> tuple[float, float, float]:
+                    return server.cpu_s(), perf.process_cpu_s(worker.pid), primary.cpu_s()
+
+                start = cpu()
+                if mode == "deferred":
+                    os.kill(worker.pid, signal.SIGSTOP)
+                try:
+                    stats, total, starts = loadgen.run(
+                        pools,
+                        server.base,
+                        {"checkin": 1.0},
+                        args.seconds,
+                        args.clients,
+                        starts=starts,
+                    )
+                finally:
+                    if mode == "deferred":
+                        os.kill(worker.pid, signal.SIGCONT)
+                loaded = cpu()
                 drain_s = _drain(engine, timeout=max(60.0, 4 * args.seconds))
+                end = cpu()
                 after = _outbox(engine)
                 st = stats["checkin"]
                 n = max(st.count, 1)
                 run = {
+                    # during the load only, and the drain after it alone
+                    "load_cpu_ms": [(b - a) / n * 1000 for a, b in zip(start, loaded, strict=True)],
+                    "drain_cpu_ms": [(b - a) / n * 1000 for a, b in zip(loaded, end, strict=True)],
                     "per_s": total,
                     "p50_ms": st.p50_ms,
                     "p99_ms": st.p99_ms,
                     "count": st.count,
                     "errors": st.errors,
                     "outcomes": st.outcomes,
-                    "server_cpu_ms": (server.cpu_s() - cpu[0]) / n * 1000,
-                    "worker_cpu_ms": (perf.process_cpu_s(worker.pid) - cpu[1]) / n * 1000,
-                    "db_cpu_ms": (primary.cpu_s() - cpu[2]) / n * 1000,
+                    "server_cpu_ms": (end[0] - start[0]) / n * 1000,
+                    "worker_cpu_ms": (end[1] - start[1]) / n * 1000,
+                    "db_cpu_ms": (end[2] - start[2]) / n * 1000,
                     "drain_s": drain_s,
                     "delivered": after.get(webhooks.DELIVERED, 0) - before,
                     "still_pending": after.get(webhooks.PENDING, 0),
@@ -316,9 +334,25 @@ def summarise(runs: dict[str, list[dict[str, Any]]], received: int) -> dict[str,
     def ratio(key: str) -> float:
         return b[key] / a[key] if a[key] else 0.0
 
+    def phase(mode: str, key: str, side: int) -> float:
+        rows = runs[mode]
+        n = sum(r["count"] for r in rows) or 1
+        return sum(r[key][side] * r["count"] for r in rows) / n
+
+    # where it goes: the deferred runs' load (the check-in and its emit) against no endpoint's
+    # load, and their drain alone (claim, POST, record per delivery)
+    breakdown = {
+        "emit_api_cpu_ms": phase("deferred", "load_cpu_ms", 0) - phase("none", "load_cpu_ms", 0),
+        "emit_db_cpu_ms": phase("deferred", "load_cpu_ms", 2) - phase("none", "load_cpu_ms", 2),
+        "deliver_worker_cpu_ms": phase("deferred", "drain_cpu_ms", 1),
+        "deliver_db_cpu_ms": phase("deferred", "drain_cpu_ms", 2),
+        "deliveries_per_checkin": modes["deferred"]["delivered"]
+        / max(sum(r["count"] for r in runs["deferred"]), 1),
+    }
     return {
         "runs": runs,
         "modes": modes,
+        "breakdown": breakdown,
         "received": received,
         "ratios": {
             "per_s": ratio("per_s"),
@@ -348,6 +382,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
             f"| {mode} | {x['per_s']:.0f} | {x['p99_ms']:.1f} | {x['server_cpu_ms']:.2f} |"
             f" {x['worker_cpu_ms']:.2f} | {x['db_cpu_ms']:.2f} | {x['delivered']:.0f} |"
         )
+    d = result["breakdown"]
+    lines += [
+        "",
+        "Where it goes (the deferred runs: the worker stopped during the load, let go after it),"
+        f" per check-in ({d['deliveries_per_checkin']:.1f} deliveries): the emit in the check-in"
+        f" {d['emit_api_cpu_ms']:+.2f} ms API CPU, {d['emit_db_cpu_ms']:+.2f} ms database CPU;"
+        f" the deliveries {d['deliver_worker_cpu_ms']:.2f} ms worker CPU,"
+        f" {d['deliver_db_cpu_ms']:.2f} ms database CPU.",
+    ]
     lines += [
         "",
         f"Subscribed / none: throughput x{r['per_s']:.2f}, server CPU (API + worker)"
