@@ -181,9 +181,9 @@ def postmaster_of(url: str) -> int | None:
     try:
         with engine.connect() as conn:
             backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            fields = _stat(backend)  # while the backend lives
     finally:
         engine.dispose()
-    fields = _stat(backend)
     return int(fields[1]) if fields else None
 
 
@@ -795,6 +795,44 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def only(
+    args: argparse.Namespace,
+    server_url: str,
+    name: str,
+    url: str,
+    engine: Any,
+    pools: loadgen.Pools,
+    out: Path,
+) -> int:
+    """One step alone (`--only outbox|replica`), for working on what it measures."""
+    primary = Cluster("primary", url)
+    load_before = os.getloadavg()
+    kind = args.servers.split(",")[0].strip()
+    with repeat_visits(engine, pools):
+        if args.only == "outbox":
+            result, _ = outbox.measure(url, pools, args, {}, primary, kind)
+            lines = outbox.markdown(result)
+        else:
+            if not replica.private_primary(server_url):
+                sys.exit("the replica step needs this checkout's cluster (unset DATABASE_URL)")
+            result, _ = replica.measure(url, name, pools, args, {}, primary, kind)
+            lines = replica.markdown(result, {})
+    engine.dispose()
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    (out / f"report-{args.only}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    text_ = "\n".join(
+        [
+            f"# {args.only} at {args.scale}, {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; load average"
+            f" {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+            "",
+            *lines,
+        ]
+    )
+    (out / f"report-{args.only}.md").write_text(text_ + "\n")
+    print(text_)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="10k")
@@ -819,6 +857,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-replica", action="store_true", help="skip the mix with a replica (bench/replica.py)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("outbox", "replica"),
+        help="run that step alone (no ceilings, no service runs): report-<step>.json/.md",
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     server_url = os.environ.get("DATABASE_URL")
@@ -840,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     pools = loadgen.pools(plan, codes)
 
     leave_out_recent_users(engine, plan, pools, name)  # the captures need fresh users too
+    if args.only:
+        return only(args, server_url, name, url, engine, pools, out)
     print("capturing the service's statements", flush=True)
     scripts = capture_scripts(url, plan, pools, reserved)
     (out / "pgbench").mkdir(exist_ok=True)
