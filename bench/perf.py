@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -248,6 +249,18 @@ def repeat_visits(engine: Any, pools: loadgen.Pools) -> Iterator[None]:
                 ),
                 params,
             )
+
+
+def used_pools(
+    pools: loadgen.Pools, starts: dict[str, int]
+) -> tuple[loadgen.Pools, dict[str, int]]:
+    """The users the service runs checked in (where the cursors stopped), for the steps after
+    them: with `repeat_visits` they check in again, and the users nobody used stay fresh for the
+    next run on a reused database."""
+    spread = pools.spread_users[: max(starts.get("spread", 0), 64)]
+    hot = pools.hot_users[: max(starts.get("checkin_hot", 0), 64)]
+    narrowed = dataclasses.replace(pools, spread_users=spread, hot_users=hot)
+    return narrowed, {k: v for k, v in starts.items() if k == "redemption"}
 
 
 def database_url(server_url: str, name: str) -> str:
@@ -902,6 +915,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(result)
     extra: dict[str, Any] = {}
     main_kind = args.servers.split(",")[0].strip()
+    pools, starts = used_pools(pools, starts)
     with repeat_visits(engine, pools):
         if not args.no_outbox:
             print("the webhook outbox's cost to a check-in", flush=True)
