@@ -10,11 +10,16 @@
    operation alone through the service (closed loop, the peak), one right after the other; then
    the realistic mix at its peak and at 70% of that peak (open loop: the p99 that users see),
    and reads each worker's resident memory; then serves bench/floor.py (a nearby that does no
-   work) the same way under the same load: the floor;
-4. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues) with
+   work) the same way under the same load: the floor; right before the check-in's ceiling, a
+   reference minimal check-in under pgbench (`bench.reference`);
+4. the webhook outbox's cost to a check-in with the delivery worker running (`bench.outbox`,
+   `--no-outbox`), and the mix with 0 and 1 read replica (`bench.replica`, `--no-replica`);
+   `--only outbox|replica` runs one of them alone. The database's CPU is the bench cluster's
+   own, by postmaster (`Cluster`), a standby's apart;
+5. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues) with
    `--scaling`, and what proof of presence costs (`bench.presence`: a tap's verification, a tap
    check-in next to a GPS check-in; about 30 s, `--no-presence` skips it);
-5. writes `bench/out/report.json` and `bench/out/report.md`, with every target met or not.
+6. writes `bench/out/report.json` and `bench/out/report.md`, with every target met or not.
 """
 
 from __future__ import annotations
