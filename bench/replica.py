@@ -96,7 +96,7 @@ def start_standby(primary_url: str, database: str) -> str:
     for attempt in range(2):
         _pg("standby")
         url = _pg("url", database)
-        if _caught_up(primary_url, url, timeout=120):
+        if _caught_up(primary_url, url, timeout=60):
             return url
         if attempt == 0:
             print("  the standby did not catch up: making it again", flush=True)
