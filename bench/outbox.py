@@ -8,22 +8,34 @@ interleaved round by round on one database (so the machine's load hits them alik
 
 Each check-in is a new user's, verified, unlocking one offer. Prints the median per round of the
 Python CPU per check-in (this process) and the wall time; wall minus CPU is the database's time
-and the waits. Not part of `make bench`:
+and the waits:
 
     DATABASE_URL=$(scripts/pg.sh url) APP_ENV=development NFC_MASTER_KEY=$(scripts/devkey.sh) \\
         .venv/bin/python -m bench.outbox
+
+`make bench` measures the same through HTTP (`measure`, below): the service and the delivery
+worker (`python -m api.webhook_worker`) running, every merchant of the bench database with one
+endpoint subscribed to every event on a loopback receiver that answers 204, against the same
+run with those endpoints deleted (`python -m bench.outbox receive` is that receiver).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
 import statistics
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sqlalchemy import text
+import numpy as np
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 import offers.checkins as checkins
@@ -35,7 +47,7 @@ from mobile_stub.client import Client, FlaskTransport
 N, ROUNDS = 100, 5
 
 
-def main() -> None:
+def micro() -> None:
     url = os.environ["DATABASE_URL"]
     engine = make_engine(url)
     factory = sessionmaker(engine, expire_on_commit=False)
@@ -93,6 +105,306 @@ def main() -> None:
             f"{kind:6s} Python CPU {cpu_ms:.3f} ms per check-in, wall {wall_ms:.3f} ms "
             f"(database and waits {wall_ms - cpu_ms:.3f} ms)"
         )
+
+
+# ---- in `make bench`: through HTTP, with the delivery worker ----------------------------------
+
+ENDPOINT_PATH = "/bench-outbox"
+# no endpoint; every merchant one endpoint for every event, the worker delivering as they come;
+# the same with the worker stopped during the load and let go after it (where the cost goes:
+# the check-in's own emit while the load runs, the deliveries after it)
+MODES = ("none", "subscribed", "deferred")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    received = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        with _Handler.lock:
+            _Handler.received += 1
+        self.send_response(204)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        return None
+
+
+def receive() -> None:
+    """A receiver on loopback answering 204 to every POST; prints its port, then on SIGTERM
+    how many it received."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+
+    def stop(*_args: Any) -> None:
+        threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    server.serve_forever()
+    print(_Handler.received, flush=True)
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.outbox", "receive"],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}{ENDPOINT_PATH}"
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=30)
+        return int(out.strip() or 0)
+
+
+def _endpoints(engine: Any, url: str) -> None:
+    """Every merchant gets one endpoint for every event at `url`, deleted (not subscribed) for
+    now; earlier runs' outbox rows go (the bench database is the benchmark's own)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("TRUNCATE webhook_attempts, webhook_deliveries, webhook_events, webhook_endpoints")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (id, merchant_id, url, events, secret, created_at,"
+                " deleted_at)"
+                " SELECT gen_random_uuid(), m.id, :url, CAST(:events AS varchar[]), :secret,"
+                " now(), now() FROM merchants m"
+            ),
+            {"url": url, "events": list(webhooks.EVENT_TYPES), "secret": webhooks.new_secret()},
+        )
+
+
+def _subscribe(engine: Any, on: bool) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE webhook_endpoints SET deleted_at ="
+                " CASE WHEN :on THEN NULL ELSE now() END, failing_since = NULL"
+            ),
+            {"on": on},
+        )
+
+
+def _outbox(engine: Any) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+        ).all()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _drain(engine: Any, timeout: float) -> float:
+    """Seconds until no delivery is pending (at most `timeout`)."""
+    started = time.monotonic()
+    while _outbox(engine).get(webhooks.PENDING, 0) and time.monotonic() - started < timeout:
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+def measure(
+    url: str,
+    pools: Any,
+    args: Any,
+    starts: dict[str, int],
+    primary: Any,
+    kind: str,
+    rounds: int = 2,
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Check-ins alone through the service with the delivery worker running, with and without
+    one subscribed endpoint per merchant, `rounds` times each, interleaved (the machine's drift
+    hits both alike). Each run's CPU is counted until the outbox is empty again, so the
+    worker's deliveries of that run's events (claim, POST, record) are in it."""
+    from bench import loadgen, perf
+
+    engine = create_engine(url)
+    receiver = Receiver()
+    _endpoints(engine, receiver.url)
+    server = perf.Server(kind, url, args.workers, args.threads, {})
+    worker_log = (perf.OUT / "webhook-worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.webhook_worker"],
+        cwd=perf.ROOT,
+        env={**os.environ, "DATABASE_URL": url, "WEBHOOKS_ALLOW_HTTP_LOOPBACK": "1"},
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    received = 0
+    try:
+        _, _, starts = loadgen.run(
+            pools, server.base, {"checkin": 1.0}, args.warmup, args.clients, starts=starts
+        )
+        for _ in range(rounds):
+            for mode in MODES:
+                _subscribe(engine, mode != "none")
+                before = _outbox(engine).get(webhooks.DELIVERED, 0)
+
+                def cpu() -> tuple[float, float, float]:
+                    return server.cpu_s(), perf.process_cpu_s(worker.pid), primary.cpu_s()
+
+                start = cpu()
+                if mode == "deferred":
+                    os.kill(worker.pid, signal.SIGSTOP)
+                try:
+                    stats, total, starts = loadgen.run(
+                        pools,
+                        server.base,
+                        {"checkin": 1.0},
+                        args.seconds,
+                        args.clients,
+                        starts=starts,
+                    )
+                finally:
+                    if mode == "deferred":
+                        os.kill(worker.pid, signal.SIGCONT)
+                loaded = cpu()
+                drain_s = _drain(engine, timeout=max(60.0, 4 * args.seconds))
+                end = cpu()
+                after = _outbox(engine)
+                st = stats["checkin"]
+                n = max(st.count, 1)
+                run = {
+                    # during the load only, and the drain after it alone
+                    "load_cpu_ms": [(b - a) / n * 1000 for a, b in zip(start, loaded, strict=True)],
+                    "drain_cpu_ms": [(b - a) / n * 1000 for a, b in zip(loaded, end, strict=True)],
+                    "per_s": total,
+                    "p50_ms": st.p50_ms,
+                    "p99_ms": st.p99_ms,
+                    "count": st.count,
+                    "errors": st.errors,
+                    "outcomes": st.outcomes,
+                    "server_cpu_ms": (end[0] - start[0]) / n * 1000,
+                    "worker_cpu_ms": (end[1] - start[1]) / n * 1000,
+                    "db_cpu_ms": (end[2] - start[2]) / n * 1000,
+                    "drain_s": drain_s,
+                    "delivered": after.get(webhooks.DELIVERED, 0) - before,
+                    "still_pending": after.get(webhooks.PENDING, 0),
+                }
+                runs[mode].append(run)
+                print(
+                    f"  outbox {mode:10} {total:6.0f} check-ins/s  p99 {st.p99_ms:6.1f} ms"
+                    f"  server {run['server_cpu_ms']:.2f} + worker {run['worker_cpu_ms']:.2f}"
+                    f" ms, database {run['db_cpu_ms']:.2f} ms CPU per check-in;"
+                    f" {run['delivered']} delivered, drained in {drain_s:.1f} s",
+                    flush=True,
+                )
+    finally:
+        _subscribe(engine, False)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        worker_log.close()
+        server.stop()
+        received = receiver.stop()
+        engine.dispose()
+    return summarise(runs, received), starts
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]], received: int) -> dict[str, Any]:
+    """Per mode: the rounds pooled (sums of check-ins and CPU), and subscribed / none."""
+    modes: dict[str, dict[str, float]] = {}
+    for mode, rows in runs.items():
+        n = sum(r["count"] for r in rows) or 1
+        modes[mode] = {
+            "per_s": float(np.mean([r["per_s"] for r in rows])),
+            "p99_ms": float(np.max([r["p99_ms"] for r in rows])),
+            **{
+                key: sum(r[key] * r["count"] for r in rows) / n
+                for key in ("server_cpu_ms", "worker_cpu_ms", "db_cpu_ms")
+            },
+            "errors": sum(r["errors"] for r in rows),
+            "delivered": sum(r["delivered"] for r in rows),
+        }
+    a, b = modes["none"], modes["subscribed"]
+
+    def ratio(key: str) -> float:
+        return b[key] / a[key] if a[key] else 0.0
+
+    def phase(mode: str, key: str, side: int) -> float:
+        rows = runs[mode]
+        n = sum(r["count"] for r in rows) or 1
+        return sum(r[key][side] * r["count"] for r in rows) / n
+
+    # where it goes: the deferred runs' load (the check-in and its emit) against no endpoint's
+    # load, and their drain alone (claim, POST, record per delivery)
+    breakdown = {
+        "emit_api_cpu_ms": phase("deferred", "load_cpu_ms", 0) - phase("none", "load_cpu_ms", 0),
+        "emit_db_cpu_ms": phase("deferred", "load_cpu_ms", 2) - phase("none", "load_cpu_ms", 2),
+        "deliver_worker_cpu_ms": phase("deferred", "drain_cpu_ms", 1),
+        "deliver_db_cpu_ms": phase("deferred", "drain_cpu_ms", 2),
+        "deliveries_per_checkin": modes["deferred"]["delivered"]
+        / max(sum(r["count"] for r in runs["deferred"]), 1),
+    }
+    return {
+        "runs": runs,
+        "modes": modes,
+        "breakdown": breakdown,
+        "received": received,
+        "ratios": {
+            "per_s": ratio("per_s"),
+            "server_cpu": (b["server_cpu_ms"] + b["worker_cpu_ms"])
+            / max(a["server_cpu_ms"] + a["worker_cpu_ms"], 1e-9),
+            "api_cpu": ratio("server_cpu_ms"),
+            "db_cpu": ratio("db_cpu_ms"),
+        },
+    }
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    m, r = result["modes"], result["ratios"]
+    lines = [
+        "## The webhook outbox's cost to a check-in",
+        "",
+        "Check-ins alone through the service, the delivery worker running, with no endpoint and"
+        " with every merchant's one endpoint subscribed to every event (a loopback receiver"
+        " answering 204); rounds interleaved; CPU counted until the outbox is empty again.",
+        "",
+        "| | check-ins/s | p99 ms | API CPU ms | worker CPU ms | database CPU ms | delivered |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode in MODES:
+        x = m[mode]
+        lines.append(
+            f"| {mode} | {x['per_s']:.0f} | {x['p99_ms']:.1f} | {x['server_cpu_ms']:.2f} |"
+            f" {x['worker_cpu_ms']:.2f} | {x['db_cpu_ms']:.2f} | {x['delivered']:.0f} |"
+        )
+    d = result["breakdown"]
+    lines += [
+        "",
+        "Where it goes (the deferred runs: the worker stopped during the load, let go after it),"
+        f" per check-in ({d['deliveries_per_checkin']:.1f} deliveries): the emit in the check-in"
+        f" {d['emit_api_cpu_ms']:+.2f} ms API CPU, {d['emit_db_cpu_ms']:+.2f} ms database CPU;"
+        f" the deliveries {d['deliver_worker_cpu_ms']:.2f} ms worker CPU,"
+        f" {d['deliver_db_cpu_ms']:.2f} ms database CPU.",
+    ]
+    lines += [
+        "",
+        f"Subscribed / none: throughput x{r['per_s']:.2f}, server CPU (API + worker)"
+        f" x{r['server_cpu']:.2f} (API alone x{r['api_cpu']:.2f}), database CPU"
+        f" x{r['db_cpu']:.2f}; the receiver got {result['received']} deliveries.",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.outbox")
+    parser.add_argument("what", nargs="?", default="micro", choices=("micro", "receive"))
+    args = parser.parse_args(argv)
+    receive() if args.what == "receive" else micro()
 
 
 if __name__ == "__main__":

@@ -10,16 +10,23 @@
    operation alone through the service (closed loop, the peak), one right after the other; then
    the realistic mix at its peak and at 70% of that peak (open loop: the p99 that users see),
    and reads each worker's resident memory; then serves bench/floor.py (a nearby that does no
-   work) the same way under the same load: the floor;
-4. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues) with
+   work) the same way under the same load: the floor; right before the check-in's ceiling, a
+   reference minimal check-in under pgbench (`bench.reference`);
+4. the webhook outbox's cost to a check-in with the delivery worker running (`bench.outbox`,
+   `--no-outbox`), and the mix with 0 and 1 read replica (`bench.replica`, `--no-replica`);
+   `--only outbox|replica` runs one of them alone. The database's CPU is the bench cluster's
+   own, by postmaster (`Cluster`), a standby's apart;
+5. times nearby alone on every `co_bench_*` database present (10k, 100k, 1m venues) with
    `--scaling`, and what proof of presence costs (`bench.presence`: a tap's verification, a tap
    check-in next to a GPS check-in; about 30 s, `--no-presence` skips it);
-5. writes `bench/out/report.json` and `bench/out/report.md`, with every target met or not.
+6. writes `bench/out/report.json` and `bench/out/report.md`, with every target met or not.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +45,13 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from api import db
 from api.config import SERVER_SETTINGS
-from bench import ceiling, dataset, loadgen, presence
+from bench import ceiling, dataset, loadgen, outbox, presence, reference, replica
 from core.uow import sqlalchemy_url
+from geo.venues import DEFAULT_COOLDOWN_MINUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -170,25 +180,92 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
-def database_cpu_s() -> float:
-    """CPU seconds used so far by PostgreSQL on this machine (the benchmark's cluster; others
-    sit idle): every live postgres process, plus what each postmaster has collected from its
-    backends that ended (a pool's overflow connections come and go)."""
-    ticks = 0
+def postmaster_of(url: str) -> int | None:
+    """The pid of the postmaster serving `url`, if it runs on this machine: the parent of the
+    backend that answers (every PostgreSQL process is a child of its cluster's postmaster)."""
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            fields = _stat(backend)  # while the backend lives
+    finally:
+        engine.dispose()
+    return int(fields[1]) if fields else None
+
+
+def cluster_cpu_s(postmaster: int | None) -> float:
+    """CPU seconds (user + system) used so far by one PostgreSQL cluster: its postmaster, every
+    live child of it (backends, WAL sender or receiver, the startup process replaying WAL on a
+    standby, background workers), and what the postmaster has collected from children that
+    ended (a pool's overflow connections come and go). Other clusters on the machine (a
+    standby, other people's) are not counted. 0 when the server is not on this machine."""
+    if postmaster is None:
+        return 0.0
+    own = _stat(postmaster)
+    if not own:
+        return 0.0
+    ticks = sum(int(x) for x in own[11:15])  # utime, stime, cutime, cstime
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            fields = _stat(entry.name)
-            parent = (Path("/proc") / fields[1] / "comm").read_text().strip() if fields else ""
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-        if parent != "postgres":  # the postmaster: add its ended children's time
-            ticks += int(fields[13]) + int(fields[14])
+        fields = _stat(entry.name)
+        if fields and fields[1] == str(postmaster):
+            ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Cluster:
+    """A PostgreSQL cluster whose CPU the benchmark counts, known by its postmaster's pid."""
+
+    def __init__(self, name: str, url: str):
+        self.name, self.url = name, url
+        self.postmaster = postmaster_of(url)
+        if self.postmaster is None:
+            print(f"  {name}: the server is not on this machine: its CPU reads as 0", flush=True)
+
+    def cpu_s(self) -> float:
+        return cluster_cpu_s(self.postmaster)
+
+
+@contextlib.contextmanager
+def repeat_visits(engine: Any, pools: loadgen.Pools) -> Iterator[None]:
+    """The outbox and replica steps check in more users than a small dataset's pool holds, so
+    the pool's cursor wraps and a user checks in again at the same venue, minutes later. For
+    their duration the venues of those check-ins have no cooldown (the hot one never has):
+    a repeat is then verified and unlocks, as a first visit does; set back after."""
+    ids = [dataset.ident(dataset.VENUE, int(v)) for v in np.unique(pools.nearest_plain)]
+    params = {"ids": ids, "default": DEFAULT_COOLDOWN_MINUTES}
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE venues SET checkin_cooldown_minutes = 0"
+                " WHERE id = ANY(CAST(:ids AS uuid[])) AND checkin_cooldown_minutes = :default"
+            ),
+            params,
+        )
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE venues SET checkin_cooldown_minutes = :default"
+                    " WHERE id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                params,
+            )
+
+
+def used_pools(
+    pools: loadgen.Pools, starts: dict[str, int]
+) -> tuple[loadgen.Pools, dict[str, int]]:
+    """The users the service runs checked in (where the cursors stopped), for the steps after
+    them: with `repeat_visits` they check in again, and the users nobody used stay fresh for the
+    next run on a reused database."""
+    spread = pools.spread_users[: max(starts.get("spread", 0), 64)]
+    hot = pools.hot_users[: max(starts.get("checkin_hot", 0), 64)]
+    narrowed = dataclasses.replace(pools, spread_users=spread, hot_users=hot)
+    return narrowed, {k: v for k, v in starts.items() if k == "redemption"}
 
 
 def database_url(server_url: str, name: str) -> str:
@@ -438,6 +515,7 @@ def bench_server(
     ceilings: Ceilings,
     args: argparse.Namespace,
     starts: dict[str, int],
+    primary: Cluster,
 ) -> tuple[dict[str, Any], dict[str, int]]:
     env = {}
     if args.pool_size:
@@ -451,8 +529,12 @@ def bench_server(
         )
         isolated = {}
         for op in ISOLATED:
+            if op == "checkin":  # the least a check-in's SQL can be, before its own ceiling
+                result["reference_checkin"] = reference.run(
+                    sqlalchemy_url(url), ceilings.engine, ceilings.plan, args.clients, args.seconds
+                )
             ceiling_of_op = ceilings.run(op)
-            server_cpu, db_cpu = server.cpu_s(), database_cpu_s()
+            server_cpu, db_cpu = server.cpu_s(), primary.cpu_s()
             stats, total, starts = loadgen.run(
                 pools, server.base, {op: 1.0}, args.seconds, args.clients, starts=starts
             )
@@ -460,7 +542,7 @@ def bench_server(
             # Where each request's CPU goes.
             count = max(stats[op].count, 1)
             isolated[op]["server_cpu_ms"] = (server.cpu_s() - server_cpu) / count * 1000
-            isolated[op]["db_cpu_ms"] = (database_cpu_s() - db_cpu) / count * 1000
+            isolated[op]["db_cpu_ms"] = (primary.cpu_s() - db_cpu) / count * 1000
             print(
                 f"  service {op:12} {total:8.0f} req/s  p50 {stats[op].p50_ms:6.1f} ms"
                 f"  p99 {stats[op].p99_ms:6.1f} ms  {stats[op].outcomes}",
@@ -540,6 +622,16 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio >= share,
             }
         )
+    ref = main.get("reference_checkin")
+    if ref:
+        ceiling_tps = main["isolated"]["checkin"]["ceiling_tps"]
+        targets.append(
+            {
+                "target": "check-in SQL ceiling at least a third of a minimal check-in's",
+                "figure": f"{ceiling_tps:.0f} / {ref['tps']:.0f} tx/s = {ceiling_tps / ref['tps']:.1%}",
+                "met": ceiling_tps >= ref["tps"] / 3,
+            }
+        )
     p99 = main["mix_70"]["p99_ms"]
     targets.append(
         {
@@ -564,6 +656,32 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
             "met": rss < 150,
         }
     )
+    if "outbox" in report:
+        m = report["outbox"]["modes"]
+        none, sub = m["none"], m["subscribed"]
+        for what, a, b in (
+            (
+                "server CPU (API + worker)",
+                none["server_cpu_ms"] + none["worker_cpu_ms"],
+                sub["server_cpu_ms"] + sub["worker_cpu_ms"],
+            ),
+            ("database CPU", none["db_cpu_ms"], sub["db_cpu_ms"]),
+        ):
+            targets.append(
+                {
+                    "target": f"outbox: {what} per check-in within 10% with one subscriber",
+                    "figure": f"{b:.2f} / {a:.2f} ms = x{b / a if a else 0:.2f}",
+                    "met": b <= 1.10 * a,
+                }
+            )
+        targets.append(
+            {
+                "target": "outbox: check-ins/s within 10% with one subscriber",
+                "figure": f"{sub['per_s']:.0f} / {none['per_s']:.0f} = x"
+                f"{sub['per_s'] / none['per_s'] if none['per_s'] else 0:.2f}",
+                "met": sub["per_s"] >= 0.9 * none["per_s"],
+            }
+        )
     scaling = report.get("nearby_scaling") or []
     if len(scaling) >= 2:
         a, b = scaling[0], scaling[-1]
@@ -586,7 +704,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['finished']} on {report['machine']}; {report['clients']} client connections, "
         f"{report['seconds']} s per step; server workers x threads: "
-        f"{report['workers']} x {report['threads']}.",
+        f"{report['workers']} x {report['threads']}; load average (1, 5, 15 min) at the start"
+        f" {', '.join(f'{x:.1f}' for x in report['load_average']['before'])}, at the end"
+        f" {', '.join(f'{x:.1f}' for x in report['load_average']['after'])}.",
         "",
         "## Targets",
         "",
@@ -617,6 +737,17 @@ def markdown(report: dict[str, Any]) -> str:
                 f" {st['p50_ms']:.1f} | {st['p99_ms']:.1f} |"
             )
         lines.append(row)
+    for s in report["servers"]:
+        ref = s.get("reference_checkin")
+        if ref:
+            ceiling_tps = s["isolated"]["checkin"]["ceiling_tps"]
+            lines += [
+                "",
+                f"Reference minimal check-in ({s['server']} run; bench/reference.py: token, fence"
+                f" test, check-in insert, cap claim, code insert) under pgbench right before the"
+                f" check-in ceiling: {ref['tps']:.0f} tx/s, {ref['latency_ms']:.1f} ms avg; the"
+                f" service's check-in SQL ceiling is {ceiling_tps / ref['tps']:.1%} of it.",
+            ]
     lines += [
         "",
         "The floor: the same server and load on bench/floor.py, whose nearby answers"
@@ -672,9 +803,52 @@ def markdown(report: dict[str, Any]) -> str:
         for row in report["nearby_scaling"]:
             lines.append(f"| {row['venues']:,} | {row['latency_ms']:.2f} |")
         lines.append("")
+    if "outbox" in report:
+        lines += [*outbox.markdown(report["outbox"]), ""]
+    if "replica" in report:
+        isolated = report["servers"][0]["isolated"]
+        lines += [*replica.markdown(report["replica"], isolated), ""]
     if "presence" in report:
         lines += [*presence.markdown(report["presence"]), ""]
     return "\n".join(lines) + "\n"
+
+
+def only(
+    args: argparse.Namespace,
+    server_url: str,
+    name: str,
+    url: str,
+    engine: Any,
+    pools: loadgen.Pools,
+    out: Path,
+) -> int:
+    """One step alone (`--only outbox|replica`), for working on what it measures."""
+    primary = Cluster("primary", url)
+    load_before = os.getloadavg()
+    kind = args.servers.split(",")[0].strip()
+    with repeat_visits(engine, pools):
+        if args.only == "outbox":
+            result, _ = outbox.measure(url, pools, args, {}, primary, kind)
+            lines = outbox.markdown(result)
+        else:
+            if not replica.private_primary(server_url):
+                sys.exit("the replica step needs this checkout's cluster (unset DATABASE_URL)")
+            result, _ = replica.measure(url, name, pools, args, {}, primary, kind)
+            lines = replica.markdown(result, {})
+    engine.dispose()
+    result["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    (out / f"report-{args.only}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    text_ = "\n".join(
+        [
+            f"# {args.only} at {args.scale}, {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; load average"
+            f" {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+            "",
+            *lines,
+        ]
+    )
+    (out / f"report-{args.only}.md").write_text(text_ + "\n")
+    print(text_)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -694,6 +868,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", action="store_true", help="nearby on every co_bench_* db")
     parser.add_argument(
         "--no-presence", action="store_true", help="skip bench/presence.py (about 30 s)"
+    )
+    parser.add_argument(
+        "--no-outbox", action="store_true", help="skip the webhook outbox's cost (bench/outbox.py)"
+    )
+    parser.add_argument(
+        "--no-replica", action="store_true", help="skip the mix with a replica (bench/replica.py)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=("outbox", "replica"),
+        help="run that step alone (no ceilings, no service runs): report-<step>.json/.md",
     )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
@@ -716,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
     pools = loadgen.pools(plan, codes)
 
     leave_out_recent_users(engine, plan, pools, name)  # the captures need fresh users too
+    if args.only:
+        return only(args, server_url, name, url, engine, pools, out)
     print("capturing the service's statements", flush=True)
     scripts = capture_scripts(url, plan, pools, reserved)
     (out / "pgbench").mkdir(exist_ok=True)
@@ -726,9 +913,26 @@ def main(argv: list[str] | None = None) -> int:
     leave_out_recent_users(engine, plan, pools, name)  # and the load, the captures' users
     starts: dict[str, int] = {}
     servers = []
+    primary = Cluster("primary", url)
+    load_before = os.getloadavg()
     for kind in args.servers.split(","):
-        result, starts = bench_server(kind.strip(), url, pools, ceilings, args, starts)
+        result, starts = bench_server(kind.strip(), url, pools, ceilings, args, starts, primary)
         servers.append(result)
+    extra: dict[str, Any] = {}
+    main_kind = args.servers.split(",")[0].strip()
+    pools, starts = used_pools(pools, starts)
+    with repeat_visits(engine, pools):
+        if not args.no_outbox:
+            print("the webhook outbox's cost to a check-in", flush=True)
+            extra["outbox"], starts = outbox.measure(url, pools, args, starts, primary, main_kind)
+        if not args.no_replica:
+            if replica.private_primary(server_url):
+                print("the mix with 0 and 1 read replica", flush=True)
+                extra["replica"], starts = replica.measure(
+                    url, name, pools, args, starts, primary, main_kind
+                )
+            else:
+                print("no replica step: DATABASE_URL is not this checkout's cluster", flush=True)
     report: dict[str, Any] = {
         "scale": args.scale,
         "database": name,
@@ -746,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "threads": args.threads,
         "servers": servers,
+        **extra,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
     }
     if args.scaling:
         print("nearby scaling", flush=True)

@@ -1,5 +1,7 @@
 """The service benchmark still runs end to end (at a tiny scale): dataset, captured statements
-under pgbench, a real gunicorn under load, and a report with every operation."""
+under pgbench, the reference minimal check-in, a real gunicorn under load, the webhook outbox's
+cost with the delivery worker, and a report with every operation. (The replica step makes a
+standby of the checkout's cluster: tests/e2e/test_replicas.py covers that machinery.)"""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def test_service_benchmark_smoke(tmp_path: Path) -> None:
                     "--out",
                     str(tmp_path),
                     "--no-presence",  # its own smoke test is below
+                    "--no-replica",
                 ]
             )
             == 0
@@ -52,8 +55,43 @@ def test_service_benchmark_smoke(tmp_path: Path) -> None:
     assert report["servers"][0]["worker_rss_mb"]
     assert report["servers"][0]["floor"]["per_s"] > 0
     assert report["servers"][0]["floor"]["errors"] == 0
-    assert {t["target"].split()[0] for t in report["targets"]} >= {"checkin", "nearby", "p99"}
+    assert report["servers"][0]["reference_checkin"]["tps"] > 0
+    assert report["servers"][0]["reference_checkin"]["failed"] == 0
+    modes = report["outbox"]["modes"]
+    assert modes["none"]["delivered"] == 0
+    assert modes["subscribed"]["delivered"] > 0  # the worker sent them, the receiver got them
+    assert modes["deferred"]["delivered"] > 0
+    assert report["outbox"]["received"] == (
+        modes["subscribed"]["delivered"] + modes["deferred"]["delivered"]
+    )
+    assert modes["subscribed"]["errors"] == 0
+    assert modes["subscribed"]["worker_cpu_ms"] > 0
+    assert {t["target"].split()[0] for t in report["targets"]} >= {
+        "checkin",
+        "check-in",
+        "nearby",
+        "p99",
+        "outbox:",
+    }
     assert "## Targets" in (tmp_path / "report.md").read_text()
+
+
+def test_database_cpu_is_counted_per_cluster() -> None:
+    """The benchmark's database CPU is the cluster that serves the URL (its postmaster and its
+    children), not every postgres process on the machine: work on it shows, and the count is
+    at most what the whole machine's postgres processes used."""
+    url = os.environ["DATABASE_URL"]
+    cluster = perf.Cluster("primary", url)
+    assert cluster.postmaster is not None
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        before = cluster.cpu_s()
+        with engine.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM generate_series(1, 3000000)")).scalar()
+        assert cluster.cpu_s() - before > 0.05
+    finally:
+        engine.dispose()
+    assert perf.cluster_cpu_s(None) == 0.0
 
 
 def test_presence_benchmark_smoke() -> None:
