@@ -539,12 +539,19 @@ def _stats_sql(ranks: bool = True, target: bool = True) -> Any:
         ),
         ranked AS (
             SELECT c.scope, c.bucket, w.k, (w.k - c.before)::bigint AS off,
-                   lag(w.k) OVER (PARTITION BY c.scope, c.bucket ORDER BY w.k) AS previous
+                   -- constant along a run of consecutive ranks in one bucket
+                   w.k - row_number() OVER (PARTITION BY c.scope, c.bucket ORDER BY w.k) AS run
             FROM want w JOIN cum c
               ON c.scope = w.scope AND w.k >= c.before AND w.k < c.before + c.n
         ),
-        -- a rank right after another in the same bucket comes with it (LIMIT 2)
-        ranks AS (SELECT * FROM ranked WHERE previous IS DISTINCT FROM k - 1),
+        -- along a run, every other rank reads the next one with it (LIMIT 2): ranks 2, 3, 4 in
+        -- one bucket are read as 2 (with 3) and 4
+        ranks AS (
+            SELECT * FROM (
+                SELECT r.*, row_number() OVER (PARTITION BY scope, bucket, run ORDER BY k) AS i
+                FROM ranked r
+            ) x WHERE i % 2 = 1
+        ),
         vals AS (
             SELECT r.scope, r.k,
                    CASE WHEN r.scope = CAST(:whole AS uuid) THEN ARRAY(

@@ -249,6 +249,31 @@ def test_the_rollup_report_equals_the_direct_computation(
         )
 
 
+def test_three_ranks_in_one_reply_time_band(app: Flask, shop: dict[str, Any]) -> None:
+    """Six answers whose median's and p90's ranks (2, 3 and 4, 5) put three in one band of reply
+    time: each rank's value is read (the benchmark's random data once made this a 500)."""
+    delays = [77.3, 4269.5, 16564.4, 19715.8, 20964.8, 27203.3]  # bands 12, 24, 28, 28, 28, 29
+    history = [
+        {
+            "venue": 0,
+            "at": n * 3600.0,
+            "rating": 4,
+            "delay": d,
+            "how": "now",
+            "unlock": 0,
+            "delete": False,
+        }
+        for n, d in enumerate(delays)
+    ]
+    with app.app_context():
+        session = db.session()
+        build(session, shop, history)
+        m = shop["merchant"]
+        got = feedback.responsiveness(session, m)
+        close(got, responsiveness_direct(session, m, None, None, 24.0, None))
+        assert got["first_response_s"]["p90"] == pytest.approx((20964.8 + 27203.3) / 2, abs=0.1)
+
+
 def test_a_period_is_whole_hour_blocks_and_two_partial_hours() -> None:
     now = datetime(2026, 12, 7, 3, 30, tzinfo=UTC)
     s = feedback.span(datetime(2026, 11, 30, 12, 15, tzinfo=UTC), feedback.OPEN_END, now)
