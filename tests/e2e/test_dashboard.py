@@ -215,7 +215,7 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/analytics")
     page.click("text=Sign out")
-    page.wait_for_url("**/dashboard/sign-in?signed_out=1")
+    page.wait_for_url("**/dashboard/sign-in?signed_out=1", wait_until="commit")
     page.goto("/dashboard/analytics")
     assert "/dashboard/sign-in" in page.url
 
