@@ -19,6 +19,7 @@ from core.errors import IllegalTransitionError, NotFoundError, ValidationError
 from core.models import Offer, OfferStatusChange, OfferVenue, Venue
 from core.uow import UnitOfWork
 from geo import proof as proofs
+from offers import counters
 
 STATUSES = ("draft", "active", "paused", "ended")
 
@@ -81,6 +82,7 @@ def create_offer(
         session.flush()
         session.add(OfferStatusChange(offer_id=offer.id, status="draft"))
         _set_venues(session, merchant_id, offer.id, data["venue_ids"])
+        counters.ensure_top_visitor_windows(session, offer.id)
         view = show_offer(session, offer)
         audit.record(session, merchant_id, actor, "offer.create", offer.id, audit.diff(None, view))
         uow.commit()
@@ -155,6 +157,7 @@ def update_offer(
             _set_venues(session, merchant_id, offer.id, changes["venue_ids"])
         offer.updated_at = datetime.now(UTC)
         session.flush()
+        counters.ensure_top_visitor_windows(session, offer.id)
         view = show_offer(session, offer)
         audit.record(
             session, merchant_id, actor, "offer.update", offer.id, audit.diff(before, view)

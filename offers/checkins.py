@@ -151,11 +151,11 @@ _VENUE_AND_HISTORY = text(
            dev.device_users, mine.user_devices, rej.recent_rejections,
            EXISTS (SELECT 1 FROM merchant_staff_users s
                    WHERE s.merchant_id = v.merchant_id AND s.user_id = :user_id) AS staff_user,
-           EXISTS (SELECT 1 FROM checkins c
+           EXISTS (SELECT 1 FROM device_user_checkins p
                    JOIN merchant_staff_users s
-                     ON s.merchant_id = v.merchant_id AND s.user_id = c.user_id
-                   WHERE c.device_id = CAST(:device_id AS varchar)
-                     AND c.created_at > now() - make_interval(days => :staff_device_days))
+                     ON s.merchant_id = v.merchant_id AND s.user_id = p.user_id
+                   WHERE p.device_id = CAST(:device_id AS varchar)
+                     AND p.last_at > now() - make_interval(days => :staff_device_days))
                AS staff_device
     FROM venues v
     -- the user's accepted fixes around this one in time (geo.verify.History), and the latest
@@ -179,20 +179,20 @@ _VENUE_AND_HISTORY = text(
         WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
         ORDER BY c.created_at DESC LIMIT 1
     ) here ON true
-    -- strikes (offers/abuse.py): the device's other users, the user's other devices, and the
-    -- user's recent rejections; this check-in is not recorded yet, so it is added by hand
+    -- strikes (offers/abuse.py): the device's other users, the user's other devices (one row
+    -- per pair with its latest check-in: offers/counters.py), and the user's recent
+    -- rejections; this check-in is not recorded yet, so it is added by hand
     CROSS JOIN LATERAL (
-        SELECT count(DISTINCT c.user_id) FILTER (WHERE c.user_id <> :user_id) + 1 AS device_users
-        FROM checkins c
-        WHERE c.device_id = CAST(:device_id AS varchar)
-          AND c.created_at > now() - make_interval(days => :window_days)
+        SELECT count(*) FILTER (WHERE p.user_id <> :user_id) + 1 AS device_users
+        FROM device_user_checkins p
+        WHERE p.device_id = CAST(:device_id AS varchar)
+          AND p.last_at > now() - make_interval(days => :window_days)
     ) dev
     CROSS JOIN LATERAL (
-        SELECT count(DISTINCT c.device_id) FILTER (
-                   WHERE c.device_id IS DISTINCT FROM CAST(:device_id AS varchar))
+        SELECT count(*) FILTER (WHERE p.device_id IS DISTINCT FROM CAST(:device_id AS varchar))
                + CASE WHEN CAST(:device_id AS varchar) IS NULL THEN 0 ELSE 1 END AS user_devices
-        FROM checkins c
-        WHERE c.user_id = :user_id AND c.created_at > now() - make_interval(days => :window_days)
+        FROM device_user_checkins p
+        WHERE p.user_id = :user_id AND p.last_at > now() - make_interval(days => :window_days)
     ) mine
     CROSS JOIN LATERAL (
         SELECT count(*) AS recent_rejections FROM checkins c
@@ -216,38 +216,102 @@ _INSERT_CHECKIN = text(
     """
 )
 
-# Every active offer at the venue with the facts its rule needs, computed from the check-ins
-# (this one included: it was inserted in the same transaction, at `now()`).
+# Every active offer at the venue with the facts its rule needs, from the counters of
+# `offers/counters.py` (this check-in included: it was inserted in the same transaction, at
+# `now()`, and its triggers counted it). First, the check-ins that left each top_visitor window
+# at this venue are taken off its tallies (a concurrent check-in holding a window skips it: what
+# is read below is exact either way, from this statement's snapshot).
 _CANDIDATES = text(
     """
+    WITH held AS (
+        SELECT w.venue_id, w.window_days, w.through,
+               now() - make_interval(days => w.window_days) AS upto
+        FROM top_visitor_windows w
+        WHERE w.venue_id = :venue_id
+          AND w.through < now() - make_interval(days => w.window_days)
+        FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        SELECT h.window_days, c.user_id, count(*) AS n
+        FROM held h
+        JOIN checkins c ON c.venue_id = h.venue_id AND c.status = 'verified'
+                       AND c.created_at > h.through AND c.created_at <= h.upto
+        GROUP BY h.window_days, c.user_id
+    ), taken_off AS (
+        UPDATE top_visitor_tallies t SET visits = t.visits - g.n
+        FROM gone g
+        WHERE t.venue_id = :venue_id AND t.window_days = g.window_days AND t.user_id = g.user_id
+    ), advanced AS (
+        UPDATE top_visitor_windows w SET through = h.upto
+        FROM held h
+        WHERE w.venue_id = h.venue_id AND w.window_days = h.window_days
+    )
     SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,
            o.requires_presence_code, o.min_proof, o.holdout_pct, o.code_ttl_minutes,
            vis.visits, vis.visits_within,
            (SELECT count(*) FROM unlocks u WHERE u.offer_id = o.id AND u.user_id = :user_id)
                AS user_unlocks,
-           top.top_visits, top.best_other_visits,
+           COALESCE(tv.top_visits, top.top_visits, 0) AS top_visits,
+           COALESCE(tv.best_other_visits, top.best_other_visits, 0) AS best_other_visits,
            grp.members
     FROM offer_venues ov
     JOIN offers o ON o.id = ov.offer_id
     CROSS JOIN LATERAL (
-        SELECT count(*) AS visits,
-               count(*) FILTER (
-                   WHERE o.rule ? 'within_days' AND o.rule->>'within_days' IS NOT NULL
-                     AND c.created_at > now() - make_interval(days => (o.rule->>'within_days')::int)
-               ) AS visits_within
-        FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified'
-          AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+        SELECT (SELECT COALESCE(sum(vc.visits), 0) FROM checkin_visit_counts vc
+                WHERE vc.user_id = :user_id
+                  AND vc.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+               ) AS visits,
+               CASE WHEN o.rule->>'within_days' IS NOT NULL THEN (
+                   SELECT count(*) FROM checkins c
+                   WHERE c.user_id = :user_id AND c.status = 'verified'
+                     AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+                     AND c.created_at > now() - make_interval(
+                         days => (o.rule->>'within_days')::int))
+               ELSE 0 END AS visits_within
     ) vis
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN o.rule->>'kind' = 'top_visitor'
+                    THEN COALESCE((o.rule->>'window_days')::int, :top_window_days) END AS days
+    ) tw
+    LEFT JOIN top_visitor_windows w ON w.venue_id = :venue_id AND w.window_days = tw.days
+    -- the window's backlog in this snapshot: check-ins out of it, not yet off the tallies
+    LEFT JOIN LATERAL (
+        SELECT array_agg(b.user_id) AS users, array_agg(b.n) AS ns
+        FROM (SELECT c.user_id, count(*) AS n FROM checkins c
+              WHERE c.venue_id = w.venue_id AND c.status = 'verified'
+                AND c.created_at > w.through
+                AND c.created_at <= now() - make_interval(days => w.window_days)
+              GROUP BY c.user_id) b
+    ) bl ON true
+    LEFT JOIN LATERAL (
+        SELECT COALESCE((SELECT t.visits FROM top_visitor_tallies t
+                         WHERE t.venue_id = w.venue_id AND t.window_days = w.window_days
+                           AND t.user_id = :user_id), 0)
+               - COALESCE((SELECT x.n FROM unnest(bl.users, bl.ns) x(user_id, n)
+                           WHERE x.user_id = :user_id), 0) AS top_visits,
+               GREATEST(
+                   (SELECT t.visits FROM top_visitor_tallies t
+                    WHERE t.venue_id = w.venue_id AND t.window_days = w.window_days
+                      AND t.user_id <> :user_id
+                      AND t.user_id <> ALL (COALESCE(bl.users, '{}'))
+                    ORDER BY t.visits DESC LIMIT 1),
+                   (SELECT max(t.visits - x.n) FROM unnest(bl.users, bl.ns) x(user_id, n)
+                    JOIN top_visitor_tallies t
+                      ON t.venue_id = w.venue_id AND t.window_days = w.window_days
+                     AND t.user_id = x.user_id
+                    WHERE x.user_id <> :user_id),
+                   0) AS best_other_visits
+        WHERE w.venue_id IS NOT NULL
+    ) tv ON true
+    -- a top_visitor offer whose window has no tallies (an offer written by other means than
+    -- offers.catalog): counted from the check-ins, as before the counters
     CROSS JOIN LATERAL (
         SELECT COALESCE(max(t.n) FILTER (WHERE t.user_id = :user_id), 0) AS top_visits,
                COALESCE(max(t.n) FILTER (WHERE t.user_id <> :user_id), 0) AS best_other_visits
         FROM (
             SELECT c.user_id, count(*) AS n FROM checkins c
-            WHERE o.rule->>'kind' = 'top_visitor'
+            WHERE tw.days IS NOT NULL AND w.venue_id IS NULL
               AND c.venue_id = :venue_id AND c.status = 'verified'
-              AND c.created_at > now() - make_interval(
-                  days => COALESCE((o.rule->>'window_days')::int, :top_window_days))
+              AND c.created_at > now() - make_interval(days => tw.days)
             GROUP BY c.user_id
         ) t
     ) top
@@ -651,13 +715,13 @@ def proof_of(verdict: Verdict, staff: bool) -> str:
 _STAFF_DEVICE_OF_USER = text(
     """
     SELECT EXISTS (
-        SELECT 1 FROM checkins mine
-        JOIN checkins theirs ON theirs.device_id = mine.device_id
+        SELECT 1 FROM device_user_checkins mine
+        JOIN device_user_checkins theirs ON theirs.device_id = mine.device_id
         JOIN merchant_staff_users s
           ON s.user_id = theirs.user_id AND s.merchant_id = :merchant_id
-        WHERE mine.user_id = :user_id AND mine.device_id IS NOT NULL
-          AND mine.created_at > now() - make_interval(days => :days)
-          AND theirs.created_at > now() - make_interval(days => :days)
+        WHERE mine.user_id = :user_id
+          AND mine.last_at > now() - make_interval(days => :days)
+          AND theirs.last_at > now() - make_interval(days => :days)
     )
     """
 )

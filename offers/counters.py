@@ -1,0 +1,90 @@
+"""Counters that keep a check-in's reads from growing with history (migration 0015, issue 21).
+
+A check-in used to count rows: every verified visit of the user at the offer's venues, every
+check-in at the venue over a top visitor's window, the device's and the user's check-ins over
+the strike windows. Those figures are now read from counters that triggers on `checkins` keep
+in the transaction that writes the check-ins (so any writer keeps them right: the check-in,
+a staff visit, the erasure and the retention job that rewrite `device_id`, a bulk load):
+
+- `checkin_visit_counts` (user, venue): verified visits, all time. Same-user check-ins are
+  serialised by the user's advisory lock, so the count a check-in reads includes every earlier
+  one, as the old `count(*)` did.
+- `device_user_checkins` (device, user): the latest check-in of the pair, any status. "Some
+  check-in of the pair was created after T" is exactly "the latest was", so the strikes'
+  `count(DISTINCT ...)` over a window is a count of pairs, one row each.
+- `top_visitor_windows` (venue, days) and `top_visitor_tallies` (venue, days, user): each
+  user's verified check-ins at the venue created after the window's `through`. The invariant
+  "tally = check-ins after `through`" holds in every committed state (the triggers and the
+  expiry change them together), so in any one snapshot a user's count over the window is
+  `tally - backlog`, the backlog being that user's check-ins between `through` and
+  `now() - window` (already out of the window, not yet taken off). That is exact whatever has
+  been taken off yet, without a lock: the best other visitor is the highest tally among users
+  with no backlog (the top of an index) or a backlog user's corrected tally. Each check-in at the
+  venue then takes the backlog off (`FOR UPDATE SKIP LOCKED` on the window row: a concurrent one
+  skips, its read is exact all the same), so the backlog stays about one check-in per check-in
+  whatever the venue's history.
+
+A window is created, and filled from the check-ins, when a top_visitor offer is saved with a
+venue (`ensure_top_visitor_windows`). Check-ins take a shared advisory lock on the venue's bucket
+in their insert trigger and hold it to commit; the creation takes it exclusively, so it waits
+for the check-ins in flight there and fills the window from a snapshot that has them all, and
+check-ins after it see the window. The old queries are kept as the oracle of
+`tests/integration/test_counters.py`, which runs both on random histories.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from offers.rules import DEFAULT_TOP_VISITOR_WINDOW_DAYS
+
+# Migration 0015's advisory lock space: (class, bucket of the venue).
+LOCK_CLASS = 2101
+BUCKETS = 64
+
+_LOCK_VENUES = text(
+    f"""
+    SELECT pg_advisory_xact_lock({LOCK_CLASS}, b.bucket)
+    FROM (SELECT DISTINCT abs(hashtext(ov.venue_id::text)) % {BUCKETS} AS bucket
+          FROM offer_venues ov JOIN offers o ON o.id = ov.offer_id
+          WHERE o.id = :offer_id AND o.rule->>'kind' = 'top_visitor'
+            AND NOT EXISTS (
+                SELECT 1 FROM top_visitor_windows w
+                WHERE w.venue_id = ov.venue_id
+                  AND w.window_days = COALESCE((o.rule->>'window_days')::int, :default_days))
+          ORDER BY 1) b
+    """
+)
+_CREATE_WINDOWS = text(
+    """
+    WITH created AS (
+        INSERT INTO top_visitor_windows (venue_id, window_days, through)
+        SELECT ov.venue_id, w.days, now() - make_interval(days => w.days)
+        FROM offer_venues ov JOIN offers o ON o.id = ov.offer_id
+        CROSS JOIN LATERAL (
+            SELECT COALESCE((o.rule->>'window_days')::int, :default_days) AS days) w
+        WHERE o.id = :offer_id AND o.rule->>'kind' = 'top_visitor'
+        ON CONFLICT DO NOTHING
+        RETURNING venue_id, window_days, through
+    )
+    INSERT INTO top_visitor_tallies (venue_id, window_days, user_id, visits)
+    SELECT w.venue_id, w.window_days, c.user_id, count(*)
+    FROM created w
+    JOIN checkins c ON c.venue_id = w.venue_id AND c.status = 'verified'
+                   AND c.created_at > w.through
+    GROUP BY w.venue_id, w.window_days, c.user_id
+    """
+)
+
+
+def ensure_top_visitor_windows(session: Session, offer_id: uuid.UUID) -> None:
+    """Give each venue of a top_visitor offer its window's tallies, filled from the check-ins
+    (once per venue and `window_days`; nothing to do for other kinds). Two statements: the lock
+    must be held before the snapshot that fills the tallies is taken."""
+    params = {"offer_id": str(offer_id), "default_days": DEFAULT_TOP_VISITOR_WINDOW_DAYS}
+    if session.execute(_LOCK_VENUES, params).first() is None:
+        return
+    session.execute(_CREATE_WINDOWS, params)
