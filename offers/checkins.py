@@ -273,20 +273,26 @@ _CANDIDATES = text(
                     THEN COALESCE((o.rule->>'window_days')::int, :top_window_days) END AS days
     ) tw
     LEFT JOIN top_visitor_windows w ON w.venue_id = :venue_id AND w.window_days = tw.days
-    -- the window's backlog in this snapshot: check-ins out of it, not yet off the tallies
+    -- the tallies count the check-ins after `through`; the window starts at now() - days.
+    -- Between the two, in this snapshot: check-ins out of the window not yet taken off (-1),
+    -- or, for a transaction that started before the one that moved `through`, check-ins
+    -- still in its window already taken off (+1). Usually none, or the last few.
     LEFT JOIN LATERAL (
         SELECT array_agg(b.user_id) AS users, array_agg(b.n) AS ns
-        FROM (SELECT c.user_id, count(*) AS n FROM checkins c
+        FROM (SELECT c.user_id,
+                     sum(CASE WHEN c.created_at > w.through THEN -1 ELSE 1 END) AS n
+              FROM checkins c
               WHERE c.venue_id = w.venue_id AND c.status = 'verified'
-                AND c.created_at > w.through
-                AND c.created_at <= now() - make_interval(days => w.window_days)
+                AND c.created_at > LEAST(w.through, now() - make_interval(days => w.window_days))
+                AND c.created_at
+                    <= GREATEST(w.through, now() - make_interval(days => w.window_days))
               GROUP BY c.user_id) b
     ) bl ON true
     LEFT JOIN LATERAL (
         SELECT COALESCE((SELECT t.visits FROM top_visitor_tallies t
                          WHERE t.venue_id = w.venue_id AND t.window_days = w.window_days
                            AND t.user_id = :user_id), 0)
-               - COALESCE((SELECT x.n FROM unnest(bl.users, bl.ns) x(user_id, n)
+               + COALESCE((SELECT x.n FROM unnest(bl.users, bl.ns) x(user_id, n)
                            WHERE x.user_id = :user_id), 0) AS top_visits,
                GREATEST(
                    (SELECT t.visits FROM top_visitor_tallies t
@@ -294,8 +300,9 @@ _CANDIDATES = text(
                       AND t.user_id <> :user_id
                       AND t.user_id <> ALL (COALESCE(bl.users, '{}'))
                     ORDER BY t.visits DESC LIMIT 1),
-                   (SELECT max(t.visits - x.n) FROM unnest(bl.users, bl.ns) x(user_id, n)
-                    JOIN top_visitor_tallies t
+                   (SELECT max(COALESCE(t.visits, 0) + x.n)
+                    FROM unnest(bl.users, bl.ns) x(user_id, n)
+                    LEFT JOIN top_visitor_tallies t
                       ON t.venue_id = w.venue_id AND t.window_days = w.window_days
                      AND t.user_id = x.user_id
                     WHERE x.user_id <> :user_id),
