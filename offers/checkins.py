@@ -161,12 +161,12 @@ _VENUE_AND_HISTORY = text(
     -- the user's accepted fixes around this one in time (geo.verify.History), and the latest
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= (SELECT COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp()))
         ORDER BY c.observed_at DESC LIMIT 1
     ) prev ON true
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > (SELECT COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp()))
         ORDER BY c.observed_at LIMIT 1
     ) nxt ON true
     LEFT JOIN LATERAL (
@@ -218,40 +218,16 @@ _INSERT_CHECKIN = text(
 
 # Every active offer at the venue with the facts its rule needs, from the counters of
 # `offers/counters.py` (this check-in included: it was inserted in the same transaction, at
-# `now()`, and its triggers counted it). First, the check-ins that left each top_visitor window
-# at this venue are taken off its tallies (a concurrent check-in holding a window skips it: what
-# is read below is exact either way, from this statement's snapshot).
+# `now()`, and its triggers counted it; `top_visitor_figures` is migration 0015's).
 _CANDIDATES = text(
     """
-    WITH held AS (
-        SELECT w.venue_id, w.window_days, w.through,
-               now() - make_interval(days => w.window_days) AS upto
-        FROM top_visitor_windows w
-        WHERE w.venue_id = :venue_id
-          AND w.through < now() - make_interval(days => w.window_days)
-        FOR UPDATE SKIP LOCKED
-    ), gone AS (
-        SELECT h.window_days, c.user_id, count(*) AS n
-        FROM held h
-        JOIN checkins c ON c.venue_id = h.venue_id AND c.status = 'verified'
-                       AND c.created_at > h.through AND c.created_at <= h.upto
-        GROUP BY h.window_days, c.user_id
-    ), taken_off AS (
-        UPDATE top_visitor_tallies t SET visits = t.visits - g.n
-        FROM gone g
-        WHERE t.venue_id = :venue_id AND t.window_days = g.window_days AND t.user_id = g.user_id
-    ), advanced AS (
-        UPDATE top_visitor_windows w SET through = h.upto
-        FROM held h
-        WHERE w.venue_id = h.venue_id AND w.window_days = h.window_days
-    )
     SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,
            o.requires_presence_code, o.min_proof, o.holdout_pct, o.code_ttl_minutes,
            vis.visits, vis.visits_within,
            (SELECT count(*) FROM unlocks u WHERE u.offer_id = o.id AND u.user_id = :user_id)
                AS user_unlocks,
-           COALESCE(tv.top_visits, top.top_visits, 0) AS top_visits,
-           COALESCE(tv.best_other_visits, top.best_other_visits, 0) AS best_other_visits,
+           COALESCE(top.top_visits, 0) AS top_visits,
+           COALESCE(top.best_other_visits, 0) AS best_other_visits,
            grp.members
     FROM offer_venues ov
     JOIN offers o ON o.id = ov.offer_id
@@ -268,59 +244,12 @@ _CANDIDATES = text(
                          days => (o.rule->>'within_days')::int))
                ELSE 0 END AS visits_within
     ) vis
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN o.rule->>'kind' = 'top_visitor'
-                    THEN COALESCE((o.rule->>'window_days')::int, :top_window_days) END AS days
-    ) tw
-    LEFT JOIN top_visitor_windows w ON w.venue_id = :venue_id AND w.window_days = tw.days
-    -- the tallies count the check-ins after `through`; the window starts at now() - days.
-    -- Between the two, in this snapshot: check-ins out of the window not yet taken off (-1),
-    -- or, for a transaction that started before the one that moved `through`, check-ins
-    -- still in its window already taken off (+1). Usually none, or the last few.
-    LEFT JOIN LATERAL (
-        SELECT array_agg(b.user_id) AS users, array_agg(b.n) AS ns
-        FROM (SELECT c.user_id,
-                     sum(CASE WHEN c.created_at > w.through THEN -1 ELSE 1 END) AS n
-              FROM checkins c
-              WHERE c.venue_id = w.venue_id AND c.status = 'verified'
-                AND c.created_at > LEAST(w.through, now() - make_interval(days => w.window_days))
-                AND c.created_at
-                    <= GREATEST(w.through, now() - make_interval(days => w.window_days))
-              GROUP BY c.user_id) b
-    ) bl ON true
-    LEFT JOIN LATERAL (
-        SELECT COALESCE((SELECT t.visits FROM top_visitor_tallies t
-                         WHERE t.venue_id = w.venue_id AND t.window_days = w.window_days
-                           AND t.user_id = :user_id), 0)
-               + COALESCE((SELECT x.n FROM unnest(bl.users, bl.ns) x(user_id, n)
-                           WHERE x.user_id = :user_id), 0) AS top_visits,
-               GREATEST(
-                   (SELECT t.visits FROM top_visitor_tallies t
-                    WHERE t.venue_id = w.venue_id AND t.window_days = w.window_days
-                      AND t.user_id <> :user_id
-                      AND t.user_id <> ALL (COALESCE(bl.users, '{}'))
-                    ORDER BY t.visits DESC LIMIT 1),
-                   (SELECT max(COALESCE(t.visits, 0) + x.n)
-                    FROM unnest(bl.users, bl.ns) x(user_id, n)
-                    LEFT JOIN top_visitor_tallies t
-                      ON t.venue_id = w.venue_id AND t.window_days = w.window_days
-                     AND t.user_id = x.user_id
-                    WHERE x.user_id <> :user_id),
-                   0) AS best_other_visits
-        WHERE w.venue_id IS NOT NULL
-    ) tv ON true
-    -- a top_visitor offer whose window has no tallies (an offer written by other means than
-    -- offers.catalog): counted from the check-ins, as before the counters
-    CROSS JOIN LATERAL (
-        SELECT COALESCE(max(t.n) FILTER (WHERE t.user_id = :user_id), 0) AS top_visits,
-               COALESCE(max(t.n) FILTER (WHERE t.user_id <> :user_id), 0) AS best_other_visits
-        FROM (
-            SELECT c.user_id, count(*) AS n FROM checkins c
-            WHERE tw.days IS NOT NULL AND w.venue_id IS NULL
-              AND c.venue_id = :venue_id AND c.status = 'verified'
-              AND c.created_at > now() - make_interval(days => tw.days)
-            GROUP BY c.user_id
-        ) t
+    -- STRICT: NULL, not called, for other kinds
+    CROSS JOIN LATERAL top_visitor_figures(
+        CAST(:venue_id AS uuid), CAST(:user_id AS uuid),
+        CASE WHEN o.rule->>'kind' = 'top_visitor'
+             THEN COALESCE((o.rule->>'window_days')::int, :top_window_days) END,
+        now()
     ) top
     CROSS JOIN LATERAL (
         SELECT json_agg(json_build_object(

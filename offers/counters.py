@@ -88,3 +88,38 @@ def ensure_top_visitor_windows(session: Session, offer_id: uuid.UUID) -> None:
     if session.execute(_LOCK_VENUES, params).first() is None:
         return
     session.execute(_CREATE_WINDOWS, params)
+
+
+# Every counter recomputed from the check-ins (migration 0015 fills them the same way): for data
+# loaded with the triggers off (bench/dataset.py loads with `session_replication_role = replica`).
+REBUILD: tuple[str, ...] = (
+    "TRUNCATE checkin_visit_counts, device_user_checkins, top_visitor_tallies, top_visitor_windows",
+    """
+    INSERT INTO checkin_visit_counts (user_id, venue_id, visits)
+    SELECT user_id, venue_id, count(*) FROM checkins WHERE status = 'verified'
+    GROUP BY user_id, venue_id
+    """,
+    """
+    INSERT INTO device_user_checkins (device_id, user_id, last_at)
+    SELECT device_id, user_id, max(created_at) FROM checkins WHERE device_id IS NOT NULL
+    GROUP BY device_id, user_id
+    """,
+    f"""
+    INSERT INTO top_visitor_windows (venue_id, window_days, through)
+    SELECT DISTINCT ov.venue_id, w.days, now() - make_interval(days => w.days)
+    FROM offers o
+    JOIN offer_venues ov ON ov.offer_id = o.id
+    CROSS JOIN LATERAL (
+        SELECT COALESCE((o.rule->>'window_days')::int, {DEFAULT_TOP_VISITOR_WINDOW_DAYS}) AS days
+    ) w
+    WHERE o.rule->>'kind' = 'top_visitor'
+    """,
+    """
+    INSERT INTO top_visitor_tallies (venue_id, window_days, user_id, visits)
+    SELECT w.venue_id, w.window_days, c.user_id, count(*)
+    FROM top_visitor_windows w
+    JOIN checkins c ON c.venue_id = w.venue_id AND c.status = 'verified'
+                   AND c.created_at > w.through
+    GROUP BY w.venue_id, w.window_days, c.user_id
+    """,
+)

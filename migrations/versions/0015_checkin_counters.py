@@ -9,9 +9,9 @@ and filled here from the existing history:
 - `device_user_checkins`: the latest check-in of each (device, user): the strikes' distinct
   users of a device and devices of a user in a window, and the staff-device exclusion;
 - `top_visitor_windows` and `top_visitor_tallies`: per venue and `window_days`, each user's
-  verified check-ins created after the window's `through`. A check-in advances `through` and
-  takes the check-ins left behind off the tallies (`offers/checkins.py`); what is read is exact
-  whatever has been taken off yet (`offers/counters.py` explains why).
+  verified check-ins created after the window's `through`. A check-in's insert trigger advances
+  `through` and takes the check-ins left behind off the tallies; `top_visitor_figures` reads
+  them exactly whatever has been taken off yet (`offers/counters.py` explains why).
 
 Revision ID: 0015
 Revises: 0014
@@ -94,7 +94,86 @@ BEGIN
     WHERE n.status = 'verified'
     GROUP BY w.venue_id, w.window_days, n.user_id
     ON CONFLICT (venue_id, window_days, user_id) DO UPDATE SET visits = t.visits + EXCLUDED.visits;
+
+    -- take the check-ins that left these venues' windows off the tallies (about one per
+    -- check-in at a busy venue); a window another transaction holds is skipped: what
+    -- top_visitor_figures reads is exact either way
+    WITH held AS (
+        SELECT w.venue_id, w.window_days, w.through, n.at - make_interval(days => w.window_days) AS upto
+        FROM top_visitor_windows w
+        JOIN (SELECT venue_id, max(created_at) AS at FROM new_rows WHERE status = 'verified'
+              GROUP BY venue_id) n ON n.venue_id = w.venue_id
+        WHERE w.through < n.at - make_interval(days => w.window_days)
+        FOR UPDATE OF w SKIP LOCKED
+    ), gone AS (
+        SELECT h.venue_id, h.window_days, c.user_id, count(*) AS n
+        FROM held h
+        JOIN checkins c ON c.venue_id = h.venue_id AND c.status = 'verified'
+                       AND c.created_at > h.through AND c.created_at <= h.upto
+        GROUP BY h.venue_id, h.window_days, c.user_id
+    ), taken_off AS (
+        INSERT INTO top_visitor_tallies AS t (venue_id, window_days, user_id, visits)
+        SELECT g.venue_id, g.window_days, g.user_id, -g.n FROM gone g
+        ON CONFLICT (venue_id, window_days, user_id) DO UPDATE SET visits = t.visits + EXCLUDED.visits
+    )
+    UPDATE top_visitor_windows w SET through = h.upto
+    FROM held h
+    WHERE w.venue_id = h.venue_id AND w.window_days = h.window_days;
     RETURN NULL;
+END $$;
+
+-- A user's verified check-ins at a venue over the `days` before `p_now` (the check-in's now())
+-- and the most of anyone else's,
+-- exactly as counting them would (offers/counters.py): the tallies count the check-ins after
+-- the window's `through`, the window starts at now() - days, and the check-ins between the two
+-- are added or taken off by hand. STABLE: one snapshot, the calling statement's. Without a
+-- window (an offer written by other means than offers.catalog) the check-ins are counted.
+CREATE FUNCTION top_visitor_figures(
+    p_venue uuid, p_user uuid, p_days int, p_now timestamptz,
+    OUT top_visits bigint, OUT best_other_visits bigint
+) LANGUAGE plpgsql STABLE STRICT AS $$
+DECLARE
+    w_through timestamptz;
+    since timestamptz := p_now - make_interval(days => p_days);
+    users uuid[]; ns bigint[];
+BEGIN
+    SELECT w.through INTO w_through FROM top_visitor_windows w
+    WHERE w.venue_id = p_venue AND w.window_days = p_days;
+    IF NOT FOUND THEN
+        SELECT COALESCE(max(t.n) FILTER (WHERE t.user_id = p_user), 0),
+               COALESCE(max(t.n) FILTER (WHERE t.user_id <> p_user), 0)
+        INTO top_visits, best_other_visits
+        FROM (SELECT c.user_id, count(*) AS n FROM checkins c
+              WHERE c.venue_id = p_venue AND c.status = 'verified' AND c.created_at > since
+              GROUP BY c.user_id) t;
+        RETURN;
+    END IF;
+    -- between `through` and the window's start: out of the window, not yet taken off (-1);
+    -- or, for a transaction older than the one that moved `through`, in its window but
+    -- taken off already (+1)
+    SELECT COALESCE(array_agg(b.user_id), '{{}}'), COALESCE(array_agg(b.n), '{{}}')
+    INTO users, ns
+    FROM (SELECT c.user_id, sum(CASE WHEN c.created_at > w_through THEN -1 ELSE 1 END) AS n
+          FROM checkins c
+          WHERE c.venue_id = p_venue AND c.status = 'verified'
+            AND c.created_at > LEAST(w_through, since)
+            AND c.created_at <= GREATEST(w_through, since)
+          GROUP BY c.user_id) b;
+    top_visits := COALESCE((SELECT t.visits FROM top_visitor_tallies t
+                            WHERE t.venue_id = p_venue AND t.window_days = p_days
+                              AND t.user_id = p_user), 0)
+                  + COALESCE((SELECT x.n FROM unnest(users, ns) x(user_id, n)
+                              WHERE x.user_id = p_user), 0);
+    best_other_visits := GREATEST(
+        (SELECT t.visits FROM top_visitor_tallies t
+         WHERE t.venue_id = p_venue AND t.window_days = p_days
+           AND t.user_id <> p_user AND t.user_id <> ALL (users)
+         ORDER BY t.visits DESC LIMIT 1),
+        (SELECT max(COALESCE(t.visits, 0) + x.n) FROM unnest(users, ns) x(user_id, n)
+         LEFT JOIN top_visitor_tallies t
+           ON t.venue_id = p_venue AND t.window_days = p_days AND t.user_id = x.user_id
+         WHERE x.user_id <> p_user),
+        0);
 END $$;
 
 CREATE FUNCTION checkin_counters_after_update() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -278,6 +357,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION checkin_counters_after_update()")
     op.execute("DROP FUNCTION checkin_counters_after_insert()")
     op.execute("DROP FUNCTION checkin_counters_refresh(uuid[], uuid[], text[], uuid[])")
+    op.execute("DROP FUNCTION top_visitor_figures(uuid, uuid, int, timestamptz)")
     op.drop_table("top_visitor_tallies")
     op.drop_table("top_visitor_windows")
     op.drop_table("device_user_checkins")
