@@ -70,6 +70,9 @@ DISTRIBUTION: dict[str, Placement] = {
     "checkin_visit_counts": Placement(
         "merchant", None, "add merchant_id (from the venue), colocated with the check-ins"
     ),
+    "checkin_visit_days": Placement(
+        "merchant", None, "add merchant_id (from the venue), colocated with the check-ins"
+    ),
     "device_user_checkins": Placement(
         "local", None, "keyed by device across merchants and users: distribute by device_id"
     ),

@@ -559,6 +559,22 @@ class CheckinVisitCount(Base):
     visits: Mapped[int] = mapped_column(Integer)
 
 
+class CheckinVisitDay(Base):
+    """A user's verified check-ins at a venue per UTC day: `nth_visit` within `within_days`
+    sums whole days here and counts the check-ins of the day the window starts in."""
+
+    __tablename__ = "checkin_visit_days"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    venue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer)
+
+
 class DeviceUserCheckin(Base):
     """The latest check-in (any status) of each user on each device: the strikes' distinct
     users of a device and devices of a user over a window, exactly, in one row per pair."""
@@ -850,6 +866,7 @@ __all__ = [
     "Base",
     "Checkin",
     "CheckinVisitCount",
+    "CheckinVisitDay",
     "DevicePairing",
     "DeviceUserCheckin",
     "Feedback",

@@ -236,13 +236,22 @@ _CANDIDATES = text(
                 WHERE vc.user_id = :user_id
                   AND vc.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
                ) AS visits,
+               -- whole UTC days after the one the window starts in, from the day buckets;
+               -- that day's check-ins from the check-ins themselves
                CASE WHEN o.rule->>'within_days' IS NOT NULL THEN (
+                   SELECT COALESCE(sum(d.visits), 0) FROM checkin_visit_days d
+                   WHERE d.user_id = :user_id
+                     AND d.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+                     AND d.day > (since.at AT TIME ZONE 'UTC')::date
+               ) + (
                    SELECT count(*) FROM checkins c
                    WHERE c.user_id = :user_id AND c.status = 'verified'
                      AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
-                     AND c.created_at > now() - make_interval(
-                         days => (o.rule->>'within_days')::int))
+                     AND c.created_at > since.at
+                     AND c.created_at
+                         < ((since.at AT TIME ZONE 'UTC')::date + 1) AT TIME ZONE 'UTC')
                ELSE 0 END AS visits_within
+        FROM (SELECT now() - make_interval(days => (o.rule->>'within_days')::int) AS at) since
     ) vis
     -- STRICT: NULL, not called, for other kinds
     CROSS JOIN LATERAL top_visitor_figures(

@@ -93,11 +93,18 @@ def ensure_top_visitor_windows(session: Session, offer_id: uuid.UUID) -> None:
 # Every counter recomputed from the check-ins (migration 0015 fills them the same way): for data
 # loaded with the triggers off (bench/dataset.py loads with `session_replication_role = replica`).
 REBUILD: tuple[str, ...] = (
-    "TRUNCATE checkin_visit_counts, device_user_checkins, top_visitor_tallies, top_visitor_windows",
+    "TRUNCATE checkin_visit_counts, checkin_visit_days, device_user_checkins, top_visitor_tallies,"
+    " top_visitor_windows",
     """
     INSERT INTO checkin_visit_counts (user_id, venue_id, visits)
     SELECT user_id, venue_id, count(*) FROM checkins WHERE status = 'verified'
     GROUP BY user_id, venue_id
+    """,
+    """
+    INSERT INTO checkin_visit_days (user_id, venue_id, day, visits)
+    SELECT user_id, venue_id, (created_at AT TIME ZONE 'UTC')::date, count(*) FROM checkins
+    WHERE status = 'verified'
+    GROUP BY 1, 2, 3
     """,
     """
     INSERT INTO device_user_checkins (device_id, user_id, last_at)

@@ -5,7 +5,8 @@ check-ins (any writer: the check-in, a staff visit, the erasure, the retention j
 and filled here from the existing history:
 
 - `checkin_visit_counts`: a user's verified check-ins per venue, all time (`first_visit`,
-  `nth_visit`);
+  `nth_visit`), and `checkin_visit_days` the same per UTC day (`nth_visit` with `within_days`:
+  whole days from the buckets, the day the window starts in from the check-ins);
 - `device_user_checkins`: the latest check-in of each (device, user): the strikes' distinct
   users of a device and devices of a user in a window, and the staff-device exclusion;
 - `top_visitor_windows` and `top_visitor_tallies`: per venue and `window_days`, each user's
@@ -48,6 +49,13 @@ BEGIN
         FROM (SELECT DISTINCT u, v FROM unnest(uv_users, uv_venues) k(u, v)) k
         JOIN checkins c ON c.user_id = k.u AND c.venue_id = k.v AND c.status = 'verified'
         GROUP BY c.user_id, c.venue_id;
+        DELETE FROM checkin_visit_days d USING unnest(uv_users, uv_venues) k(u, v)
+        WHERE d.user_id = k.u AND d.venue_id = k.v;
+        INSERT INTO checkin_visit_days (user_id, venue_id, day, visits)
+        SELECT c.user_id, c.venue_id, (c.created_at AT TIME ZONE 'UTC')::date, count(*)
+        FROM (SELECT DISTINCT u, v FROM unnest(uv_users, uv_venues) k(u, v)) k
+        JOIN checkins c ON c.user_id = k.u AND c.venue_id = k.v AND c.status = 'verified'
+        GROUP BY 1, 2, 3;
         DELETE FROM top_visitor_tallies t USING unnest(uv_users, uv_venues) k(u, v)
         WHERE t.user_id = k.u AND t.venue_id = k.v;
         INSERT INTO top_visitor_tallies (venue_id, window_days, user_id, visits)
@@ -75,6 +83,12 @@ BEGIN
     SELECT n.user_id, n.venue_id, count(*) FROM new_rows n WHERE n.status = 'verified'
     GROUP BY n.user_id, n.venue_id
     ON CONFLICT (user_id, venue_id) DO UPDATE SET visits = vc.visits + EXCLUDED.visits;
+
+    INSERT INTO checkin_visit_days AS d (user_id, venue_id, day, visits)
+    SELECT n.user_id, n.venue_id, (n.created_at AT TIME ZONE 'UTC')::date, count(*)
+    FROM new_rows n WHERE n.status = 'verified'
+    GROUP BY 1, 2, 3
+    ON CONFLICT (user_id, venue_id, day) DO UPDATE SET visits = d.visits + EXCLUDED.visits;
 
     INSERT INTO device_user_checkins AS p (device_id, user_id, last_at)
     SELECT n.device_id, n.user_id, max(n.created_at) FROM new_rows n
@@ -239,6 +253,12 @@ _BACKFILL = (
     GROUP BY user_id, venue_id
     """,
     """
+    INSERT INTO checkin_visit_days (user_id, venue_id, day, visits)
+    SELECT user_id, venue_id, (created_at AT TIME ZONE 'UTC')::date, count(*) FROM checkins
+    WHERE status = 'verified'
+    GROUP BY 1, 2, 3
+    """,
+    """
     INSERT INTO device_user_checkins (device_id, user_id, last_at)
     SELECT device_id, user_id, max(created_at) FROM checkins WHERE device_id IS NOT NULL
     GROUP BY device_id, user_id
@@ -286,6 +306,29 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_checkin_visit_counts_venue_id"), "checkin_visit_counts", ["venue_id"]
     )
+    op.create_table(
+        "checkin_visit_days",
+        sa.Column("user_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("venue_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("visits", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_checkin_visit_days_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["venue_id"],
+            ["venues.id"],
+            name=op.f("fk_checkin_visit_days_venue_id_venues"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "user_id", "venue_id", "day", name=op.f("pk_checkin_visit_days")
+        ),
+    )
+    op.create_index(op.f("ix_checkin_visit_days_venue_id"), "checkin_visit_days", ["venue_id"])
     op.create_table(
         "device_user_checkins",
         sa.Column("device_id", sa.String(length=200), nullable=False),
@@ -361,4 +404,5 @@ def downgrade() -> None:
     op.drop_table("top_visitor_tallies")
     op.drop_table("top_visitor_windows")
     op.drop_table("device_user_checkins")
+    op.drop_table("checkin_visit_days")
     op.drop_table("checkin_visit_counts")
