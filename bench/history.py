@@ -5,10 +5,14 @@ The database (`co_bench_history`, built once, `--rebuild` to redo it) has two ve
 merchant, each with the same five offers (every_checkin, first_visit, nth_visit within 30
 days, top_visitor over 60 days, group of 3 within 30 minutes) and no cooldown:
 
-- `ordinary`: a few hundred past check-ins; a user with none checks in there;
+- `ordinary`: 300 past check-ins over a month, and its own regular (20 visits over 60 days,
+  the top visitor) who checks in there with two fans checked in minutes before;
 - `stadium`: 1,000,000 past check-ins over two years by 50,000 users (about 82,000 in the
-  top-visitor window, about 30 in the group's 30 minutes), 10,000 of them by one regular, who
+  top-visitor window, about 15 in the group's 30 minutes), 10,000 of them by one regular, who
   checks in there.
+
+Both check-ins earn the same three offers (every_checkin, top_visitor, group), so the two differ
+only in the history and density behind them.
 
 Each check-in is the whole use case (`offers.checkins.check_in`), rolled back afterwards so the
 history stays as built. "main" is `git show main:offers/checkins.py` loaded as a module, run with
@@ -86,7 +90,7 @@ def _build(server_url: str, log: Callable[[str], None]) -> dict[str, str]:
                 {"venue_ids": [venue["id"]], "title": rule["kind"], "rule": rule}
             )
             owner.activate_offer(offer["id"])
-    for who in ("regular", "newcomer"):
+    for who in ("regular", "local"):
         ids[who] = api.create_user(f"{who}{uuid.uuid4().hex[:6]}", "pass-word-1")["user"]["id"]
     engine = app.extensions["engine"]
     started = time.perf_counter()
@@ -153,6 +157,32 @@ def _build(server_url: str, log: Callable[[str], None]) -> dict[str, str]:
                 """
             ),
             {"venue": ids["ordinary"]},
+        )
+        # the ordinary venue's own regular: 20 visits over 60 days (its top visitor, like the
+        # stadium's), and two fans within the last 20 minutes (a group, like the stadium's)
+        conn.execute(
+            text(
+                """
+                INSERT INTO checkins (id, user_id, venue_id, location, accuracy_m, observed_at,
+                                      mock_location, presence_code_sent, device_id, status,
+                                      reasons, reason_codes, strikes, proof, created_at)
+                SELECT gen_random_uuid(), u.id, v.id, v.location, 10, t.at, false, false,
+                       'dev-' || u.handle, 'verified', '[]', '{}', '{}', 'gps', t.at
+                FROM (SELECT id, handle, i FROM users
+                      CROSS JOIN generate_series(1, 20) i WHERE id = CAST(:local AS uuid)
+                      UNION ALL
+                      SELECT id, handle, i FROM users
+                      CROSS JOIN generate_series(1, 2) i WHERE handle = 'fan' || (400 + i)) u
+                CROSS JOIN venues v
+                CROSS JOIN LATERAL (
+                    SELECT CASE WHEN u.id = CAST(:local AS uuid)
+                                THEN now() - make_interval(days => 3 * u.i) - interval '1 hour'
+                                ELSE now() - make_interval(mins => 5 * u.i) END AS at
+                ) t
+                WHERE v.id = :venue
+                """
+            ),
+            {"venue": ids["ordinary"], "local": ids["local"]},
         )
         conn.execute(
             text(
@@ -260,24 +290,22 @@ def main(argv: list[str] | None = None) -> None:
         f"{figures.window30m} in 30 min); the regular: {figures.regular:,}"
     )
     make = sessionmaker(bind=engine, expire_on_commit=False)
-    # One committed check-in by a fan at the stadium, as the service's traffic there would have
-    # done: it takes what left the top-visitor window since the build off the tallies, and the
-    # group offer goes to everyone checked in within its 30 minutes (who are then "recent": a
+    # One committed check-in by a fan at each venue, as the service's traffic would have made:
+    # it takes what left the top-visitor window since the build off the tallies, and the group
+    # offer goes to everyone checked in within its 30 minutes (who are then "recent": a
     # rolled-back check-in would otherwise issue their unlocks again at every try).
     with engine.connect() as conn:
-        fan = conn.execute(
-            text("SELECT id FROM users WHERE handle = 'fan7'"),
-        ).scalar_one()
-    lat, lon = _venue_point(engine, ids["stadium"])
-    uow = UnitOfWork(make)
-    checkins.check_in(
-        uow,
-        fan,
-        checkins.CheckinInput(uuid.UUID(ids["stadium"]), lat, lon, 10, datetime.now(UTC)),
-    )
+        fan = conn.execute(text("SELECT id FROM users WHERE handle = 'fan7'")).scalar_one()
+    for venue in ("stadium", "ordinary"):
+        lat, lon = _venue_point(engine, ids[venue])
+        checkins.check_in(
+            UnitOfWork(make),
+            fan,
+            checkins.CheckinInput(uuid.UUID(ids[venue]), lat, lon, 10, datetime.now(UTC)),
+        )
     old = _main_checkins()
     points = {v: _venue_point(engine, ids[v]) for v in ("ordinary", "stadium")}
-    who = {"ordinary": ids["newcomer"], "stadium": ids["regular"]}
+    who = {"ordinary": ids["local"], "stadium": ids["regular"]}
 
     def set_triggers(enabled: bool) -> None:
         with engine.begin() as conn:
