@@ -22,7 +22,7 @@ checked), exactly the code and work of main; "counters" is this tree. Rounds alt
 of each pair's per-round means, with the database backend's CPU (from /proc) per check-in. Then
 the candidates and venue+history statements alone, old and new SQL, at both venues.
 
-    DATABASE_URL=$(scripts/pg.sh url) APP_ENV=development .venv/bin/python -m bench.history
+    make bench-history ARGS="--rounds 12 --per-round 10"
 """
 
 from __future__ import annotations
