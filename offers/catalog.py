@@ -82,11 +82,12 @@ def create_offer(
         session.flush()
         session.add(OfferStatusChange(offer_id=offer.id, status="draft"))
         _set_venues(session, merchant_id, offer.id, data["venue_ids"])
-        counters.ensure_top_visitor_windows(session, offer.id)
         view = show_offer(session, offer)
         audit.record(session, merchant_id, actor, "offer.create", offer.id, audit.diff(None, view))
+        offer_id = offer.id
         uow.commit()
-        return view
+    _make_top_visitor_windows(uow, offer_id)
+    return view
 
 
 def get_offer(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID) -> Offer:
@@ -157,13 +158,23 @@ def update_offer(
             _set_venues(session, merchant_id, offer.id, changes["venue_ids"])
         offer.updated_at = datetime.now(UTC)
         session.flush()
-        counters.ensure_top_visitor_windows(session, offer.id)
         view = show_offer(session, offer)
         audit.record(
             session, merchant_id, actor, "offer.update", offer.id, audit.diff(before, view)
         )
         uow.commit()
-        return view
+    _make_top_visitor_windows(uow, offer_id)
+    return view
+
+
+def _make_top_visitor_windows(uow: UnitOfWork, offer_id: uuid.UUID) -> None:
+    """Fill a top_visitor offer's tallies at each of its venues (offers/counters.py), in a
+    transaction of its own after the offer's: it waits for the check-ins in flight at those
+    venues, which may be waiting to claim this offer's cap, so it must not hold the offer's row.
+    Until it commits, the check-ins there count the old way, exactly all the same."""
+    with uow:
+        counters.ensure_top_visitor_windows(uow.session, offer_id)
+        uow.commit()
 
 
 def transition(

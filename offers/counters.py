@@ -6,26 +6,31 @@ the strike windows. Those figures are now read from counters that triggers on `c
 in the transaction that writes the check-ins (so any writer keeps them right: the check-in,
 a staff visit, the erasure and the retention job that rewrite `device_id`, a bulk load):
 
-- `checkin_visit_counts` (user, venue): verified visits, all time. Same-user check-ins are
-  serialised by the user's advisory lock, so the count a check-in reads includes every earlier
-  one, as the old `count(*)` did.
+- `checkin_visit_counts` (user, venue): verified visits, all time; `checkin_visit_days` the
+  same per UTC day, for `nth_visit` within `within_days` (whole days from the buckets, the day
+  the window starts in counted from the check-ins). Same-user check-ins are serialised by the
+  user's advisory lock, so the count a check-in reads includes every earlier one, as the old
+  `count(*)` did.
 - `device_user_checkins` (device, user): the latest check-in of the pair, any status. "Some
   check-in of the pair was created after T" is exactly "the latest was", so the strikes'
   `count(DISTINCT ...)` over a window is a count of pairs, one row each.
 - `top_visitor_windows` (venue, days) and `top_visitor_tallies` (venue, days, user): each
   user's verified check-ins at the venue created after the window's `through`. The invariant
-  "tally = check-ins after `through`" holds in every committed state (the triggers and the
-  expiry change them together), so in any one snapshot a user's count over the window is
-  `tally - backlog`, the backlog being that user's check-ins between `through` and
-  `now() - window` (already out of the window, not yet taken off). That is exact whatever has
-  been taken off yet, without a lock: the best other visitor is the highest tally among users
-  with no backlog (the top of an index) or a backlog user's corrected tally. Each check-in at the
-  venue then takes the backlog off (`FOR UPDATE SKIP LOCKED` on the window row: a concurrent one
-  skips, its read is exact all the same), so the backlog stays about one check-in per check-in
-  whatever the venue's history.
+  "tally = check-ins after `through`" holds in every committed state (the triggers change both
+  together), so in any one snapshot a user's count over the window starting at S = now() - days
+  is the tally, minus their check-ins in (`through`, S] (out of the window, not yet taken off),
+  plus those in (S, `through`] (a transaction that started before the one that moved `through`:
+  in its window, taken off already). Both ranges are the last few check-ins at most. The best
+  other visitor is the highest tally among users with none in those ranges (the top of an
+  index) or such a user's corrected tally. Migration 0015's `top_visitor_figures` reads this,
+  STABLE, in the candidates statement's snapshot: exact without a lock. The insert trigger
+  takes the check-ins that left the window off the tallies and moves `through` (`FOR UPDATE
+  SKIP LOCKED` on the window row: a concurrent check-in skips it, and reads exactly all the
+  same), so the ranges stay about one check-in per check-in whatever the venue's history.
 
-A window is created, and filled from the check-ins, when a top_visitor offer is saved with a
-venue (`ensure_top_visitor_windows`). Check-ins take a shared advisory lock on the venue's bucket
+A window is created, and filled from the check-ins, right after a top_visitor offer is saved
+with a venue (`ensure_top_visitor_windows`, from `offers.catalog` in a transaction of its own;
+until then `top_visitor_figures` counts the check-ins). Check-ins take a shared advisory lock on the venue's bucket
 in their insert trigger and hold it to commit; the creation takes it exclusively, so it waits
 for the check-ins in flight there and fills the window from a snapshot that has them all, and
 check-ins after it see the window. The old queries are kept as the oracle of
