@@ -211,6 +211,11 @@ BEGIN
           WHERE o.device_id IS NOT NULL
             AND (o.device_id, o.user_id, o.created_at)
                 IS DISTINCT FROM (n.device_id, n.user_id, n.created_at)
+            -- a row that leaves a pair changes it only if it was the pair's latest (the
+            -- retention job's old rows seldom are); a later one changed too is its own key
+            AND EXISTS (SELECT 1 FROM device_user_checkins p
+                        WHERE p.device_id = o.device_id AND p.user_id = o.user_id
+                          AND p.last_at <= o.created_at)
           UNION
           SELECT n.device_id, n.user_id FROM old_rows o JOIN new_rows n ON n.id = o.id
           WHERE n.device_id IS NOT NULL
