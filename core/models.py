@@ -548,7 +548,7 @@ class MerchantStaffUser(Base):
 
 class CheckinVisitCount(Base):
     """A user's verified check-ins at a venue, all time: the visit count of `first_visit` and
-    `nth_visit` without reading the history. Kept by the `checkins` triggers (migration 0015,
+    `nth_visit` without reading the history. Kept by the `checkins` triggers (migration 0017,
     `offers/counters.py`), in the transaction that writes the check-in."""
 
     __tablename__ = "checkin_visit_counts"

@@ -218,7 +218,7 @@ _INSERT_CHECKIN = text(
 
 # Every active offer at the venue with the facts its rule needs, from the counters of
 # `offers/counters.py` (this check-in included: it was inserted in the same transaction, at
-# `now()`, and its triggers counted it; `top_visitor_figures` is migration 0015's).
+# `now()`, and its triggers counted it; `top_visitor_figures` is migration 0017's).
 _CANDIDATES = text(
     """
     SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,

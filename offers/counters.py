@@ -1,4 +1,4 @@
-"""Counters that keep a check-in's reads from growing with history (migration 0015, issue 21).
+"""Counters that keep a check-in's reads from growing with history (migration 0017, issue 21).
 
 A check-in used to count rows: every verified visit of the user at the offer's venues, every
 check-in at the venue over a top visitor's window, the device's and the user's check-ins over
@@ -22,7 +22,7 @@ a staff visit, the erasure and the retention job that rewrite `device_id`, a bul
   plus those in (S, `through`] (a transaction that started before the one that moved `through`:
   in its window, taken off already). Both ranges are the last few check-ins at most. The best
   other visitor is the highest tally among users with none in those ranges (the top of an
-  index) or such a user's corrected tally. Migration 0015's `top_visitor_figures` reads this,
+  index) or such a user's corrected tally. Migration 0017's `top_visitor_figures` reads this,
   STABLE, in the candidates statement's snapshot: exact without a lock. The insert trigger
   takes the check-ins that left the window off the tallies and moves `through` (`FOR UPDATE
   SKIP LOCKED` on the window row: a concurrent check-in skips it, and reads exactly all the
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 
 from offers.rules import DEFAULT_TOP_VISITOR_WINDOW_DAYS
 
-# Migration 0015's advisory lock space: (class, bucket of the venue).
+# Migration 0017's advisory lock space: (class, bucket of the venue).
 LOCK_CLASS = 2101
 BUCKETS = 64
 
@@ -95,7 +95,7 @@ def ensure_top_visitor_windows(session: Session, offer_id: uuid.UUID) -> None:
     session.execute(_CREATE_WINDOWS, params)
 
 
-# Every counter recomputed from the check-ins (migration 0015 fills them the same way): for data
+# Every counter recomputed from the check-ins (migration 0017 fills them the same way): for data
 # loaded with the triggers off (bench/dataset.py loads with `session_replication_role = replica`).
 REBUILD: tuple[str, ...] = (
     "TRUNCATE checkin_visit_counts, checkin_visit_days, device_user_checkins, top_visitor_tallies,"

@@ -1,4 +1,4 @@
-"""The check-in's queries as they were before the counters of migration 0015 (main at
+"""The check-in's queries as they were before the counters of migration 0017 (main at
 bd7fc3a, offers/checkins.py): the oracle of tests/integration/test_counters.py. They count the
 check-ins themselves, so their figures are what the rules say by definition; the counters must
 give the same on any history. Kept verbatim: do not "fix" them."""

@@ -1,4 +1,4 @@
-"""The check-in counters (migration 0015, offers/counters.py) against the queries they replaced.
+"""The check-in counters (migration 0017, offers/counters.py) against the queries they replaced.
 
 Random histories (several users, devices and venues; verified and rejected check-ins; times
 that land exactly on and around the window edges; erasures, the retention job's rewrite of
