@@ -70,6 +70,16 @@ bench-analytics: venv
 	fi; \
 	APP_ENV=$${APP_ENV:-development} NFC_MASTER_KEY=$${NFC_MASTER_KEY:-$$(scripts/devkey.sh)} DATABASE_URL=$$DATABASE_URL .venv/bin/python -m bench.analytics $(ARGS)
 
+# A check-in's cost against history: a venue with a million past check-ins and a regular with
+# 10,000, main's offers/checkins.py and this tree's in one run (bench/history.py; builds
+# database co_bench_history, rebuilt when older than an hour).
+.PHONY: bench-history
+bench-history: venv
+	@if [ -z "$$DATABASE_URL" ]; then \
+		scripts/pg.sh start >/dev/null && DATABASE_URL=$$(scripts/pg.sh url postgres) || exit 1; \
+	fi; \
+	APP_ENV=$${APP_ENV:-development} DATABASE_URL=$$DATABASE_URL .venv/bin/python -m bench.history $(ARGS)
+
 # The demo personas against the server of `make run` (which loads the Helsinki demo on an empty
 # database): a readable story of check-ins, unlocks, rejections and redemptions.
 .PHONY: demo

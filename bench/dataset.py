@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from core.uow import sqlalchemy_url
 from geo.venues import DEFAULT_COOLDOWN_MINUTES, DEFAULT_MAX_ACCURACY_M
-from offers import catalog, codes
+from offers import catalog, codes, counters
 from offers.rules import RULE_KINDS
 
 SCALES = {"2k": 2_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
@@ -319,6 +319,8 @@ def build(server_url: str, name: str, venues: int, seed: int = 7, log: Any = pri
             cur.execute(indexdef)
         raw.commit()
         cur.execute("SET session_replication_role = DEFAULT")
+        for statement in counters.REBUILD:  # loaded with the triggers off (migration 0015)
+            cur.execute(statement)
         raw.commit()
         raw.set_isolation_level(0)
         cur.execute("VACUUM ANALYZE")

@@ -68,6 +68,19 @@ DISTRIBUTION: dict[str, Placement] = {
     "dashboard_sessions": Placement(
         "merchant", None, "add merchant_id (from the key); FK (merchant_id, api_key_id)"
     ),
+    "top_visitor_windows": Placement("merchant", None, "add merchant_id (from the venue)"),
+    "top_visitor_tallies": Placement(
+        "merchant", None, "add merchant_id (from the venue); drop the FK to users"
+    ),
+    "checkin_visit_counts": Placement(
+        "merchant", None, "add merchant_id (from the venue), colocated with the check-ins"
+    ),
+    "checkin_visit_days": Placement(
+        "merchant", None, "add merchant_id (from the venue), colocated with the check-ins"
+    ),
+    "device_user_checkins": Placement(
+        "local", None, "keyed by device across merchants and users: distribute by device_id"
+    ),
     "users": Placement("user", "id"),
     "user_tokens": Placement(
         "user",

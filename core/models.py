@@ -546,6 +546,90 @@ class MerchantStaffUser(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class CheckinVisitCount(Base):
+    """A user's verified check-ins at a venue, all time: the visit count of `first_visit` and
+    `nth_visit` without reading the history. Kept by the `checkins` triggers (migration 0017,
+    `offers/counters.py`), in the transaction that writes the check-in."""
+
+    __tablename__ = "checkin_visit_counts"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    venue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    visits: Mapped[int] = mapped_column(Integer)
+
+
+class CheckinVisitDay(Base):
+    """A user's verified check-ins at a venue per UTC day: `nth_visit` within `within_days`
+    sums whole days here and counts the check-ins of the day the window starts in."""
+
+    __tablename__ = "checkin_visit_days"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    venue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer)
+
+
+class DeviceUserCheckin(Base):
+    """The latest check-in (any status) of each user on each device: the strikes' distinct
+    users of a device and devices of a user over a window, exactly, in one row per pair."""
+
+    __tablename__ = "device_user_checkins"
+    __table_args__ = (Index("ix_device_user_checkins_user_id_last_at", "user_id", "last_at"),)
+
+    device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TopVisitorWindow(Base):
+    """A `top_visitor` window (venue, days) kept as tallies: `top_visitor_tallies` count each
+    user's verified check-ins at the venue created after `through`; a check-in advances
+    `through` to its own `now() - window` as it goes, taking the check-ins left behind off."""
+
+    __tablename__ = "top_visitor_windows"
+
+    venue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_days: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TopVisitorTally(Base):
+    """One user's verified check-ins at a venue after its window's `through`."""
+
+    __tablename__ = "top_visitor_tallies"
+    __table_args__ = (
+        # the best other visitor: the highest tally, read from the top of the index
+        Index(
+            "ix_top_visitor_tallies_venue_id_window_days_visits",
+            "venue_id",
+            "window_days",
+            text("visits DESC"),
+        ),
+    )
+
+    venue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_days: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    visits: Mapped[int] = mapped_column(Integer)
+
+
 class Holdout(Base):
     """A check-in that would have unlocked an offer for a user in that offer's holdout group."""
 
@@ -867,7 +951,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Checkin",
+    "CheckinVisitCount",
+    "CheckinVisitDay",
     "DevicePairing",
+    "DeviceUserCheckin",
     "Feedback",
     "FeedbackReply",
     "FeedbackResponse",
@@ -888,6 +975,8 @@ __all__ = [
     "Redemption",
     "RedemptionAttempt",
     "StaffCheckinAttempt",
+    "TopVisitorTally",
+    "TopVisitorWindow",
     "Unlock",
     "User",
     "UserCard",

@@ -10,8 +10,10 @@ A strike is a pattern in the recorded check-ins that farming leaves and honest u
 - `repeated_rejections`: the user had `rejections` or more rejected check-ins in the last
   `rejection_hours` before this one: someone probing the verifier.
 
-Strikes are derived in SQL from the `checkins` table inside the check-in's transaction (no
-counter is kept by hand, so nothing can drift) and recorded on the check-in row. They expire by
+Strikes are derived in SQL inside the check-in's transaction, the distinct devices and users
+from `device_user_checkins` (the latest check-in of each pair, kept by triggers on `checkins`
+in the same transactions: `offers/counters.py`, exact against counting the check-ins in
+tests/integration/test_counters.py), and recorded on the check-in row. They expire by
 themselves when the pattern leaves the window. While a check-in is under any strike its visit
 unlocks offers only if it carried the venue's current presence code, which needs someone at the
 venue whatever the phone says; the check-in itself is still judged and recorded as usual (the

@@ -19,6 +19,7 @@ from core.errors import IllegalTransitionError, NotFoundError, ValidationError
 from core.models import Offer, OfferStatusChange, OfferVenue, Venue
 from core.uow import UnitOfWork
 from geo import proof as proofs
+from offers import counters
 
 STATUSES = ("draft", "active", "paused", "ended")
 
@@ -83,8 +84,10 @@ def create_offer(
         _set_venues(session, merchant_id, offer.id, data["venue_ids"])
         view = show_offer(session, offer)
         audit.record(session, merchant_id, actor, "offer.create", offer.id, audit.diff(None, view))
+        offer_id = offer.id
         uow.commit()
-        return view
+    _make_top_visitor_windows(uow, offer_id)
+    return view
 
 
 def get_offer(session: Session, merchant_id: uuid.UUID, offer_id: uuid.UUID) -> Offer:
@@ -160,7 +163,18 @@ def update_offer(
             session, merchant_id, actor, "offer.update", offer.id, audit.diff(before, view)
         )
         uow.commit()
-        return view
+    _make_top_visitor_windows(uow, offer_id)
+    return view
+
+
+def _make_top_visitor_windows(uow: UnitOfWork, offer_id: uuid.UUID) -> None:
+    """Fill a top_visitor offer's tallies at each of its venues (offers/counters.py), in a
+    transaction of its own after the offer's: it waits for the check-ins in flight at those
+    venues, which may be waiting to claim this offer's cap, so it must not hold the offer's row.
+    Until it commits, the check-ins there count the old way, exactly all the same."""
+    with uow:
+        counters.ensure_top_visitor_windows(uow.session, offer_id)
+        uow.commit()
 
 
 def transition(

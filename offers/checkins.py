@@ -151,22 +151,22 @@ _VENUE_AND_HISTORY = text(
            dev.device_users, mine.user_devices, rej.recent_rejections,
            EXISTS (SELECT 1 FROM merchant_staff_users s
                    WHERE s.merchant_id = v.merchant_id AND s.user_id = :user_id) AS staff_user,
-           EXISTS (SELECT 1 FROM checkins c
+           EXISTS (SELECT 1 FROM device_user_checkins p
                    JOIN merchant_staff_users s
-                     ON s.merchant_id = v.merchant_id AND s.user_id = c.user_id
-                   WHERE c.device_id = CAST(:device_id AS varchar)
-                     AND c.created_at > now() - make_interval(days => :staff_device_days))
+                     ON s.merchant_id = v.merchant_id AND s.user_id = p.user_id
+                   WHERE p.device_id = CAST(:device_id AS varchar)
+                     AND p.last_at > now() - make_interval(days => :staff_device_days))
                AS staff_device
     FROM venues v
     -- the user's accepted fixes around this one in time (geo.verify.History), and the latest
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= (SELECT COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp()))
         ORDER BY c.observed_at DESC LIMIT 1
     ) prev ON true
     LEFT JOIN LATERAL (
         SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp())
+        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > (SELECT COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp()))
         ORDER BY c.observed_at LIMIT 1
     ) nxt ON true
     LEFT JOIN LATERAL (
@@ -179,20 +179,20 @@ _VENUE_AND_HISTORY = text(
         WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
         ORDER BY c.created_at DESC LIMIT 1
     ) here ON true
-    -- strikes (offers/abuse.py): the device's other users, the user's other devices, and the
-    -- user's recent rejections; this check-in is not recorded yet, so it is added by hand
+    -- strikes (offers/abuse.py): the device's other users, the user's other devices (one row
+    -- per pair with its latest check-in: offers/counters.py), and the user's recent
+    -- rejections; this check-in is not recorded yet, so it is added by hand
     CROSS JOIN LATERAL (
-        SELECT count(DISTINCT c.user_id) FILTER (WHERE c.user_id <> :user_id) + 1 AS device_users
-        FROM checkins c
-        WHERE c.device_id = CAST(:device_id AS varchar)
-          AND c.created_at > now() - make_interval(days => :window_days)
+        SELECT count(*) FILTER (WHERE p.user_id <> :user_id) + 1 AS device_users
+        FROM device_user_checkins p
+        WHERE p.device_id = CAST(:device_id AS varchar)
+          AND p.last_at > now() - make_interval(days => :window_days)
     ) dev
     CROSS JOIN LATERAL (
-        SELECT count(DISTINCT c.device_id) FILTER (
-                   WHERE c.device_id IS DISTINCT FROM CAST(:device_id AS varchar))
+        SELECT count(*) FILTER (WHERE p.device_id IS DISTINCT FROM CAST(:device_id AS varchar))
                + CASE WHEN CAST(:device_id AS varchar) IS NULL THEN 0 ELSE 1 END AS user_devices
-        FROM checkins c
-        WHERE c.user_id = :user_id AND c.created_at > now() - make_interval(days => :window_days)
+        FROM device_user_checkins p
+        WHERE p.user_id = :user_id AND p.last_at > now() - make_interval(days => :window_days)
     ) mine
     CROSS JOIN LATERAL (
         SELECT count(*) AS recent_rejections FROM checkins c
@@ -216,8 +216,9 @@ _INSERT_CHECKIN = text(
     """
 )
 
-# Every active offer at the venue with the facts its rule needs, computed from the check-ins
-# (this one included: it was inserted in the same transaction, at `now()`).
+# Every active offer at the venue with the facts its rule needs, from the counters of
+# `offers/counters.py` (this check-in included: it was inserted in the same transaction, at
+# `now()`, and its triggers counted it; `top_visitor_figures` is migration 0017's).
 _CANDIDATES = text(
     """
     SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,
@@ -225,31 +226,39 @@ _CANDIDATES = text(
            vis.visits, vis.visits_within,
            (SELECT count(*) FROM unlocks u WHERE u.offer_id = o.id AND u.user_id = :user_id)
                AS user_unlocks,
-           top.top_visits, top.best_other_visits,
+           COALESCE(top.top_visits, 0) AS top_visits,
+           COALESCE(top.best_other_visits, 0) AS best_other_visits,
            grp.members
     FROM offer_venues ov
     JOIN offers o ON o.id = ov.offer_id
     CROSS JOIN LATERAL (
-        SELECT count(*) AS visits,
-               count(*) FILTER (
-                   WHERE o.rule ? 'within_days' AND o.rule->>'within_days' IS NOT NULL
-                     AND c.created_at > now() - make_interval(days => (o.rule->>'within_days')::int)
-               ) AS visits_within
-        FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified'
-          AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+        SELECT (SELECT COALESCE(sum(vc.visits), 0) FROM checkin_visit_counts vc
+                WHERE vc.user_id = :user_id
+                  AND vc.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+               ) AS visits,
+               -- whole UTC days after the one the window starts in, from the day buckets;
+               -- that day's check-ins from the check-ins themselves
+               CASE WHEN o.rule->>'within_days' IS NOT NULL THEN (
+                   SELECT COALESCE(sum(d.visits), 0) FROM checkin_visit_days d
+                   WHERE d.user_id = :user_id
+                     AND d.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+                     AND d.day > (since.at AT TIME ZONE 'UTC')::date
+               ) + (
+                   SELECT count(*) FROM checkins c
+                   WHERE c.user_id = :user_id AND c.status = 'verified'
+                     AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
+                     AND c.created_at > since.at
+                     AND c.created_at
+                         < ((since.at AT TIME ZONE 'UTC')::date + 1) AT TIME ZONE 'UTC')
+               ELSE 0 END AS visits_within
+        FROM (SELECT now() - make_interval(days => (o.rule->>'within_days')::int) AS at) since
     ) vis
-    CROSS JOIN LATERAL (
-        SELECT COALESCE(max(t.n) FILTER (WHERE t.user_id = :user_id), 0) AS top_visits,
-               COALESCE(max(t.n) FILTER (WHERE t.user_id <> :user_id), 0) AS best_other_visits
-        FROM (
-            SELECT c.user_id, count(*) AS n FROM checkins c
-            WHERE o.rule->>'kind' = 'top_visitor'
-              AND c.venue_id = :venue_id AND c.status = 'verified'
-              AND c.created_at > now() - make_interval(
-                  days => COALESCE((o.rule->>'window_days')::int, :top_window_days))
-            GROUP BY c.user_id
-        ) t
+    -- STRICT: NULL, not called, for other kinds
+    CROSS JOIN LATERAL top_visitor_figures(
+        CAST(:venue_id AS uuid), CAST(:user_id AS uuid),
+        CASE WHEN o.rule->>'kind' = 'top_visitor'
+             THEN COALESCE((o.rule->>'window_days')::int, :top_window_days) END,
+        now()
     ) top
     CROSS JOIN LATERAL (
         SELECT json_agg(json_build_object(
@@ -651,13 +660,13 @@ def proof_of(verdict: Verdict, staff: bool) -> str:
 _STAFF_DEVICE_OF_USER = text(
     """
     SELECT EXISTS (
-        SELECT 1 FROM checkins mine
-        JOIN checkins theirs ON theirs.device_id = mine.device_id
+        SELECT 1 FROM device_user_checkins mine
+        JOIN device_user_checkins theirs ON theirs.device_id = mine.device_id
         JOIN merchant_staff_users s
           ON s.user_id = theirs.user_id AND s.merchant_id = :merchant_id
-        WHERE mine.user_id = :user_id AND mine.device_id IS NOT NULL
-          AND mine.created_at > now() - make_interval(days => :days)
-          AND theirs.created_at > now() - make_interval(days => :days)
+        WHERE mine.user_id = :user_id
+          AND mine.last_at > now() - make_interval(days => :days)
+          AND theirs.last_at > now() - make_interval(days => :days)
     )
     """
 )
