@@ -61,6 +61,9 @@ def sign(secret: str, webhook_id: str, at: datetime, payload: bytes) -> dict[str
 KEEPALIVE_IDLE_S = 30.0
 KEEPALIVE_MAX = 32
 
+# Due deliveries of one endpoint claimed, sent and recorded together (one transaction).
+BATCH = 10
+
 _Key = tuple[str, str, int, str | None]  # scheme, host name, port, CA bundle
 _Kept = tuple[str, urllib3.HTTPConnectionPool, float]  # the checked address, its pool, last used
 
@@ -231,8 +234,12 @@ class Worker:
         connect_timeout_s: float = webhooks.CONNECT_TIMEOUT_S,
         read_timeout_s: float = webhooks.READ_TIMEOUT_S,
         ca_certs: str | None = None,
+        batch: int = BATCH,
+        keep_alive: bool = True,
     ):
         self._factory = session_factory
+        self.batch = batch
+        self.keep_alive = keep_alive
         self.policy = policy
         self.threads = threads
         self.idle_sleep_s = idle_sleep_s
@@ -245,45 +252,54 @@ class Worker:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def run_once(self, connections: Connections | None = None) -> bool:
-        """Claim and send one due delivery, in one transaction. False when none was due.
-        `connections`: this thread's kept-alive receiver connections (None: a new one)."""
+    def run_once(self, connections: Connections | None = None) -> int:
+        """Claim a batch of due deliveries of one endpoint (up to `batch`), send them one after
+        another, record every attempt in one statement and commit once. Returns how many were
+        sent (0: none was due). The batch stops early at the first attempt that is not
+        delivered (the rest stay due, as they were) and when the worker is stopping.
+        `connections`: this thread's kept-alive receiver connections (None: a new one each)."""
+        sent: list[tuple[Claimed, Outcome]] = []
         with UnitOfWork(self._factory) as uow:
-            claimed = webhooks.claim(uow.session)
-            if claimed is None:
-                return False
-            outcome = send(
-                claimed,
-                self.policy,
-                self.resolver,
-                connect_timeout=self.timeouts[0],
-                read_timeout=self.timeouts[1],
-                ca_certs=self.ca_certs,
-                connections=connections,
-            )
-            status = webhooks.record_attempt(uow.session, claimed, outcome)
+            for claimed in webhooks.claim_batch(uow.session, self.batch):
+                if sent and (self._stop.is_set() or not sent[-1][1].delivered):
+                    break
+                outcome = send(
+                    claimed,
+                    self.policy,
+                    self.resolver,
+                    connect_timeout=self.timeouts[0],
+                    read_timeout=self.timeouts[1],
+                    ca_certs=self.ca_certs,
+                    connections=connections,
+                )
+                sent.append((claimed, outcome))
+            if not sent:
+                return 0
+            statuses = webhooks.record_attempts(uow.session, sent)
             uow.commit()
-        log.info(
-            "webhook %s %s to endpoint %s: %s%s",
-            claimed.type,
-            claimed.event_id,
-            claimed.endpoint_id,
-            status,
-            f" ({outcome.error})" if outcome.error else "",
-        )
-        if self.on_outcome is not None:
-            self.on_outcome(claimed, outcome, status)
-        return True
+        for (claimed, outcome), status in zip(sent, statuses, strict=True):
+            log.info(
+                "webhook %s %s to endpoint %s: %s%s",
+                claimed.type,
+                claimed.event_id,
+                claimed.endpoint_id,
+                status,
+                f" ({outcome.error})" if outcome.error else "",
+            )
+            if self.on_outcome is not None:
+                self.on_outcome(claimed, outcome, status)
+        return len(sent)
 
     def drain(self) -> int:
         """Send everything due now, in this thread (tests, the CLI's `--once`)."""
         sent = 0
-        connections = Connections()
+        connections = Connections() if self.keep_alive else None
         try:
-            while self.run_once(connections):
-                sent += 1
+            while n := self.run_once(connections):
+                sent += n
         finally:
-            connections.close()
+            if connections is not None:
+                connections.close()
         return sent
 
     def _loop(self) -> None:
@@ -291,17 +307,18 @@ class Worker:
         waited out: the first error of an outage is logged (then every `OUTAGE_LOG_EVERY`th),
         the waits grow to `OUTAGE_MAX_WAIT_S` so a long outage is not hammered, and the return
         is logged; the pool reconnects by itself (core/uow.py)."""
-        connections = Connections()
+        connections = Connections() if self.keep_alive else None
         try:
             self._claim_loop(connections)
         finally:
-            connections.close()
+            if connections is not None:
+                connections.close()
 
-    def _claim_loop(self, connections: Connections) -> None:
+    def _claim_loop(self, connections: Connections | None) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
-                busy = self.run_once(connections)
+                busy = self.run_once(connections) > 0
                 if failures:
                     log.info(
                         "webhook worker: database reachable again after %d failed tries", failures
@@ -316,7 +333,8 @@ class Worker:
                 log.exception("webhook worker: unexpected error")
                 busy = False
             if not busy:
-                connections.expire()
+                if connections is not None:
+                    connections.expire()
                 wait = self.idle_sleep_s * 2 ** max(0, failures - 1)
                 self._stop.wait(min(wait, max(OUTAGE_MAX_WAIT_S, self.idle_sleep_s)))
 
