@@ -336,7 +336,7 @@ def test_a_batch_is_one_endpoints_due_deliveries_and_stops_at_a_failure(
     worker sends to it meanwhile, other endpoints go on), sends them one after another and
     records them together; a failed attempt ends the batch, the rest stay due."""
     busy = owner.create_webhook(receiver.url("/busy"), ["checkin.verified"])
-    other = owner.create_webhook(receiver.url("/other"), ["unlock.created"])
+    owner.create_webhook(receiver.url("/other"), ["unlock.created"])
     venue = _venue_with_offer(owner)
     for _ in range(3):
         _check_in(_user(committed_api)[0], venue)
