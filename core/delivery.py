@@ -8,11 +8,13 @@ job: parallel workers (threads here, processes or hosts too) each lock a differe
 a worker that dies releases its locks with its connection, so the delivery is sent again (at
 least once). The row stays locked while it is sent: never two attempts at one delivery at once.
 
-Each thread loops: claim one due delivery (its endpoint's row locked too, so one delivery per
-endpoint is in flight and a slow receiver holds one thread, not all), check the URL again (DNS
-may have changed since registration) and connect to the address it checked, POST with short
-timeouts and no redirects, read at most `MAX_RESPONSE_BYTES` of the answer, record the attempt,
-commit. Signatures come from the `standardwebhooks` package (the specification's own Python
+Each thread loops: claim a batch of due deliveries of one endpoint (up to `BATCH`; the
+endpoint's row locked too, so one delivery per endpoint is in flight and a slow receiver holds
+one thread, not all), and for each one after another: check the URL again (DNS may have changed
+since registration) and connect to the address it checked (reusing the thread's kept-alive
+connection only when it was opened to that same address, `Connections`), POST with short
+timeouts and no redirects, read at most `MAX_RESPONSE_BYTES` of the answer; then record every
+attempt in one statement and commit once. A failed attempt ends the batch early. Signatures come from the `standardwebhooks` package (the specification's own Python
 implementation), not hand-written HMAC code.
 
 SIGTERM or SIGINT stops the claim loop; deliveries in flight finish (bounded by the timeouts),
