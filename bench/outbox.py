@@ -107,6 +107,86 @@ def micro() -> None:
         )
 
 
+# ---- the delivery worker alone, in process ---------------------------------------------------
+
+# The worker's ways, interleaved round by round: `before` is one delivery per transaction on a
+# new connection each (the worker before keep-alive and batches), `keepalive` the same with the
+# connection kept, `batch` the worker as it runs (both).
+DELIVER_VARIANTS = {"before": (1, False), "keepalive": (1, True), "batch": (10, True)}
+
+
+def deliver(merchants: int = 100, per_round: int = 100, rounds: int = 5) -> None:
+    """CPU per delivery of the worker (`core.delivery.Worker.drain` in this process, one
+    thread) and of the database (the cluster's processes), to a loopback receiver answering 204
+    (another process, not counted). Each round makes `per_round` check-ins spread over
+    `merchants` merchants (2 deliveries each, one endpoint per merchant), then drains them."""
+    from bench import perf
+    from core.delivery import Worker
+
+    url = os.environ["DATABASE_URL"]
+    engine = make_engine(url)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    app = create_app(
+        {"DATABASE_URL": url, "RATE_LIMIT_ENABLED": False, "WEBHOOKS_ALLOW_HTTP_LOOPBACK": True}
+    )
+    api = Client(FlaskTransport(app.test_client()))
+    receiver = Receiver()
+    cluster = perf.Cluster("database", url)
+    policy = webhooks.UrlPolicy(allow_http_loopback=True)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE webhook_endpoints SET deleted_at = now()"))
+        venues = []
+        for i in range(merchants):
+            owner = api.with_token(api.create_merchant(f"Bench {i}", "b@example.com")["api_key"])
+            where = {"type": "Point", "coordinates": [24.9384, 60.1699]}
+            v = owner.create_venue({"name": "v", "location": where, "checkin_cooldown_minutes": 0})
+            offer = owner.create_offer(
+                {"venue_ids": [v["id"]], "title": "t", "rule": {"kind": "every_checkin"}}
+            )
+            owner.activate_offer(offer["id"])
+            owner.create_webhook(receiver.url, ["checkin.verified", "unlock.created"])
+            venues.append(uuid.UUID(v["id"]))
+        results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in DELIVER_VARIANTS}
+        for _ in range(rounds):
+            for kind, (batch, keep_alive) in DELIVER_VARIANTS.items():
+                ids = [uuid.uuid4() for _ in range(per_round)]
+                with engine.begin() as conn:
+                    conn.execute(
+                        text("INSERT INTO users (id, handle, password_hash) VALUES (:id, :h, 'x')"),
+                        [{"id": i, "h": f"bench_{i.hex[:16]}"} for i in ids],
+                    )
+                for n, user_id in enumerate(ids):
+                    fix = checkins.CheckinInput(
+                        venues[n % merchants], 60.1699, 24.9384, 10, datetime.now(UTC)
+                    )
+                    checkins.check_in(UnitOfWork(factory), user_id, fix)
+                worker = Worker(factory, policy, batch=batch, keep_alive=keep_alive)
+                cpu, db = time.process_time(), cluster.cpu_s()
+                sent = worker.drain()
+                results[kind].append(
+                    (
+                        (time.process_time() - cpu) / max(sent, 1) * 1000,
+                        (cluster.cpu_s() - db) / max(sent, 1) * 1000,
+                        sent,
+                    )
+                )
+        for kind, rows in results.items():
+            worker_ms = statistics.median(r[0] for r in rows)
+            db_ms = statistics.median(r[1] for r in rows)
+            print(
+                f"{kind:9s} worker CPU {worker_ms:.3f} ms, database CPU {db_ms:.3f} ms per"
+                f" delivery ({sum(r[2] for r in rows)} deliveries in {rounds} rounds; median of"
+                " rounds)",
+                flush=True,
+            )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE webhook_endpoints SET deleted_at = now()"))
+        receiver.stop()
+        engine.dispose()
+
+
 # ---- in `make bench`: through HTTP, with the delivery worker ----------------------------------
 
 ENDPOINT_PATH = "/bench-outbox"
@@ -402,9 +482,31 @@ def markdown(result: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.outbox")
-    parser.add_argument("what", nargs="?", default="micro", choices=("micro", "receive"))
+    parser.add_argument(
+        "what",
+        nargs="?",
+        default="micro",
+        choices=("micro", "deliver", "receive"),
+        help="micro: the emit's cost to a check-in; deliver: the delivery worker's CPU and the"
+        " database's per delivery, before/keep-alive/batch interleaved; receive: the loopback"
+        " receiver",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="deliver: rounds of each way")
+    parser.add_argument("--checkins", type=int, default=100, help="deliver: per round and way")
+    parser.add_argument(
+        "--merchants",
+        type=int,
+        default=100,
+        help="deliver: endpoints the check-ins are spread over (as many as --checkins: 2 due"
+        " deliveries per endpoint, a worker that keeps up; fewer: deeper queues, larger batches)",
+    )
     args = parser.parse_args(argv)
-    receive() if args.what == "receive" else micro()
+    if args.what == "receive":
+        receive()
+    elif args.what == "deliver":
+        deliver(args.merchants, args.checkins, args.rounds)
+    else:
+        micro()
 
 
 if __name__ == "__main__":

@@ -386,40 +386,65 @@ class Claimed:
     attempts: int
 
 
-# The oldest due delivery that no other worker holds. The endpoint's row is locked too (skipped
-# when held): one delivery in flight per endpoint, so a slow receiver ties up one worker thread,
-# never all of them. FOR NO KEY UPDATE does not block the FOREIGN KEY checks of new deliveries.
+# The oldest due delivery that no other worker holds, and up to `:more` further due deliveries
+# of the same endpoint (a batch, sent one after another on one connection). The endpoint's row is
+# locked too (skipped when held): one delivery in flight per endpoint, so a slow receiver ties up
+# one worker thread, never all of them. FOR NO KEY UPDATE does not block the FOREIGN KEY checks of
+# new deliveries.
 _CLAIM = text(
     """
+    WITH head AS (
+        SELECT d.id, d.endpoint_id
+        FROM webhook_deliveries d
+        JOIN webhook_endpoints w ON w.id = d.endpoint_id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.deleted_at IS NULL
+        ORDER BY d.next_attempt_at
+        LIMIT 1
+        FOR NO KEY UPDATE OF d, w SKIP LOCKED
+    ), more AS (
+        SELECT d.id
+        FROM webhook_deliveries d JOIN head ON d.endpoint_id = head.endpoint_id
+        WHERE d.id <> head.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at
+        LIMIT :more
+        FOR NO KEY UPDATE OF d SKIP LOCKED
+    )
     SELECT d.id, d.event_id, d.endpoint_id, d.attempts, w.merchant_id, w.url, w.secret,
            e.type, e.data, e.created_at AS event_created_at
     FROM webhook_deliveries d
     JOIN webhook_endpoints w ON w.id = d.endpoint_id
     JOIN webhook_events e ON e.id = d.event_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.deleted_at IS NULL
-    ORDER BY d.next_attempt_at
-    LIMIT 1
-    FOR NO KEY UPDATE OF d, w SKIP LOCKED
+    WHERE d.id IN (SELECT id FROM head UNION ALL SELECT id FROM more)
+    ORDER BY d.next_attempt_at, d.id
     """
 )
 
 
+def claim_batch(session: Session, limit: int) -> list[Claimed]:
+    """Up to `limit` due deliveries of one endpoint, locked until the transaction ends; []
+    when none is due (or every due one is held)."""
+    rows = execute(session, _CLAIM, {"more": max(limit - 1, 0)}).all()
+    return [
+        Claimed(
+            row.id,
+            row.event_id,
+            row.endpoint_id,
+            row.merchant_id,
+            row.url,
+            row.secret,
+            row.type,
+            row.data,
+            row.event_created_at,
+            row.attempts,
+        )
+        for row in rows
+    ]
+
+
 def claim(session: Session) -> Claimed | None:
-    row = execute(session, _CLAIM).one_or_none()
-    if row is None:
-        return None
-    return Claimed(
-        row.id,
-        row.event_id,
-        row.endpoint_id,
-        row.merchant_id,
-        row.url,
-        row.secret,
-        row.type,
-        row.data,
-        row.event_created_at,
-        row.attempts,
-    )
+    """One due delivery (`claim_batch` of one)."""
+    claimed = claim_batch(session, 1)
+    return claimed[0] if claimed else None
 
 
 def body(claimed: Claimed) -> bytes:
@@ -459,53 +484,76 @@ class Outcome:
         return "error"
 
 
+# Every attempt of a batch in one statement: the attempts inserted, the deliveries updated
+# (delivered, retried after their backoff, or failed when the retry window is over), and the
+# endpoint marked failing (or no longer) by the last attempt that settled a delivery; the row is
+# left alone when that changes nothing.
 _RECORD = text(
     """
-    WITH attempt AS (
+    WITH o AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:status_codes AS int[]), CAST(:errors AS text[]),
+            CAST(:durations AS int[]), CAST(:delivered AS boolean[]), CAST(:delays AS float8[])
+        ) WITH ORDINALITY AS o(id, status_code, error, duration_ms, delivered, delay_s, n)
+    ), attempt AS (
         INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error,
                                       duration_ms)
-        VALUES (gen_random_uuid(), :id, now(), :status_code, :error, :duration_ms)
+        SELECT gen_random_uuid(), o.id, now(), o.status_code, o.error, o.duration_ms FROM o
     ), d AS (
-        UPDATE webhook_deliveries SET
-            attempts = attempts + 1,
+        UPDATE webhook_deliveries d SET
+            attempts = d.attempts + 1,
             last_attempt_at = now(),
-            last_status_code = :status_code,
-            last_error = :error,
-            status = CASE WHEN :delivered THEN 'delivered'
-                          WHEN now() >= give_up_at THEN 'failed'
+            last_status_code = o.status_code,
+            last_error = o.error,
+            status = CASE WHEN o.delivered THEN 'delivered'
+                          WHEN now() >= d.give_up_at THEN 'failed'
                           ELSE 'pending' END,
-            delivered_at = CASE WHEN :delivered THEN now() END,
-            next_attempt_at = CASE WHEN :delivered THEN next_attempt_at
-                                   ELSE now() + make_interval(secs => :delay_s) END
-        WHERE id = :id
-        RETURNING status, endpoint_id
+            delivered_at = CASE WHEN o.delivered THEN now() END,
+            next_attempt_at = CASE WHEN o.delivered THEN d.next_attempt_at
+                                   ELSE now() + make_interval(secs => o.delay_s) END
+        FROM o WHERE d.id = o.id
+        RETURNING d.id, d.status, d.endpoint_id, o.n
+    ), settled AS (
+        SELECT DISTINCT ON (endpoint_id) endpoint_id, status FROM d
+        WHERE status IN ('delivered', 'failed')
+        ORDER BY endpoint_id, n DESC
+    ), endpoint AS (
+        UPDATE webhook_endpoints w SET failing_since = CASE
+                WHEN settled.status = 'delivered' THEN NULL ELSE now() END
+        FROM settled
+        WHERE w.id = settled.endpoint_id
+          AND (settled.status = 'delivered') = (w.failing_since IS NOT NULL)
     )
-    UPDATE webhook_endpoints w SET failing_since = CASE
-            WHEN d.status = 'delivered' THEN NULL
-            WHEN d.status = 'failed' THEN COALESCE(w.failing_since, now())
-            ELSE w.failing_since END
-    FROM d WHERE w.id = d.endpoint_id
-    RETURNING d.status
+    SELECT id, status FROM d ORDER BY n
     """
 )
 
 
-def record_attempt(session: Session, claimed: Claimed, outcome: Outcome) -> str:
-    """Record an attempt and what follows: delivered, retried after `backoff`, or failed (the
-    retry window is over: the endpoint is marked failing). Returns the delivery's new status."""
-    status: str = execute(
+def record_attempts(session: Session, attempts: Sequence[tuple[Claimed, Outcome]]) -> list[str]:
+    """Record attempts and what follows each: delivered, retried after `backoff`, or failed (the
+    retry window is over: the endpoint is marked failing). Returns the deliveries' new statuses,
+    in order."""
+    if not attempts:
+        return []
+    rows = execute(
         session,
         _RECORD,
         {
-            "id": claimed.id,
-            "status_code": outcome.status_code,
-            "error": (outcome.error or None) and outcome.error[:MAX_ERROR_LENGTH],
-            "duration_ms": outcome.duration_ms,
-            "delivered": outcome.delivered,
-            "delay_s": backoff(claimed.attempts + 1).total_seconds(),
+            "ids": [c.id for c, _ in attempts],
+            "status_codes": [o.status_code for _, o in attempts],
+            "errors": [(o.error or None) and o.error[:MAX_ERROR_LENGTH] for _, o in attempts],
+            "durations": [o.duration_ms for _, o in attempts],
+            "delivered": [o.delivered for _, o in attempts],
+            "delays": [backoff(c.attempts + 1).total_seconds() for c, _ in attempts],
         },
-    ).scalar_one()
-    return status
+    ).all()
+    status = {row.id: str(row.status) for row in rows}
+    return [status[c.id] for c, _ in attempts]
+
+
+def record_attempt(session: Session, claimed: Claimed, outcome: Outcome) -> str:
+    """`record_attempts` of one; returns the delivery's new status."""
+    return record_attempts(session, [(claimed, outcome)])[0]
 
 
 def list_deliveries(

@@ -14,14 +14,17 @@ class Receiver:
     """A webhook receiver on loopback: answers the queued statuses in turn (then 200), after
     `delay` seconds; records every request and notes when one delivery (path and webhook-id),
     or one path, was in flight twice at once. `hold()` keeps every answer back until
-    `release()`: a delivery stays in flight for as long as a test needs (a restart's worth)."""
+    `release()`: a delivery stays in flight for as long as a test needs (a restart's worth).
+    `keep_alive`: HTTP/1.1, connections stay open between requests; `peers` records the client
+    address (host, port) of every request, so a test sees which connection each came on."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False) -> None:
         self.answers: list[int] = []
         self.delay = 0.0
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.overlaps: list[str] = []
         self.max_in_flight = 0
+        self.peers: list[tuple[str, int]] = []
         self._in_flight: list[str] = []
         self._lock = threading.Lock()
         self._gate = threading.Event()
@@ -29,6 +32,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
@@ -42,6 +47,7 @@ class Receiver:
                         receiver.max_in_flight, len(receiver._in_flight) // 2
                     )
                     receiver.requests.append((self.path, headers, body))
+                    receiver.peers.append(self.client_address[:2])
                     status = receiver.answers.pop(0) if receiver.answers else 200
                 receiver._gate.wait(timeout=60)
                 time.sleep(receiver.delay)

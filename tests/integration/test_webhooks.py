@@ -29,7 +29,7 @@ from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from core import webhooks
-from core.delivery import Worker
+from core.delivery import Connections, Worker
 from core.uow import UnitOfWork
 from mobile_stub.client import ApiError, Client
 from offers.checkins import CheckinInput, check_in
@@ -282,6 +282,88 @@ def test_delivery_checks_the_address_again_and_refuses_a_private_one(
     (delivery,) = owner.webhook_deliveries(hook["id"])
     assert delivery["status"] == "pending"
     assert delivery["last_error"].startswith("refused:") and "10.0.0.7" in delivery["last_error"]
+
+
+def test_one_kept_alive_connection_while_the_checked_address_holds(
+    dev_app: Flask, owner: Client, committed_api: Client
+) -> None:
+    """Deliveries to one receiver reuse one connection (per worker thread), the address still
+    checked before every one; an error answer closes it; an address that changed is never
+    reached through the connection kept to the old one."""
+    receiver = Receiver(keep_alive=True)
+    try:
+        owner.create_webhook(receiver.url(), ["checkin.verified"])
+        venue = _venue_with_offer(owner)
+        resolved: list[str] = []
+        answer = ["127.0.0.1"]
+
+        def resolver(host: str, port: int) -> list[str]:
+            resolved.append(host)
+            return list(answer)
+
+        worker = Worker(dev_app.extensions["sessionmaker"], DEV, resolver=resolver)
+        for _ in range(3):
+            _check_in(_user(committed_api)[0], venue)
+        receiver.answers = [200, 500, 200]
+        assert worker.drain() == 3
+        assert len(resolved) == 3  # checked before every attempt
+        first, second, third = receiver.peers
+        assert first == second  # kept alive after the 200
+        assert third != second  # the 500 closed it
+        _make_due(dev_app)
+        assert worker.drain() == 1
+        assert len(receiver.peers) == 4 and receiver.peers[3] != third  # drain() closes its own
+
+        connections = Connections()
+        single = Worker(dev_app.extensions["sessionmaker"], DEV, resolver=resolver, batch=1)
+        for _ in range(2):
+            _check_in(_user(committed_api)[0], venue)
+        assert single.run_once(connections) == 1 and len(connections) == 1
+        answer[:] = ["127.0.0.2"]  # DNS changed: the kept connection is not used, but closed
+        assert single.run_once(connections) == 1 and len(connections) == 0
+        assert len(receiver.requests) == 5  # nothing listens at 127.0.0.2: not delivered
+        deliveries = owner.webhook_deliveries(owner.list_webhooks()[0]["id"])
+        assert sum(d["status"] == "pending" for d in deliveries) == 1
+        connections.close()
+    finally:
+        receiver.close()
+
+
+def test_a_batch_is_one_endpoints_due_deliveries_and_stops_at_a_failure(
+    dev_app: Flask, owner: Client, committed_api: Client, receiver: Receiver, worker: Worker
+) -> None:
+    """One transaction claims several due deliveries of one endpoint (its row locked: no other
+    worker sends to it meanwhile, other endpoints go on), sends them one after another and
+    records them together; a failed attempt ends the batch, the rest stay due."""
+    busy = owner.create_webhook(receiver.url("/busy"), ["checkin.verified"])
+    owner.create_webhook(receiver.url("/other"), ["unlock.created"])
+    venue = _venue_with_offer(owner)
+    for _ in range(3):
+        _check_in(_user(committed_api)[0], venue)
+    holder = dev_app.extensions["sessionmaker"]()
+    held = []
+    while not held or held[0].endpoint_id != uuid.UUID(busy["id"]):
+        holder.rollback()
+        held = webhooks.claim_batch(holder, 10)  # the oldest first: retry until it is /busy's
+    assert len(held) == 3 and {c.endpoint_id for c in held} == {uuid.UUID(busy["id"])}
+    assert worker.drain() == 3  # /other's three, none of /busy's while held
+    assert {p for p, _, _ in receiver.requests} == {"/other"}
+    holder.rollback()
+    holder.close()
+
+    receiver.answers = [200, 500]
+    assert worker.run_once() == 2  # delivered, then the 500 ends the batch
+    assert worker.run_once() == 1
+    assert worker.run_once() == 0
+    deliveries = owner.webhook_deliveries(busy["id"])
+    assert sorted(d["status"] for d in deliveries) == ["delivered", "delivered", "pending"]
+    assert [d["last_status_code"] for d in deliveries if d["status"] == "pending"] == [500]
+    assert receiver.overlaps == []
+    signer = Webhook(busy["secret"])
+    sent = [(h, b) for p, h, b in receiver.requests if p == "/busy"]
+    assert len(sent) == 3 and len({h["webhook-id"] for h, _ in sent}) == 3
+    for headers, body in sent:
+        signer.verify(body, headers)
 
 
 def test_a_claimed_delivery_is_skipped_by_other_workers_and_sent_after_a_crash(
