@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import segno
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import create_engine, text
 
 from core.uow import sqlalchemy_url
@@ -383,6 +384,21 @@ def film_qr(payload: str, path: Path, width: int = 640, height: int = 480) -> No
             video.write(frame)
 
 
+def wait_for_scan(page: Any, heading: str, errors: list[str]) -> None:
+    """Wait for the till to show `heading` after reading the camera (twice the usual deadline:
+    ZXing decodes frames in JavaScript, slow on a loaded machine); if it does not, fail with
+    what the till says instead (its scanner status and result), not only a timeout."""
+    try:
+        page.wait_for_selector(f"#result h2 >> text={heading}", timeout=2 * DEADLINE_MS)
+    except PlaywrightTimeoutError:
+        status = page.locator("#scan-status").inner_text()
+        result = page.locator("#result").inner_text()
+        pytest.fail(
+            f"no {heading!r} within {2 * DEADLINE_MS} ms: scanner says {status!r}, "
+            f"result {result!r}, page errors {errors}"
+        )
+
+
 @pytest.fixture
 def camera_browser(browser: Any, tmp_path: Path) -> Iterator[Any]:
     """`camera_browser(payload)`: another Chromium (of the same Playwright) whose camera films
@@ -431,7 +447,7 @@ def test_the_camera_scans_the_wallets_qr_code_and_the_redemption_follows(
     assert page.evaluate("typeof window.ZXingBrowser") == "undefined"  # loaded on demand
 
     page.click("#scan")
-    page.wait_for_selector("#result h2 >> text=Valid: Free flat white")
+    wait_for_scan(page, "Valid: Free flat white", errors)
     assert page.input_value("#code") == unlock["code"]
     assert page.locator("#scanner").is_visible()  # paused on the code, ready for the next
     assert page.evaluate("document.activeElement.id") == "redeem"
@@ -445,7 +461,7 @@ def test_the_camera_scans_the_wallets_qr_code_and_the_redemption_follows(
 
     # The next code: the camera comes back, and reading the spent code again says so.
     page.click("text=Scan the next code")
-    page.wait_for_selector("#result h2 >> text=Already redeemed")
+    wait_for_scan(page, "Already redeemed", errors)
     page.click("#stop-scan")
     assert page.locator("#scanner").is_hidden()
     assert page.evaluate("document.activeElement.id") == "code"
