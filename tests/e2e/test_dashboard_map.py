@@ -10,6 +10,8 @@ are shown or chosen; the drawing tools on a phone.
 from __future__ import annotations
 
 import math
+import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from tests.e2e.test_dashboard import (
     AXE,
     DESKTOP,
     PHONE,
+    active_offer,
     browser,
     merchant,
     new_page,
@@ -251,6 +254,43 @@ def test_the_offer_forms_picker_and_the_selects_tell_twins_apart(
     options = page.locator("select option").all_inner_texts()
     assert "Kahvila Sointu — Aleksanterinkatu 52, Helsinki" in options, options
     assert twins
+
+
+def test_lists_of_visits_name_the_twin_by_its_address(live_api: Client, new_page: Any) -> None:
+    """Feedback, redemptions by venue and paired devices carry only a venue's id and name; the
+    pages show each twin's address, so the owner knows which shop is meant."""
+    m = merchant(live_api, "Twin Lists")
+    twins = add_twins(m["owner"])
+    active_offer(m["owner"], [twins[0]["id"], twins[1]["id"]], "Twin bun")
+    for twin in twins[:2]:
+        user = live_api.with_token(
+            live_api.create_user(f"u_{secrets.token_hex(5)}", "correct horse")["token"]
+        )
+        lon, lat = twin["location"]["coordinates"]
+        visit = user.check_in(
+            twin["id"], lat, lon, accuracy_m=8, observed_at=datetime.now(UTC).isoformat()
+        )
+        assert visit["status"] == "verified", visit["reasons"]
+        user.give_feedback(visit["id"], 4)
+        m["owner"].redeem(visit["unlocks"][0]["code"], twin["id"])
+    m["owner"].pair_device(m["owner"].create_pairing(twins[1]["id"], "Back till")["code"])
+    first, second = (f"Kahvila Sointu — {t[1]}" for t in TWINS[:2])
+    page = new_page(m["owner_key"])
+
+    page.goto("/dashboard/feedback")
+    ready(page)
+    titles = page.locator(".feedback-card h2").all_inner_texts()
+    assert sorted(t.split(" ", 1)[1] for t in titles) == sorted([first, second]), titles
+
+    page.goto("/dashboard/analytics")
+    ready(page)
+    page.wait_for_selector("#venue-table td")
+    venues = page.locator("#venue-table tbody th, #venue-table tbody td").all_inner_texts()
+    assert first in venues and second in venues, venues
+
+    page.goto("/dashboard/settings/devices")
+    ready(page)
+    assert second in page.locator("#devices").inner_text()
 
 
 def test_on_a_phone_the_drawing_tools_leave_the_map_free_and_a_tap_keeps_the_drawing(

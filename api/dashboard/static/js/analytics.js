@@ -5,11 +5,13 @@
 
 import { announce, api, downloadCsv, el, fmt, markReady, showWhenScrolls } from "./common.js";
 import { barChart, columnChart, intervalChart } from "./charts.js";
+import { venueLabels } from "./venue-words.js";
 
 const $ = (id) => document.getElementById(id);
 const periodSelect = $("period");
 const offerSelect = $("offer");
 const venueSelect = $("venue");
+const labelOf = venueLabels(venueSelect);
 let summary = null;
 let chosen = null; // the offers chosen to compare (ids), once the first summary has arrived
 let health = [];
@@ -229,11 +231,11 @@ async function loadRedemptions() {
   const venues = byVenue.rows.slice().sort((a, b) => b.redemptions - a.redemptions);
   paint("venues", () =>
     $("venue-chart").replaceChildren(
-      barChart(venues.slice(0, 12).map((r) => ({ label: r.venue_name, value: r.redemptions })), { title: `Redemptions by venue, ${label}`, width: widthOf($("venue-chart")) }),
+      barChart(venues.slice(0, 12).map((r) => ({ label: labelOf(r.venue_id, r.venue_name), value: r.redemptions })), { title: `Redemptions by venue, ${label}`, width: widthOf($("venue-chart")) }),
       el("figcaption", {}, venues.length > 12 ? `The 12 busiest of ${venues.length} venues, ${label}` : `By venue, ${label}`),
     ),
   );
-  table($("venue-table"), ["Venue", "Redemptions"], venues.map((r) => [r.venue_name, fmt.number(r.redemptions)]), { numeric: [1] });
+  table($("venue-table"), ["Venue", "Redemptions"], venues.map((r) => [labelOf(r.venue_id, r.venue_name), fmt.number(r.redemptions)]), { numeric: [1] });
   $("venue-csv").href = `/dashboard/api/analytics/redemptions${query({ group_by: "venue", from, to, venue_id, format: "csv" })}`;
 }
 

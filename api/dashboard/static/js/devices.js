@@ -4,10 +4,12 @@
 
 import { announce, api, clearProblem, el, fmt, markReady, showProblem } from "./common.js";
 import { drawQr } from "./qr.js";
+import { venueLabels } from "./venue-words.js";
 
 const list = document.getElementById("devices");
 const showRevoked = document.getElementById("show-revoked");
 const form = document.getElementById("pair-form");
+const labelOf = venueLabels(document.getElementById("venue_id"));
 const panel = document.getElementById("pairing");
 const POLL_MS = 3000;
 
@@ -31,8 +33,8 @@ function nameOf(device) {
 function item(device) {
   const used = device.last_used_at ? `last used ${fmt.relative(device.last_used_at)}` : "not used yet";
   const meta = device.revoked_at
-    ? `${device.venue_name} · revoked ${fmt.dateTime(device.revoked_at)}`
-    : `${device.venue_name} · paired ${fmt.dateTime(device.paired_at)} · ${used}`;
+    ? `${labelOf(device.venue_id, device.venue_name)} · revoked ${fmt.dateTime(device.revoked_at)}`
+    : `${labelOf(device.venue_id, device.venue_name)} · paired ${fmt.dateTime(device.paired_at)} · ${used}`;
   const actions = el("div", { class: "device-actions" });
   if (!device.revoked_at) actions.append(revokeButton(device, actions));
   return el("li", { "data-device-id": device.id },

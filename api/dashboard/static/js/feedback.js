@@ -3,9 +3,11 @@
 // plain text: they are only ever set as text nodes (el() never parses HTML).
 
 import { announce, api, el, fmt, markReady } from "./common.js";
+import { venueLabels } from "./venue-words.js";
 
 const container = document.getElementById("feedback");
 const filters = document.getElementById("filters");
+const labelOf = venueLabels(document.getElementById("filter-venue"));
 const REPLY_MAX = Number(container.dataset.replyMax) || 2000;
 const PROOF_WORDS = { gps: "GPS", presence_code: "presence code", nfc_tap: "NFC tag tap", staff: "recorded by staff" };
 const UNLOCK_WORDS = { active: "unlocked", redeemed: "unlocked and redeemed", expired: "unlocked, expired unused" };
@@ -30,7 +32,7 @@ function card(item) {
     el(
       "header",
       {},
-      el("h2", { id: titleId, tabindex: "-1" }, stars(item.rating), " ", item.venue_name),
+      el("h2", { id: titleId, tabindex: "-1" }, stars(item.rating), " ", labelOf(item.venue_id, item.venue_name)),
       item.status === "unanswered"
         ? el("span", { class: `badge ${item.waiting_s > 86400 ? "badge-overdue" : "badge-waiting"}` }, `waiting ${waited(item.waiting_s)}`)
         : el("span", { class: "badge badge-active" }, `answered in ${waited(item.first_response_s)}`),

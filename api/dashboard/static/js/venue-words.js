@@ -123,6 +123,16 @@ export function venueLabel(venue) {
 }
 
 /**
+ * Each venue's label by id, read from a page's venue <select> (whose options the server wrote
+ * with `venue_label`): lists and tables show "Name — Address" for rows that carry only a venue's
+ * id and name. A venue not in the select (deleted since) keeps the row's name: `labelOf(id, name)`.
+ */
+export function venueLabels(select) {
+  const labels = new Map([...(select?.options ?? [])].filter((o) => o.value).map((o) => [o.value, o.textContent]));
+  return (id, name) => labels.get(id) ?? name;
+}
+
+/**
  * The detail that tells a venue from others of the same name in `all`: its address, else its
  * position (a venue with no address and a namesake still needs telling apart).
  */
