@@ -85,7 +85,7 @@ SELECT checkin_id, offer_id, user_id, created_at FROM earned WHERE held_out;
 INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id, code, created_at,
                      expires_at, redeemed_at)
 SELECT gen_random_uuid(), offer_id, user_id, checkin_id, venue_id, :m,
-       upper(substr(md5(checkin_id::text), 1, 11)), created_at, created_at + interval '1 day',
+       lpad(upper(to_hex(row_number() OVER ())), 11, '0'), created_at, created_at + interval '1 day',
        CASE WHEN random() < 0.5 THEN created_at + random() * interval '3 hours' END
 FROM earned WHERE NOT held_out;
 UPDATE offers o SET unlocked_count = x.n
