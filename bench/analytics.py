@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         "lift (offer with holdout)": get(f"/v1/analytics/offers/{with_holdout}/lift"),
         "leak report (merchant, 90 days)": get("/v1/analytics/leaks"),
         "offer health (all 50 offers)": get("/v1/analytics/offers/health"),
+    }
+    feedback_calls = {
         "feedback inbox: unanswered, oldest": get("/v1/feedback?status=unanswered", staff_key),
         "feedback inbox: all (unanswered first)": get("/v1/feedback", staff_key),
         "feedback inbox: one venue, 1 star": get(
@@ -291,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             merchant,
         ),
     }
+    if feedback_rows:  # `--feedback 0` times the check-in side alone
+        calls.update(feedback_calls)
     print(
         f"\n{total:,} check-ins, {feedback_rows:,} feedback;"
         f" {args.repeat} timed calls each after one warm-up\n"
