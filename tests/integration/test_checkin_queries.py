@@ -124,6 +124,8 @@ def _nested_plans(app: Any, sql: str, params: Any, plan_cache_mode: str) -> list
             ("plan_cache_mode", plan_cache_mode),
         ):
             cursor.execute("SELECT set_config(%s, %s, true)", (setting, value))
+        # the connection may hold the functions' plans already, made without these settings
+        cursor.execute("DISCARD PLANS")
         del raw.notices[:]
         cursor.execute(sql, params)
         cursor.fetchall()
