@@ -3,8 +3,10 @@
 The statements are not written by hand. `capture` sends real requests through the Flask app
 (in-process) against the bench database and records every statement exactly as psycopg2 sent it
 (`cursor.query`, parameters already interpolated: psycopg2 always sends literal SQL over the
-simple query protocol, which is what `pgbench -M simple` does too). `template` then turns the
-values that must differ per transaction into pgbench variables:
+simple query protocol, which is what `pgbench -M simple` does too; a check-in's two calls of
+migration 0018's PL/pgSQL functions replay as those calls, and the functions' plans stay in
+each pgbench connection as they stay in each of the service's pooled connections). `template`
+then turns the values that must differ per transaction into pgbench variables:
 
 - the user (its UUID, its token's lookup) becomes `:u`, drawn at random from the last quarter
   of the users, which the load generator leaves alone (a pgbench check-in would make its user

@@ -3,22 +3,27 @@
 All of it happens in the caller's one transaction, in a fixed number of round trips whatever the
 number of offers at the venue:
 
-1. `pg_advisory_xact_lock` on the user, so one user's parallel check-ins see each other
-   (cooldown, per-user caps, visit counts);
-2. one query for the venue, the user's history (the accepted fixes just before and after this
-   one's `observed_at`, the latest accepted fix, the last visit here), the counts
-   behind the strikes and staff exclusion (`offers.abuse`), and the database clock;
+1. one call of `checkin_venue_and_history` (migration 0018): `pg_advisory_xact_lock` on the
+   user, so one user's parallel check-ins see each other (cooldown, per-user caps, visit
+   counts), then, in a snapshot taken after the lock, the venue, the user's history (the
+   accepted fixes just before and after this one's `observed_at`, the latest accepted fix, the
+   last visit here), the counts behind the strikes and staff exclusion (`offers.abuse`), and
+   the database clock;
 3. the pure verdict (`geo.verify.verify_fix`) and assessment (`offers.abuse.assess`), then one
    INSERT of the check-in with its strikes;
-4. if verified: one query for every active offer at the venue with the facts its rule needs;
-   the pure decision per offer (`offers.engine.decide`);
+4. if verified: one call of `checkin_candidates` (migration 0018) for every active offer at
+   the venue with the facts its rule needs; the pure decision per offer (`offers.engine.decide`);
 5. one conditional UPDATE claiming the total caps of all offers to unlock
    (`unlocked_count + n <= total_cap`), one INSERT of the unlocks and one of the holdouts;
 6. if verified: one INSERT of the webhook events (`checkin.verified`, `unlock.created`) and
    their deliveries into the outbox (`core.webhooks.emit`), which stores nothing when none of
    the merchant's endpoints subscribes. They commit with the check-in or not at all.
 
-A check-in with a `tap_token` spends it with one conditional UPDATE after step 2 (the caller's
+The two big reads are PL/pgSQL functions because PostgreSQL keeps a function's plans for the
+life of the connection, where psycopg2's literal SQL is planned again on every check-in
+(planning them cost more than running them: docs/performance.md, "Planning once").
+
+A check-in with a `tap_token` spends it with one conditional UPDATE after step 1 (the caller's
 own, unspent, unexpired token for this venue, or none); a GPS-only check-in makes no extra trip.
 A check-in with a `presence_code` takes two more advisory locks (its device's, its venue's) and
 counts the wrong codes in the window with one query before the verdict (`geo.presence` sets the
@@ -132,74 +137,22 @@ class CheckinResult:
     user_id: uuid.UUID | None = None
 
 
-# One check-in per user at a time: its history, cooldown and caps are read, then written.
+# A transaction-scoped advisory lock on a key (a check-in's own, on the user, is taken inside
+# `checkin_venue_and_history` with the key 'user:<id>': core/privacy.py takes that one too).
 _USER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
 
+# The user's advisory lock, then the venue, the user's history (the accepted fixes just before and
+# after this one's `observed_at`, the latest accepted fix, the last visit here), the counts behind
+# the strikes and staff exclusion (`offers.abuse`, from the counters of `offers/counters.py`) and
+# the database clock: migration 0018's PL/pgSQL function, whose plans each connection keeps (the
+# statement as literal SQL cost more to plan than to run). `now()` is passed in, so tests can
+# run it at a simulated clock.
 _VENUE_AND_HISTORY = text(
     """
-    SELECT v.id, v.merchant_id, v.timezone,
-           ST_X(v.location::geometry) AS lon, ST_Y(v.location::geometry) AS lat,
-           ST_AsBinary(v.geofence) AS geofence, v.radius_m,
-           v.checkin_cooldown_minutes, v.max_accuracy_m, v.presence_secret, v.tap_radius_m,
-           clock_timestamp() AS now,  -- the database clock at this check-in
-           (SELECT u.erased_at IS NOT NULL FROM users u WHERE u.id = :user_id) AS user_erased,
-           ST_X(prev.location::geometry) AS prev_lon, ST_Y(prev.location::geometry) AS prev_lat,
-           prev.observed_at AS prev_observed_at,
-           ST_X(nxt.location::geometry) AS next_lon, ST_Y(nxt.location::geometry) AS next_lat,
-           nxt.observed_at AS next_observed_at, latest.observed_at AS latest_observed_at,
-           here.created_at AS last_here_at,
-           dev.device_users, mine.user_devices, rej.recent_rejections,
-           EXISTS (SELECT 1 FROM merchant_staff_users s
-                   WHERE s.merchant_id = v.merchant_id AND s.user_id = :user_id) AS staff_user,
-           EXISTS (SELECT 1 FROM device_user_checkins p
-                   JOIN merchant_staff_users s
-                     ON s.merchant_id = v.merchant_id AND s.user_id = p.user_id
-                   WHERE p.device_id = CAST(:device_id AS varchar)
-                     AND p.last_at > now() - make_interval(days => :staff_device_days))
-               AS staff_device
-    FROM venues v
-    -- the user's accepted fixes around this one in time (geo.verify.History), and the latest
-    LEFT JOIN LATERAL (
-        SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at <= (SELECT COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp()))
-        ORDER BY c.observed_at DESC LIMIT 1
-    ) prev ON true
-    LEFT JOIN LATERAL (
-        SELECT c.location, c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified' AND c.observed_at > (SELECT COALESCE(CAST(:observed_at AS timestamptz), clock_timestamp()))
-        ORDER BY c.observed_at LIMIT 1
-    ) nxt ON true
-    LEFT JOIN LATERAL (
-        SELECT c.observed_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'verified'
-        ORDER BY c.observed_at DESC LIMIT 1
-    ) latest ON true
-    LEFT JOIN LATERAL (
-        SELECT c.created_at FROM checkins c
-        WHERE c.user_id = :user_id AND c.venue_id = v.id AND c.status = 'verified'
-        ORDER BY c.created_at DESC LIMIT 1
-    ) here ON true
-    -- strikes (offers/abuse.py): the device's other users, the user's other devices (one row
-    -- per pair with its latest check-in: offers/counters.py), and the user's recent
-    -- rejections; this check-in is not recorded yet, so it is added by hand
-    CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE p.user_id <> :user_id) + 1 AS device_users
-        FROM device_user_checkins p
-        WHERE p.device_id = CAST(:device_id AS varchar)
-          AND p.last_at > now() - make_interval(days => :window_days)
-    ) dev
-    CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE p.device_id IS DISTINCT FROM CAST(:device_id AS varchar))
-               + CASE WHEN CAST(:device_id AS varchar) IS NULL THEN 0 ELSE 1 END AS user_devices
-        FROM device_user_checkins p
-        WHERE p.user_id = :user_id AND p.last_at > now() - make_interval(days => :window_days)
-    ) mine
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS recent_rejections FROM checkins c
-        WHERE c.user_id = :user_id AND c.status = 'rejected'
-          AND c.created_at > now() - make_interval(hours => :rejection_hours)
-    ) rej
-    WHERE v.id = :venue_id AND v.deleted_at IS NULL
+    SELECT * FROM checkin_venue_and_history(
+        CAST(:venue_id AS uuid), CAST(:user_id AS uuid), CAST(:device_id AS varchar),
+        CAST(:observed_at AS timestamptz), CAST(:window_days AS int),
+        CAST(:rejection_hours AS int), CAST(:staff_device_days AS int), now())
     """
 )
 
@@ -218,72 +171,12 @@ _INSERT_CHECKIN = text(
 
 # Every active offer at the venue with the facts its rule needs, from the counters of
 # `offers/counters.py` (this check-in included: it was inserted in the same transaction, at
-# `now()`, and its triggers counted it; `top_visitor_figures` is migration 0017's).
+# `now()`, and its triggers counted it; `top_visitor_figures` is migration 0017's):
+# migration 0018's `checkin_candidates`, whose plans each connection keeps.
 _CANDIDATES = text(
     """
-    SELECT o.id, o.title, o.rule, o.starts_at, o.ends_at, o.windows, o.per_user_cap,
-           o.requires_presence_code, o.min_proof, o.holdout_pct, o.code_ttl_minutes,
-           vis.visits, vis.visits_within,
-           (SELECT count(*) FROM unlocks u WHERE u.offer_id = o.id AND u.user_id = :user_id)
-               AS user_unlocks,
-           COALESCE(top.top_visits, 0) AS top_visits,
-           COALESCE(top.best_other_visits, 0) AS best_other_visits,
-           grp.members
-    FROM offer_venues ov
-    JOIN offers o ON o.id = ov.offer_id
-    CROSS JOIN LATERAL (
-        SELECT (SELECT COALESCE(sum(vc.visits), 0) FROM checkin_visit_counts vc
-                WHERE vc.user_id = :user_id
-                  AND vc.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
-               ) AS visits,
-               -- whole UTC days after the one the window starts in, from the day buckets;
-               -- that day's check-ins from the check-ins themselves
-               CASE WHEN o.rule->>'within_days' IS NOT NULL THEN (
-                   SELECT COALESCE(sum(d.visits), 0) FROM checkin_visit_days d
-                   WHERE d.user_id = :user_id
-                     AND d.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
-                     AND d.day > (since.at AT TIME ZONE 'UTC')::date
-               ) + (
-                   SELECT count(*) FROM checkins c
-                   WHERE c.user_id = :user_id AND c.status = 'verified'
-                     AND c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = o.id)
-                     AND c.created_at > since.at
-                     AND c.created_at
-                         < ((since.at AT TIME ZONE 'UTC')::date + 1) AT TIME ZONE 'UTC')
-               ELSE 0 END AS visits_within
-        FROM (SELECT now() - make_interval(days => (o.rule->>'within_days')::int) AS at) since
-    ) vis
-    -- STRICT: NULL, not called, for other kinds
-    CROSS JOIN LATERAL top_visitor_figures(
-        CAST(:venue_id AS uuid), CAST(:user_id AS uuid),
-        CASE WHEN o.rule->>'kind' = 'top_visitor'
-             THEN COALESCE((o.rule->>'window_days')::int, :top_window_days) END,
-        now()
-    ) top
-    CROSS JOIN LATERAL (
-        SELECT json_agg(json_build_object(
-                   'user_id', m.user_id, 'checkin_id', m.checkin_id,
-                   'presence', m.presence_code_sent, 'proof', m.proof, 'unlocks', m.unlocks,
-                   'recent', m.recent, 'strikes', m.strikes,
-                   'staff', m.staff_exclusion IS NOT NULL)) AS members
-        FROM (
-            SELECT DISTINCT ON (c.user_id) c.user_id, c.id AS checkin_id, c.presence_code_sent,
-                   c.proof, c.strikes, c.staff_exclusion,
-                   (SELECT count(*) FROM unlocks u
-                    WHERE u.offer_id = o.id AND u.user_id = c.user_id) AS unlocks,
-                   EXISTS (SELECT 1 FROM unlocks u
-                           WHERE u.offer_id = o.id AND u.user_id = c.user_id
-                             AND u.created_at > now() - make_interval(
-                                 mins => (o.rule->>'within_minutes')::int)) AS recent
-            FROM checkins c
-            WHERE o.rule->>'kind' = 'group'
-              AND c.venue_id = :venue_id AND c.status = 'verified'
-              AND c.created_at > now() - make_interval(mins => (o.rule->>'within_minutes')::int)
-            ORDER BY c.user_id, c.created_at DESC
-        ) m
-    ) grp
-    WHERE ov.venue_id = :venue_id AND o.status = 'active'
-    ORDER BY o.created_at, o.id
+    SELECT * FROM checkin_candidates(
+        CAST(:venue_id AS uuid), CAST(:user_id AS uuid), CAST(:top_window_days AS int), now())
     """
 )
 
@@ -479,8 +372,7 @@ def _check_in(
     abuse: AbuseThresholds,
     staff: StaffVisit | None = None,
 ) -> CheckinResult:
-    execute(session, _USER_LOCK, {"k": f"user:{user_id}"})
-    row = execute(
+    row = execute(  # takes the user's lock first
         session,
         _VENUE_AND_HISTORY,
         {
