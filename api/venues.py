@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 
 from api import audit, auth, db
@@ -21,7 +22,6 @@ from api.schemas import (
 )
 from geo import venues
 from offers import measurement
-from offers.rules import describe_rule, rule_from_json
 
 blp = Blueprint("venues", __name__, url_prefix="/v1/venues", description="Venues and geofences")
 
@@ -108,33 +108,26 @@ class Nearby(MethodView):
     @blp.arguments(NearbyArgsSchema(), location="query")
     @blp.response(200, NearbySchema)
     @blp.doc(security=[{}, {"userToken": []}])
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """Venues nearest first, with their live offers (never codes).
 
         No auth needed; with a user token, the offers listed are recorded as impressions, once
         per user, offer and day.
         """
-        # Each statement stands alone: the listing, the token, the impressions it records. The
+        # Each statement stands alone: the token, the listing, the impressions it records. The
         # listing may come from a replica (at most REPLICA_MAX_LAG_SECONDS behind); the token
-        # and the impressions are the primary's.
+        # and the impressions are the primary's. The listing's JSON is PostgreSQL's, passed
+        # through as it is (geo/venues.py says how it matches the schema).
         conn = db.connection()
-        where = args["lat"], args["lon"], args["radius_m"], args["limit"]
-        if db.replicas() is None:
-            found = venues.nearby(conn, *where)
-        else:
-            found = db.read(lambda session: venues.nearby(session, *where), fresh=False)
-        for venue in found:
-            for offer in venue.offers:
-                offer["unlock"] = describe_rule(rule_from_json(offer["rule"]))
-                if offer.get("min_proof") == "nfc_tap":
-                    offer["unlock"] += ", with a tap of the tag at the counter"
-                elif offer["requires_presence_code"]:
-                    offer["unlock"] += ", with the code shown at the venue"
         user = auth.current_user_or_none(conn)
-        if user:
-            measurement.record_impressions(
-                conn,
-                user.user_id,
-                ((venue.id, offer["id"]) for venue in found for offer in venue.offers),
+        where = args["lat"], args["lon"], args["radius_m"], args["limit"]
+        pairs = user is not None
+        if db.replicas() is None:
+            found = venues.nearby(conn, *where, pairs=pairs)
+        else:
+            found = db.read(
+                lambda session: venues.nearby(session, *where, pairs=pairs), fresh=False
             )
-        return {"venues": found}
+        if user is not None:
+            measurement.record_impressions(conn, user.user_id, found.listed)
+        return Response(found.body + "\n", mimetype="application/json")

@@ -56,7 +56,11 @@ from geo.venues import DEFAULT_COOLDOWN_MINUTES
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 ISOLATED = ("nearby", "checkin", "checkin_hot", "redemption", "analytics")
-TARGETS = {"checkin": 0.40, "nearby": 0.40, "redemption": 0.30}
+TARGETS = {"checkin": 0.40, "nearby": 0.40, "redemption": 0.35}  # issue 21, item 3
+# Tile38 1.26.1's NEARBY on the same 100k venues and queries, measured on a quiet machine for
+# issue 21 (Tile38 is not installed here): nearby through HTTP should reach a quarter of it. A
+# figure from another machine and day, so only a rough bar.
+TILE38_NEARBY_PER_S = 4_256
 
 
 def free_port() -> int:
@@ -76,7 +80,9 @@ class Server:
         threads: int,
         env: dict[str, str],
         app: str = "api.wsgi:app",
+        root: Path = ROOT,
     ):
+        """`root`: the checkout whose app it serves (bench/ab.py serves an older one too)."""
         self.kind = kind
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -113,9 +119,10 @@ class Server:
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=root,
             env={
                 **os.environ,
+                **({"PYTHONPATH": str(root)} if root != ROOT else {}),
                 "DATABASE_URL": url,
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
@@ -528,7 +535,7 @@ def bench_server(
             pools, server.base, loadgen.MIX, args.warmup, args.clients, starts=starts
         )
         isolated = {}
-        for op in ISOLATED:
+        for op in args.ops.split(","):
             if op == "checkin":  # the least a check-in's SQL can be, before its own ceiling
                 result["reference_checkin"] = reference.run(
                     sqlalchemy_url(url), ceilings.engine, ceilings.plan, args.clients, args.seconds
@@ -613,6 +620,8 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
     main = report["servers"][0]
     targets = []
     for op, share in TARGETS.items():
+        if op not in main["isolated"]:  # left out with --ops
+            continue
         alone = main["isolated"][op]
         ratio = alone["per_s"] / alone["ceiling_tps"]
         targets.append(
@@ -622,8 +631,18 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio >= share,
             }
         )
+    if "nearby" in main["isolated"]:
+        per_s = main["isolated"]["nearby"]["per_s"]
+        targets.append(
+            {
+                "target": "nearby at least a quarter of Tile38's NEARBY "
+                f"({TILE38_NEARBY_PER_S:,} q/s, measured elsewhere: issue 21)",
+                "figure": f"{per_s:.0f} / {TILE38_NEARBY_PER_S:,} = {per_s / TILE38_NEARBY_PER_S:.1%}",
+                "met": per_s >= TILE38_NEARBY_PER_S / 4,
+            }
+        )
     ref = main.get("reference_checkin")
-    if ref:
+    if ref and "checkin" in main["isolated"]:
         ceiling_tps = main["isolated"]["checkin"]["ceiling_tps"]
         targets.append(
             {
@@ -640,14 +659,16 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
             "met": p99 < 25,
         }
     )
-    hot, spread = main["isolated"]["checkin_hot"]["per_s"], main["isolated"]["checkin"]["per_s"]
-    targets.append(
-        {
-            "target": "hot offer keeps at least 50% of spread check-ins",
-            "figure": f"{hot:.0f} / {spread:.0f} = {hot / spread:.0%}",
-            "met": hot >= 0.5 * spread,
-        }
-    )
+    if {"checkin_hot", "checkin"} <= main["isolated"].keys():
+        hot = main["isolated"]["checkin_hot"]["per_s"]
+        spread = main["isolated"]["checkin"]["per_s"]
+        targets.append(
+            {
+                "target": "hot offer keeps at least 50% of spread check-ins",
+                "figure": f"{hot:.0f} / {spread:.0f} = {hot / spread:.0%}",
+                "met": hot >= 0.5 * spread,
+            }
+        )
     rss = max(main["worker_rss_mb"] or [0])
     targets.append(
         {
@@ -728,6 +749,8 @@ def markdown(report: dict[str, Any]) -> str:
     )
     lines += [header, "|---|" + "---:|---:|---:|---:|---:|" * len(report["servers"])]
     for op in ISOLATED:
+        if op not in report["servers"][0]["isolated"]:
+            continue
         row = f"| {op} |"
         for s in report["servers"]:
             st = s["isolated"][op]
@@ -739,7 +762,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(row)
     for s in report["servers"]:
         ref = s.get("reference_checkin")
-        if ref:
+        if ref and "checkin" in s["isolated"]:
             ceiling_tps = s["isolated"]["checkin"]["ceiling_tps"]
             lines += [
                 "",
@@ -768,6 +791,8 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|" + "---:|---:|" * len(report["servers"]),
     ]
     for op in ISOLATED:
+        if op not in report["servers"][0]["isolated"]:
+            continue
         row = f"| {op} |"
         for s in report["servers"]:
             st = s["isolated"][op]
@@ -880,8 +905,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=("outbox", "replica"),
         help="run that step alone (no ceilings, no service runs): report-<step>.json/.md",
     )
+    parser.add_argument(
+        "--ops",
+        default=",".join(ISOLATED),
+        help="the operations run alone, each after its ceiling (default: all of "
+        + ", ".join(ISOLATED)
+        + "); the mix always runs",
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
+    unknown = set(args.ops.split(",")) - set(ISOLATED)
+    if unknown:
+        parser.error(f"--ops: unknown {', '.join(sorted(unknown))} (known: {', '.join(ISOLATED)})")
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
         sys.exit("DATABASE_URL must name a server where databases can be created")

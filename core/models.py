@@ -13,6 +13,7 @@ from typing import Any
 
 from geoalchemy2 import Geography, Geometry
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -240,6 +241,9 @@ class Offer(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=text("'draft'"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+    # The offer as nearby lists it, JSON rendered by the database's trigger whenever a field it
+    # shows is written (migration 0018); never written or read by the ORM.
+    listing: Mapped[Any] = mapped_column(JSON, nullable=True, deferred=True)
 
 
 class OfferStatusChange(Base):

@@ -230,16 +230,18 @@ def venue_fence(venue: Venue) -> MultiPolygon:
     return cast(MultiPolygon, to_shape(venue.geofence))
 
 
-@dataclass(frozen=True)
-class NearbyVenue:
-    id: uuid.UUID
-    name: str
-    category: str | None
-    distance_m: float
-    location: dict[str, Any]
-    offers: list[dict[str, Any]]
-
-
+# Nearby's whole answer is rendered by PostgreSQL and passed through as bytes (issue 21): the
+# view does no per-venue or per-offer work in Python. Each offer's JSON is ready in
+# `offers.listing`, rendered by a trigger whenever the offer is written (migration 0018); the
+# statement adds the venues around them. It is what the marshmallow schemas
+# (`api.schemas.NearbySchema`) would give for the same rows: the same fields in the same order,
+# the same values (`tests/integration/test_venues.py` checks it against each offer's own view and
+# `offers.rules.describe_rule`). Where the text differs, the values do not: PostgreSQL writes
+# `12.30` for Python's `12.3`, `25` for `25.0`, UTF-8 where Flask writes `\u00e4`, and spaces
+# around `:`. `distance_m` is rounded as a decimal (half away from zero) where Python rounded
+# the binary double (half to even): they can differ in the last digit only when the distance
+# is within about 1e-12 m of a half centimetre.
+#
 # One KNN query on the partial GiST index of live venues' locations: the inner query walks the
 # index in distance order (`<->`, the index scan's `Order By`) and stops at `limit`; the outer one
 # keeps those within the radius, computes exact spheroid distances and attaches each venue's live
@@ -248,6 +250,9 @@ class NearbyVenue:
 # the radius and sorted them (235 ms at 50 km among 100k venues) instead of stopping at `limit`.
 # The query point is written out where it is used, not taken from a CTE (an index scan can be
 # ordered only by a constant, not by a column of a materialised CTE).
+#
+# It answers one row: `body`, the response's JSON text, and `listed`, when `:pairs` (a user is
+# asking, whose impressions are recorded), `[[venue id, [offer ids]], ...]`.
 _POINT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography"
 _NEARBY_SQL = text(
     f"""
@@ -257,55 +262,60 @@ _NEARBY_SQL = text(
         WHERE v.deleted_at IS NULL
         ORDER BY v.location <-> {_POINT}
         LIMIT :limit
+    ), found AS (
+        SELECT n.id, n.name, n.category,
+               ST_Distance(n.location, {_POINT}) AS distance_m,
+               ST_X(n.location::geometry) AS lon, ST_Y(n.location::geometry) AS lat,
+               o.offers, o.offer_ids
+        FROM near n
+        LEFT JOIN LATERAL (
+            SELECT json_agg(f.listing ORDER BY f.created_at, f.id) AS offers,
+                   array_agg(f.id ORDER BY f.created_at, f.id) AS offer_ids
+            FROM offer_venues ov JOIN offers f ON f.id = ov.offer_id
+            WHERE ov.venue_id = n.id AND f.status = 'active'
+              AND (f.starts_at IS NULL OR f.starts_at <= now())
+              AND (f.ends_at IS NULL OR f.ends_at > now())
+        ) o ON true
+        WHERE ST_DWithin(n.location, {_POINT}, :radius)
     )
-    SELECT n.id, n.name, n.category,
-           ST_Distance(n.location, {_POINT}) AS distance_m,
-           ST_X(n.location::geometry) AS lon, ST_Y(n.location::geometry) AS lat,
-           COALESCE(o.offers, '[]'::json) AS offers
-    FROM near n
-    LEFT JOIN LATERAL (
-        SELECT json_agg(json_build_object(
-                   'id', f.id, 'title', f.title, 'rule', f.rule,
-                   'requires_presence_code', f.requires_presence_code,
-                   'min_proof', f.min_proof,
-                   'starts_at', f.starts_at, 'ends_at', f.ends_at, 'windows', f.windows)
-               ORDER BY f.created_at, f.id) AS offers
-        FROM offer_venues ov JOIN offers f ON f.id = ov.offer_id
-        WHERE ov.venue_id = n.id AND f.status = 'active'
-          AND (f.starts_at IS NULL OR f.starts_at <= now())
-          AND (f.ends_at IS NULL OR f.ends_at > now())
-    ) o ON true
-    WHERE ST_DWithin(n.location, {_POINT}, :radius)
-    ORDER BY distance_m, n.id
+    SELECT json_build_object('venues', COALESCE(json_agg(json_build_object(
+               'id', id, 'name', name, 'category', category,
+               'distance_m', round(distance_m::numeric, 2),
+               'location', json_build_object('type', 'Point',
+                                             'coordinates', json_build_array(lon, lat)),
+               'offers', COALESCE(offers, '[]'::json))
+               ORDER BY distance_m, id), '[]'::json))::text AS body,
+           json_agg(json_build_array(id, offer_ids) ORDER BY distance_m, id)
+               FILTER (WHERE :pairs AND offer_ids IS NOT NULL) AS listed
+    FROM found
     """
 )
 
 
+@dataclass(frozen=True)
+class Nearby:
+    """Nearby's answer: `body`, the JSON text of `{"venues": [...]}`, and, when asked for, the
+    (venue id, offer id) pairs it lists (as text)."""
+
+    body: str
+    listed: list[tuple[str, str]]
+
+
 def nearby(
-    conn: Session | Connection, lat: float, lon: float, radius_m: float, limit: int
-) -> list[NearbyVenue]:
-    rows = conn.execute(
-        _NEARBY_SQL, {"lat": lat, "lon": lon, "radius": radius_m, "limit": limit}
-    ).all()
-    return [
-        NearbyVenue(
-            id=row.id,
-            name=row.name,
-            category=row.category,
-            distance_m=round(float(row.distance_m), 2),
-            location={"type": "Point", "coordinates": [row.lon, row.lat]},
-            offers=[_offer_times(offer) for offer in row.offers],
-        )
-        for row in rows
-    ]
-
-
-def _offer_times(offer: dict[str, Any]) -> dict[str, Any]:
-    """JSON built in SQL carries timestamps as text; give them back as datetimes."""
-    for name in ("starts_at", "ends_at"):
-        if offer.get(name) is not None:
-            offer[name] = datetime.fromisoformat(offer[name])
-    return offer
+    conn: Session | Connection,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    limit: int,
+    *,
+    pairs: bool = False,
+) -> Nearby:
+    row = conn.execute(
+        _NEARBY_SQL,
+        {"lat": lat, "lon": lon, "radius": radius_m, "limit": limit, "pairs": pairs},
+    ).one()
+    listed = [(venue, offer) for venue, offers in row.listed or () for offer in offers]
+    return Nearby(row.body, listed)
 
 
 def _geography(point: Point) -> Any:

@@ -31,9 +31,10 @@ _RECORD_IMPRESSIONS = text(
 def record_impressions(
     db: Connection | Session,
     user_id: uuid.UUID,
-    listed: Iterable[tuple[uuid.UUID, uuid.UUID]],
+    listed: Iterable[tuple[uuid.UUID | str, uuid.UUID | str]],
 ) -> int:
-    """Record that `user_id` was shown these (venue, offer) pairs; answers how many impressions
+    """Record that `user_id` was shown these (venue, offer) pairs (ids or their text, as nearby's
+    JSON gives them); answers how many impressions
     are new today. One statement. On the request's autocommit connection it stands alone (the
     commit costs no round trip); on a session the commit makes it stand alone too."""
     pairs = list(listed)

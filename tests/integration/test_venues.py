@@ -289,6 +289,114 @@ def test_nearby_lists_only_live_offers_and_never_codes(
     assert "code" not in offer
 
 
+NEARBY_OFFER_FIELDS = [
+    "id",
+    "title",
+    "rule",
+    "unlock",
+    "requires_presence_code",
+    "min_proof",
+    "starts_at",
+    "ends_at",
+    "windows",
+]
+
+
+def test_nearby_json_rendered_by_the_database_is_what_the_schemas_say(
+    committed_api: Client, committed_owner: Client, committed_app: Any
+) -> None:
+    """Nearby's answer is PostgreSQL's JSON, passed through: every offer must read exactly as
+    its own view (`GET /v1/offers/{id}`, marshmallow's), with the `unlock` text of
+    `describe_rule`, and each venue as the venue's own view, fields in the schemas' order."""
+    from offers.rules import describe_rule, rule_from_json
+
+    api, owner = committed_api, committed_owner
+    venue = owner.create_venue(
+        venue_body(name='Kahvila "Ä" \\ \u00e9', category="café", location=HELSINKI)
+    )
+    rules = [
+        {"kind": "every_checkin"},
+        {"kind": "first_visit"},
+        {"kind": "nth_visit", "visits": 3},
+        {"kind": "nth_visit", "visits": 5, "within_days": 30, "repeat": True},
+        {"kind": "nth_visit", "visits": 2, "within_days": None, "repeat": False},
+        {"kind": "top_visitor"},
+        {"kind": "top_visitor", "window_days": 7, "min_visits": 1},
+        {"kind": "group", "min_people": 3, "within_minutes": 30},
+    ]
+    extras: list[dict[str, Any]] = [
+        {},
+        {"min_proof": "nfc_tap"},
+        {"requires_presence_code": True},
+        {"windows": [{"days": ["mon", "fri"], "start": "17:00", "end": "02:00"}]},
+        {"starts_at": "2020-01-01T00:00:00.1234+02:00", "ends_at": "2099-01-01T00:00:00Z"},
+        {"starts_at": "2020-01-01T00:00:00+02:00", "ends_at": "2099-06-30T23:59:59.999999Z"},
+        {},
+        {"min_proof": "presence_code"},
+    ]
+    created = []
+    for i, (rule, extra) in enumerate(zip(rules, extras, strict=True)):
+        offer = owner.create_offer(
+            {"venue_ids": [venue["id"]], "title": f"Offer {i} «x»", "rule": rule, **extra}
+        )
+        owner.activate_offer(offer["id"])
+        created.append(offer["id"])
+
+    response = api.transport.request(
+        "GET", "/v1/venues/nearby", params={"lat": 60.1699, "lon": 24.9384}
+    )
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json"
+    [listed] = response.body["venues"]
+    assert list(listed) == ["id", "name", "category", "distance_m", "location", "offers"]
+    assert {k: listed[k] for k in ("id", "name", "category", "location")} == {
+        k: venue[k] for k in ("id", "name", "category", "location")
+    }
+    with committed_app.app_context():
+        from api import db
+
+        exact = (
+            db.connection()
+            .execute(
+                text(
+                    "SELECT ST_Distance(location, ST_SetSRID(ST_MakePoint(24.9384, 60.1699), 4326)"
+                    "::geography) FROM venues WHERE id = :id"
+                ),
+                {"id": venue["id"]},
+            )
+            .scalar_one()
+        )
+    assert listed["distance_m"] == round(exact, 2)
+    assert [o["id"] for o in listed["offers"]] == created
+    suffixes = {"nfc_tap": ", with a tap of the tag at the counter"}
+    for offer in listed["offers"]:
+        assert list(offer) == NEARBY_OFFER_FIELDS
+        view = owner.get_offer(offer["id"])
+        assert {k: offer[k] for k in NEARBY_OFFER_FIELDS if k != "unlock"} == {
+            k: view[k] for k in NEARBY_OFFER_FIELDS if k != "unlock"
+        }
+        assert list(offer["rule"]) == list(view["rule"])
+        suffix = suffixes.get(view["min_proof"]) or (
+            ", with the code shown at the venue" if view["requires_presence_code"] else ""
+        )
+        assert offer["unlock"] == describe_rule(rule_from_json(view["rule"])) + suffix
+    unlocks = [offer["unlock"] for offer in listed["offers"]]
+    assert unlocks == [
+        "Check in",
+        "Check in for the first time, with a tap of the tag at the counter",
+        "Check in 3 times, with the code shown at the venue",
+        "Check in every 5 visits within 30 days",
+        "Check in 2 times",
+        "Be the most frequent visitor over 60 days, with at least 2 visits",
+        "Be the most frequent visitor over 7 days, with at least 1 visit",
+        "Check in with 3 people within 30 minutes, with the code shown at the venue",
+    ]
+    starts = [offer["starts_at"] for offer in listed["offers"]]
+    assert starts[4:6] == ["2019-12-31T22:00:00.123400+00:00", "2019-12-31T22:00:00+00:00"]
+    assert listed["offers"][5]["ends_at"] == "2099-06-30T23:59:59.999999+00:00"
+    assert api.nearby(0, 0, radius_m=1) == []  # an empty answer is still a list
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -323,7 +431,7 @@ def test_nearby_is_one_knn_query_ordered_by_the_spatial_index(
                 row[0]
                 for row in conn.execute(
                     text("EXPLAIN " + str(_NEARBY_SQL)),
-                    {"lat": 60.17, "lon": 24.94, "radius": radius, "limit": 20},
+                    {"lat": 60.17, "lon": 24.94, "radius": radius, "limit": 20, "pairs": True},
                 )
             )
         finally:
