@@ -321,7 +321,7 @@ def build(server_url: str, name: str, venues: int, seed: int = 7, log: Any = pri
         cur.execute("SET session_replication_role = DEFAULT")
         for statement in counters.REBUILD:  # loaded with the triggers off (migration 0015)
             cur.execute(statement)
-        cur.execute("UPDATE offers o SET listing = offer_listing(o)")  # the same (0018)
+        cur.execute("UPDATE offers o SET listing = offer_listing(o)")  # the same (0019)
         raw.commit()
         raw.set_isolation_level(0)
         cur.execute("VACUUM ANALYZE")

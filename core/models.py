@@ -242,7 +242,7 @@ class Offer(Base):
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     # The offer as nearby lists it, JSON rendered by the database's trigger whenever a field it
-    # shows is written (migration 0018); never written or read by the ORM.
+    # shows is written (migration 0019); never written or read by the ORM.
     listing: Mapped[Any] = mapped_column(JSON, nullable=True, deferred=True)
 
 

@@ -232,7 +232,7 @@ def venue_fence(venue: Venue) -> MultiPolygon:
 
 # Nearby's whole answer is rendered by PostgreSQL and passed through as bytes (issue 21): the
 # view does no per-venue or per-offer work in Python. Each offer's JSON is ready in
-# `offers.listing`, rendered by a trigger whenever the offer is written (migration 0018); the
+# `offers.listing`, rendered by a trigger whenever the offer is written (migration 0019); the
 # statement adds the venues around them. It is what the marshmallow schemas
 # (`api.schemas.NearbySchema`) would give for the same rows: the same fields in the same order,
 # the same values (`tests/integration/test_venues.py` checks it against each offer's own view and

@@ -92,7 +92,7 @@ def window_from_json(data: dict[str, Any]) -> Window:
 
 def describe_rule(rule: Rule) -> str:
     """What it takes to unlock, in plain words (nearby's `unlock`). Nearby shows it as the
-    database renders it, `offer_listing()` of migration 0018: a change here needs a migration
+    database renders it, `offer_listing()` of migration 0019: a change here needs a migration
     that replaces that function (tests/integration/test_venues.py compares the two)."""
     if isinstance(rule, EveryCheckin):
         return "Check in"
