@@ -83,9 +83,9 @@ async function remove(hook) {
     return;
   }
   open.delete(hook.id);
-  announce(`Deleted the endpoint ${hook.url}.`, { kind: "success" });
   await load();
   $("endpoints-title").focus();
+  announce(`Deleted the endpoint ${hook.url}.`, { kind: "success" }); // once the list shows it
 }
 
 // ---- deliveries ----------------------------------------------------------------------------
