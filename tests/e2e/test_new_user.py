@@ -222,6 +222,9 @@ def test_the_cluster_survives_a_taken_port_a_stale_pid_file_and_kill_9(
     # Its port taken by another program while it was stopped: it moves, and says so.
     old_port = clone.port()
     with socket.socket() as squatter:
+        # As servers do: the stopped cluster's own connections may still hold the port in
+        # TIME_WAIT (when a backend closed first), which a plain bind refuses.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", old_port))
         squatter.listen()
         moved = clone.pg("start")
