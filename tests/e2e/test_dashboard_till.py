@@ -63,6 +63,13 @@ def checked_in_code(live_api: Client, venue: dict[str, Any]) -> dict[str, Any]:
     return dict(checkin["unlocks"][0])
 
 
+def focused(page: Any, element_id: str) -> None:
+    """The element `autofocus` names gets the focus. Chromium moves it when it next renders,
+    which on a loaded machine can come after the load event, so wait for it (and fail after
+    the deadline if it never comes)."""
+    page.wait_for_function("id => document.activeElement?.id === id", arg=element_id)
+
+
 def pair_phone(page: Any, code: str) -> None:
     """What the QR code on the owner's screen opens, then the tap on Pair."""
     page.goto(f"/dashboard/pair?code={code.replace('-', '')}")
@@ -202,7 +209,7 @@ def test_the_keyboard_pairs_and_revokes_and_a_device_unpairs_itself(
 
     phone = new_page(None, PHONE)
     phone.goto("/dashboard/pair")
-    assert phone.evaluate("document.activeElement.id") == "code"
+    focused(phone, "code")
     phone.keyboard.type(code.lower().replace("-", " "))
     phone.keyboard.press("Enter")
     phone.wait_for_url("**/dashboard/till")
@@ -333,7 +340,7 @@ def test_the_till_works_with_the_keyboard_alone(live_api: Client, new_page: Any)
     page = new_page(m["staff_key"])
     page.goto("/dashboard/till")  # one venue: the till is there
     ready(page)
-    assert page.evaluate("document.activeElement.id") == "code"  # focused on arrival
+    focused(page, "code")  # on arrival
     page.keyboard.type(code)
     page.keyboard.press("Enter")
     page.wait_for_selector("#redeem")
