@@ -17,6 +17,7 @@ Lists of codes, limits and defaults live here; the API's schemas import them.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import json
@@ -367,17 +368,17 @@ class _Prepared:
     params: tuple[tuple[str, str], ...]  # (name, SQL type), in $n order
     sql: str
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         digest = hashlib.blake2s(self.sql.encode(), digest_size=6).hexdigest()
         return f"{self.name}_{digest}"
 
-    @property
+    @functools.cached_property
     def prepare(self) -> str:
         types = ", ".join(t for _, t in self.params)
         return f"PREPARE {self.key} ({types}) AS {self.sql}"
 
-    @property
+    @functools.cached_property
     def execute(self) -> Any:
         # The generic plan every time (the record's custom plans, which know how many
         # deliveries it records, won PostgreSQL's comparison and were planned anew each time);
@@ -385,7 +386,7 @@ class _Prepared:
         args = ", ".join(f"CAST(:{n} AS {t})" for n, t in self.params)
         return text(f"SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {self.key} ({args})")
 
-    @property
+    @functools.cached_property
     def plain(self) -> Any:
         """The statement sent whole, parsed and planned each time (before preparing; benchmarks
         compare the two: `PREPARED`)."""
