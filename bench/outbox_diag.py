@@ -4,7 +4,11 @@ Runs the HTTP outbox step's modes (bench/outbox.py `measure`) with the delivery 
 connections named (`PGAPPNAME`), and per mode reports per check-in: the database's CPU split by
 process (API backends, worker backends, autovacuum, background processes, ended children),
 pg_stat_statements' top statements (when the extension is loaded), the outbox tables' counters,
-and the worker's claims (empty and not).
+and its statements' calls and rows per check-in. To have pg_stat_statements in this checkout's cluster:
+`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'` (and
+`pg_stat_statements.track_planning = on` for planning times), `scripts/pg.sh stop && scripts/pg.sh
+start`, `CREATE EXTENSION pg_stat_statements` in the bench database; `ALTER SYSTEM RESET` both
+after (the other benchmarks' figures are without it).
 
     DATABASE_URL=$(scripts/pg.sh url co_bench_10k) APP_ENV=development \\
         NFC_MASTER_KEY=$(scripts/devkey.sh) .venv/bin/python -m bench.outbox_diag [--rounds 1]
