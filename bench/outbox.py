@@ -109,17 +109,23 @@ def micro() -> None:
 
 # ---- the delivery worker alone, in process ---------------------------------------------------
 
-# The worker's ways, interleaved round by round: `before` is one delivery per transaction on a
-# new connection each (the worker before keep-alive and batches), `keepalive` the same with the
-# connection kept, `batch` the worker as it runs (both).
-DELIVER_VARIANTS = {"before": (1, False), "keepalive": (1, True), "batch": (10, True)}
+# The worker's ways, interleaved round by round (batch size, keep-alive, prepared statements):
+# `before` is one delivery per transaction on a new connection each (the worker before
+# keep-alive and batches), `batch` keep-alive and batches with the claim and the record sent
+# whole (parsed and planned every time), `prepared` the worker as it runs (all three).
+DELIVER_VARIANTS = {
+    "before": (1, False, False),
+    "batch": (10, True, False),
+    "prepared": (10, True, True),
+}
 
 
 def deliver(merchants: int = 100, per_round: int = 100, rounds: int = 5) -> None:
     """CPU per delivery of the worker (`core.delivery.Worker.drain` in this process, one
-    thread) and of the database (the cluster's processes), to a loopback receiver answering 204
-    (another process, not counted). Each round makes `per_round` check-ins spread over
-    `merchants` merchants (2 deliveries each, one endpoint per merchant), then drains them."""
+    thread) and of the database (the cluster's processes, and apart the worker's own database
+    connection: one, kept), to a loopback receiver answering 204 (another process, not
+    counted). Each round makes `per_round` check-ins spread over `merchants` merchants (2
+    deliveries each, one endpoint per merchant), then drains them."""
     from bench import perf
     from core.delivery import Worker
 
@@ -133,6 +139,12 @@ def deliver(merchants: int = 100, per_round: int = 100, rounds: int = 5) -> None
     receiver = Receiver()
     cluster = perf.Cluster("database", url)
     policy = webhooks.UrlPolicy(allow_http_loopback=True)
+    # The worker's own connection, one for all rounds: its backend's CPU is the worker's
+    # statements alone (the cluster's also holds its background processes and autovacuum).
+    worker_engine = make_engine(url, pool_size=1, max_overflow=0)
+    worker_factory = sessionmaker(worker_engine, expire_on_commit=False)
+    with worker_engine.connect() as conn:
+        backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
     try:
         with engine.begin() as conn:
             conn.execute(text("UPDATE webhook_endpoints SET deleted_at = now()"))
@@ -147,9 +159,11 @@ def deliver(merchants: int = 100, per_round: int = 100, rounds: int = 5) -> None
             owner.activate_offer(offer["id"])
             owner.create_webhook(receiver.url, ["checkin.verified", "unlock.created"])
             venues.append(uuid.UUID(v["id"]))
-        results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in DELIVER_VARIANTS}
+        results: dict[str, list[tuple[float, float, float, int]]] = {
+            k: [] for k in DELIVER_VARIANTS
+        }
         for _ in range(rounds):
-            for kind, (batch, keep_alive) in DELIVER_VARIANTS.items():
+            for kind, (batch, keep_alive, prepared) in DELIVER_VARIANTS.items():
                 ids = [uuid.uuid4() for _ in range(per_round)]
                 with engine.begin() as conn:
                     conn.execute(
@@ -161,29 +175,37 @@ def deliver(merchants: int = 100, per_round: int = 100, rounds: int = 5) -> None
                         venues[n % merchants], 60.1699, 24.9384, 10, datetime.now(UTC)
                     )
                     checkins.check_in(UnitOfWork(factory), user_id, fix)
-                worker = Worker(factory, policy, batch=batch, keep_alive=keep_alive)
-                cpu, db = time.process_time(), cluster.cpu_s()
-                sent = worker.drain()
+                worker = Worker(worker_factory, policy, batch=batch, keep_alive=keep_alive)
+                webhooks.PREPARED = prepared
+                try:
+                    cpu, db = time.process_time(), cluster.cpu_s()
+                    own = perf.process_cpu_s(backend)
+                    sent = worker.drain()
+                finally:
+                    webhooks.PREPARED = True
                 results[kind].append(
                     (
                         (time.process_time() - cpu) / max(sent, 1) * 1000,
                         (cluster.cpu_s() - db) / max(sent, 1) * 1000,
+                        (perf.process_cpu_s(backend) - own) / max(sent, 1) * 1000,
                         sent,
                     )
                 )
         for kind, rows in results.items():
             worker_ms = statistics.median(r[0] for r in rows)
             db_ms = statistics.median(r[1] for r in rows)
+            own_ms = statistics.median(r[2] for r in rows)
             print(
-                f"{kind:9s} worker CPU {worker_ms:.3f} ms, database CPU {db_ms:.3f} ms per"
-                f" delivery ({sum(r[2] for r in rows)} deliveries in {rounds} rounds; median of"
-                " rounds)",
+                f"{kind:9s} worker CPU {worker_ms:.3f} ms, database CPU {db_ms:.3f} ms (the"
+                f" worker's connection {own_ms:.3f} ms) per delivery"
+                f" ({sum(r[3] for r in rows)} deliveries in {rounds} rounds; median of rounds)",
                 flush=True,
             )
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE webhook_endpoints SET deleted_at = now()"))
         receiver.stop()
+        worker_engine.dispose()
         engine.dispose()
 
 
@@ -192,8 +214,16 @@ def deliver(merchants: int = 100, per_round: int = 100, rounds: int = 5) -> None
 ENDPOINT_PATH = "/bench-outbox"
 # no endpoint; every merchant one endpoint for every event, the worker delivering as they come;
 # the same with the worker stopped during the load and let go after it (where the cost goes:
-# the check-in's own emit while the load runs, the deliveries after it)
+# the check-in's own emit while the load runs, the deliveries after it); with `before`, also
+# `subscribed` delivered by a second worker whose claim and record are not prepared statements
+# (the worker before that change; the first one stopped meanwhile)
 MODES = ("none", "subscribed", "deferred")
+BEFORE = "subscribed_unprepared"
+# The worker process with `core.webhooks.PREPARED` off.
+UNPREPARED_WORKER = (
+    "import sys; import core.webhooks as w; w.PREPARED = False;"
+    " from api.webhook_worker import main; sys.exit(main())"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -299,6 +329,7 @@ def measure(
     primary: Any,
     kind: str,
     rounds: int = 2,
+    before: bool = False,
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Check-ins alone through the service with the delivery worker running, with and without
     one subscribed endpoint per merchant, `rounds` times each, interleaved (the machine's drift
@@ -311,27 +342,50 @@ def measure(
     _endpoints(engine, receiver.url)
     server = perf.Server(kind, url, args.workers, args.threads, {})
     worker_log = (perf.OUT / "webhook-worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "api.webhook_worker"],
-        cwd=perf.ROOT,
-        env={**os.environ, "DATABASE_URL": url, "WEBHOOKS_ALLOW_HTTP_LOOPBACK": "1"},
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    env = {**os.environ, "DATABASE_URL": url, "WEBHOOKS_ALLOW_HTTP_LOOPBACK": "1"}
+
+    def start_worker(*argv: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=perf.ROOT,
+            env=env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    workers = {"prepared": start_worker("-m", "api.webhook_worker")}
+    if before:
+        workers["unprepared"] = start_worker("-c", UNPREPARED_WORKER)
+    modes = (*MODES, BEFORE) if before else MODES
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     received = 0
     try:
         _, _, starts = loadgen.run(
             pools, server.base, {"checkin": 1.0}, args.warmup, args.clients, starts=starts
         )
-        for _ in range(rounds):
-            for mode in MODES:
-                _subscribe(engine, mode != "none")
-                before = _outbox(engine).get(webhooks.DELIVERED, 0)
+        stopped: set[str] = set()
 
-                def cpu() -> tuple[float, float, float]:
-                    return server.cpu_s(), perf.process_cpu_s(worker.pid), primary.cpu_s()
+        def only(name: str) -> subprocess.Popen[bytes]:
+            """Let `name` run, the other worker stopped (the outbox is drained: it holds no
+            delivery)."""
+            for other, proc in workers.items():
+                if other != name and other not in stopped:
+                    os.kill(proc.pid, signal.SIGSTOP)
+                    stopped.add(other)
+            if name in stopped:
+                os.kill(workers[name].pid, signal.SIGCONT)
+                stopped.discard(name)
+            return workers[name]
+
+        for _ in range(rounds):
+            for mode in modes:
+                worker = only("unprepared" if mode == BEFORE else "prepared")
+                _subscribe(engine, mode != "none")
+                delivered_before = _outbox(engine).get(webhooks.DELIVERED, 0)
+
+                def cpu(pid: int = worker.pid) -> tuple[float, float, float]:
+                    return server.cpu_s(), perf.process_cpu_s(pid), primary.cpu_s()
 
                 start = cpu()
                 if mode == "deferred":
@@ -368,12 +422,12 @@ def measure(
                     "worker_cpu_ms": (end[1] - start[1]) / n * 1000,
                     "db_cpu_ms": (end[2] - start[2]) / n * 1000,
                     "drain_s": drain_s,
-                    "delivered": after.get(webhooks.DELIVERED, 0) - before,
+                    "delivered": after.get(webhooks.DELIVERED, 0) - delivered_before,
                     "still_pending": after.get(webhooks.PENDING, 0),
                 }
                 runs[mode].append(run)
                 print(
-                    f"  outbox {mode:10} {total:6.0f} check-ins/s  p99 {st.p99_ms:6.1f} ms"
+                    f"  outbox {mode:21} {total:6.0f} check-ins/s  p99 {st.p99_ms:6.1f} ms"
                     f"  server {run['server_cpu_ms']:.2f} + worker {run['worker_cpu_ms']:.2f}"
                     f" ms, database {run['db_cpu_ms']:.2f} ms CPU per check-in;"
                     f" {run['delivered']} delivered, drained in {drain_s:.1f} s",
@@ -381,12 +435,15 @@ def measure(
                 )
     finally:
         _subscribe(engine, False)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        for proc in workers.values():
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         worker_log.close()
         server.stop()
         received = receiver.stop()
@@ -411,9 +468,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]], received: int) -> dict[str,
         }
     a, b = modes["none"], modes["subscribed"]
 
-    def ratio(key: str) -> float:
-        return b[key] / a[key] if a[key] else 0.0
-
     def phase(mode: str, key: str, side: int) -> float:
         rows = runs[mode]
         n = sum(r["count"] for r in rows) or 1
@@ -429,18 +483,27 @@ def summarise(runs: dict[str, list[dict[str, Any]]], received: int) -> dict[str,
         "deliveries_per_checkin": modes["deferred"]["delivered"]
         / max(sum(r["count"] for r in runs["deferred"]), 1),
     }
+
+    def ratios(b: dict[str, float]) -> dict[str, float]:
+        def total(x: dict[str, float]) -> float:
+            return x["server_cpu_ms"] + x["worker_cpu_ms"] + x["db_cpu_ms"]
+
+        return {
+            "per_s": b["per_s"] / a["per_s"] if a["per_s"] else 0.0,
+            "server_cpu": (b["server_cpu_ms"] + b["worker_cpu_ms"])
+            / max(a["server_cpu_ms"] + a["worker_cpu_ms"], 1e-9),
+            "api_cpu": b["server_cpu_ms"] / a["server_cpu_ms"] if a["server_cpu_ms"] else 0.0,
+            "db_cpu": b["db_cpu_ms"] / a["db_cpu_ms"] if a["db_cpu_ms"] else 0.0,
+            "server_and_db_cpu": total(b) / max(total(a), 1e-9),
+        }
+
     return {
         "runs": runs,
         "modes": modes,
         "breakdown": breakdown,
         "received": received,
-        "ratios": {
-            "per_s": ratio("per_s"),
-            "server_cpu": (b["server_cpu_ms"] + b["worker_cpu_ms"])
-            / max(a["server_cpu_ms"] + a["worker_cpu_ms"], 1e-9),
-            "api_cpu": ratio("server_cpu_ms"),
-            "db_cpu": ratio("db_cpu_ms"),
-        },
+        "ratios": ratios(b),
+        **({"ratios_unprepared": ratios(modes[BEFORE])} if BEFORE in modes else {}),
     }
 
 
@@ -456,7 +519,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "| | check-ins/s | p99 ms | API CPU ms | worker CPU ms | database CPU ms | delivered |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for mode in MODES:
+    for mode in m:
         x = m[mode]
         lines.append(
             f"| {mode} | {x['per_s']:.0f} | {x['p99_ms']:.1f} | {x['server_cpu_ms']:.2f} |"
@@ -475,8 +538,17 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "",
         f"Subscribed / none: throughput x{r['per_s']:.2f}, server CPU (API + worker)"
         f" x{r['server_cpu']:.2f} (API alone x{r['api_cpu']:.2f}), database CPU"
-        f" x{r['db_cpu']:.2f}; the receiver got {result['received']} deliveries.",
+        f" x{r['db_cpu']:.2f}, server + database x{r['server_and_db_cpu']:.2f}; the receiver"
+        f" got {result['received']} deliveries.",
     ]
+    if "ratios_unprepared" in result:
+        u = result["ratios_unprepared"]
+        lines += [
+            "",
+            f"{BEFORE} / none (the worker's statements sent whole, as before they were"
+            f" prepared): server CPU x{u['server_cpu']:.2f}, database CPU x{u['db_cpu']:.2f},"
+            f" server + database x{u['server_and_db_cpu']:.2f}.",
+        ]
     return lines
 
 

@@ -853,7 +853,9 @@ def only(
     kind = args.servers.split(",")[0].strip()
     with repeat_visits(engine, pools):
         if args.only == "outbox":
-            result, _ = outbox.measure(url, pools, args, {}, primary, kind)
+            result, _ = outbox.measure(
+                url, pools, args, {}, primary, kind, before=args.outbox_before
+            )
             lines = outbox.markdown(result)
         else:
             if not replica.private_primary(server_url):
@@ -896,6 +898,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-outbox", action="store_true", help="skip the webhook outbox's cost (bench/outbox.py)"
+    )
+    parser.add_argument(
+        "--outbox-before",
+        action="store_true",
+        help="the outbox step also runs a worker without prepared statements (as before them)",
     )
     parser.add_argument(
         "--no-replica", action="store_true", help="skip the mix with a replica (bench/replica.py)"
@@ -959,7 +966,9 @@ def main(argv: list[str] | None = None) -> int:
     with repeat_visits(engine, pools):
         if not args.no_outbox:
             print("the webhook outbox's cost to a check-in", flush=True)
-            extra["outbox"], starts = outbox.measure(url, pools, args, starts, primary, main_kind)
+            extra["outbox"], starts = outbox.measure(
+                url, pools, args, starts, primary, main_kind, before=args.outbox_before
+            )
         if not args.no_replica:
             if replica.private_primary(server_url):
                 print("the mix with 0 and 1 read replica", flush=True)

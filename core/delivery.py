@@ -14,7 +14,8 @@ one thread, not all), and for each one after another: check the URL again (DNS m
 since registration) and connect to the address it checked (reusing the thread's kept-alive
 connection only when it was opened to that same address, `Connections`), POST with short
 timeouts and no redirects, read at most `MAX_RESPONSE_BYTES` of the answer; then record every
-attempt in one statement and commit once. A failed attempt ends the batch early. Signatures come from the `standardwebhooks` package (the specification's own Python
+attempt in one statement and commit once (the claim and the record are prepared once per
+database connection: `core.webhooks._Prepared`). A failed attempt ends the batch early. Signatures come from the `standardwebhooks` package (the specification's own Python
 implementation), not hand-written HMAC code.
 
 SIGTERM or SIGINT stops the claim loop; deliveries in flight finish (bounded by the timeouts),

@@ -17,6 +17,8 @@ Lists of codes, limits and defaults live here; the API's schemas import them.
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import ipaddress
 import json
 import random
@@ -349,6 +351,69 @@ def emit(
     )
 
 
+# ---- the worker's two statements, prepared ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement the delivery worker runs in every transaction, prepared once per database
+    connection (`PREPARE`) and then only executed (`EXECUTE`): measured, parsing and planning
+    the claim and the record cost the database about as much CPU as running them
+    (docs/performance.md). After a few executions PostgreSQL keeps a generic plan. A prepared
+    statement belongs to its connection: a new one (the pool reconnecting after a restart)
+    prepares again; its name is the statement's text's hash, so a changed text never meets an
+    older preparation of itself. Parameters are `$1`..`$n` in `sql`, bound by name in order."""
+
+    name: str
+    params: tuple[tuple[str, str], ...]  # (name, SQL type), in $n order
+    sql: str
+
+    @functools.cached_property
+    def key(self) -> str:
+        digest = hashlib.blake2s(self.sql.encode(), digest_size=6).hexdigest()
+        return f"{self.name}_{digest}"
+
+    @functools.cached_property
+    def prepare(self) -> str:
+        types = ", ".join(t for _, t in self.params)
+        return f"PREPARE {self.key} ({types}) AS {self.sql}"
+
+    @functools.cached_property
+    def execute(self) -> Any:
+        # The generic plan every time (the record's custom plans, which know how many
+        # deliveries it records, won PostgreSQL's comparison and were planned anew each time);
+        # SET LOCAL ends with the transaction. One round trip.
+        args = ", ".join(f"CAST(:{n} AS {t})" for n, t in self.params)
+        return text(f"SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {self.key} ({args})")
+
+    @functools.cached_property
+    def plain(self) -> Any:
+        """The statement sent whole, parsed and planned each time (before preparing; benchmarks
+        compare the two: `PREPARED`)."""
+        sql = self.sql
+        for i, (n, t) in reversed(list(enumerate(self.params, start=1))):
+            sql = sql.replace(f"${i}", f"CAST(:{n} AS {t})")
+        return text(sql)
+
+
+# False: send the statements whole each time, as before they were prepared (bench/outbox.py's
+# `before`; nothing else sets it).
+PREPARED = True
+
+
+def _execute_prepared(session: Session, statement: _Prepared, params: Mapping[str, Any]) -> Any:
+    """Run `statement` in the session's transaction, preparing it first on a connection that
+    has not prepared it yet (`Connection.info` lives as long as the database connection)."""
+    if not PREPARED:
+        return execute(session, statement.plain, params)
+    connection = session.connection()
+    prepared: set[str] = connection.info.setdefault("prepared_statements", set())
+    if statement.key not in prepared:
+        connection.exec_driver_sql(statement.prepare)
+        prepared.add(statement.key)
+    return execute(connection, statement.execute, params)
+
+
 # ---- deliveries ---------------------------------------------------------------------------------
 
 
@@ -391,7 +456,9 @@ class Claimed:
 # locked too (skipped when held): one delivery in flight per endpoint, so a slow receiver ties up
 # one worker thread, never all of them. FOR NO KEY UPDATE does not block the FOREIGN KEY checks of
 # new deliveries.
-_CLAIM = text(
+_CLAIM = _Prepared(
+    "webhook_claim",
+    (("more", "int"),),
     """
     WITH head AS (
         SELECT d.id, d.endpoint_id
@@ -406,7 +473,7 @@ _CLAIM = text(
         FROM webhook_deliveries d JOIN head ON d.endpoint_id = head.endpoint_id
         WHERE d.id <> head.id AND d.status = 'pending' AND d.next_attempt_at <= now()
         ORDER BY d.next_attempt_at
-        LIMIT :more
+        LIMIT $1
         FOR NO KEY UPDATE OF d SKIP LOCKED
     )
     SELECT d.id, d.event_id, d.endpoint_id, d.attempts, w.merchant_id, w.url, w.secret,
@@ -416,14 +483,14 @@ _CLAIM = text(
     JOIN webhook_events e ON e.id = d.event_id
     WHERE d.id IN (SELECT id FROM head UNION ALL SELECT id FROM more)
     ORDER BY d.next_attempt_at, d.id
-    """
+    """,
 )
 
 
 def claim_batch(session: Session, limit: int) -> list[Claimed]:
     """Up to `limit` due deliveries of one endpoint, locked until the transaction ends; []
     when none is due (or every due one is held)."""
-    rows = execute(session, _CLAIM, {"more": max(limit - 1, 0)}).all()
+    rows = _execute_prepared(session, _CLAIM, {"more": max(limit - 1, 0)}).all()
     return [
         Claimed(
             row.id,
@@ -488,13 +555,20 @@ class Outcome:
 # (delivered, retried after their backoff, or failed when the retry window is over), and the
 # endpoint marked failing (or no longer) by the last attempt that settled a delivery; the row is
 # left alone when that changes nothing.
-_RECORD = text(
+_RECORD = _Prepared(
+    "webhook_record",
+    (
+        ("ids", "uuid[]"),
+        ("status_codes", "int[]"),
+        ("errors", "text[]"),
+        ("durations", "int[]"),
+        ("delivered", "boolean[]"),
+        ("delays", "float8[]"),
+    ),
     """
     WITH o AS (
-        SELECT * FROM unnest(
-            CAST(:ids AS uuid[]), CAST(:status_codes AS int[]), CAST(:errors AS text[]),
-            CAST(:durations AS int[]), CAST(:delivered AS boolean[]), CAST(:delays AS float8[])
-        ) WITH ORDINALITY AS o(id, status_code, error, duration_ms, delivered, delay_s, n)
+        SELECT * FROM unnest($1, $2, $3, $4, $5, $6)
+            WITH ORDINALITY AS o(id, status_code, error, duration_ms, delivered, delay_s, n)
     ), attempt AS (
         INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error,
                                       duration_ms)
@@ -525,7 +599,7 @@ _RECORD = text(
           AND (settled.status = 'delivered') = (w.failing_since IS NOT NULL)
     )
     SELECT id, status FROM d ORDER BY n
-    """
+    """,
 )
 
 
@@ -535,7 +609,7 @@ def record_attempts(session: Session, attempts: Sequence[tuple[Claimed, Outcome]
     in order."""
     if not attempts:
         return []
-    rows = execute(
+    rows = _execute_prepared(
         session,
         _RECORD,
         {

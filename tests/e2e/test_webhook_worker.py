@@ -184,7 +184,7 @@ def test_a_database_connection_lost_mid_delivery_sends_it_again_with_the_same_id
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND state = 'idle in transaction' AND query LIKE '%webhook_deliveries%'"
+                    " AND state = 'idle in transaction' AND query LIKE '%EXECUTE webhook_claim%'"
                 )
             ).all()
         assert cut and all(terminated for (terminated,) in cut)

@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from core import webhooks
 from core.delivery import Connections, Worker
-from core.uow import UnitOfWork
+from core.uow import UnitOfWork, make_engine
 from mobile_stub.client import ApiError, Client
 from offers.checkins import CheckinInput, check_in
 from tests.factories import offer_body, venue_body
@@ -327,6 +328,47 @@ def test_one_kept_alive_connection_while_the_checked_address_holds(
         connections.close()
     finally:
         receiver.close()
+
+
+def test_the_workers_statements_are_prepared_once_per_connection(
+    dev_app: Flask, owner: Client, committed_api: Client, receiver: Receiver
+) -> None:
+    """The claim and the record are prepared on a connection's first use, then only executed;
+    a rolled-back transaction keeps them (PREPARE is not undone), and a new connection (the pool
+    replacing one after a restart) prepares them again. Sent whole, they do the same."""
+    engine = make_engine(dev_app.config["DATABASE_URL"], pool_size=1, max_overflow=0)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    worker = Worker(factory, DEV, threads=1)
+
+    def prepared() -> set[str]:
+        with engine.connect() as conn:  # the pool's one connection: the worker's
+            return set(conn.execute(text("SELECT name FROM pg_prepared_statements")).scalars())
+
+    try:
+        hook = owner.create_webhook(receiver.url(), ["checkin.verified"])
+        venue = _venue_with_offer(owner)
+        _check_in(_user(committed_api)[0], venue)
+        with UnitOfWork(factory) as uow:  # claimed, then rolled back: still due
+            assert len(webhooks.claim_batch(uow.session, 10)) == 1
+        assert prepared() == {webhooks._CLAIM.key}
+        assert worker.drain() == 1
+        assert prepared() == {webhooks._CLAIM.key, webhooks._RECORD.key}
+
+        engine.dispose()  # a new connection
+        assert prepared() == set()
+        _check_in(_user(committed_api)[0], venue)
+        assert worker.drain() == 1
+        assert prepared() == {webhooks._CLAIM.key, webhooks._RECORD.key}
+
+        webhooks.PREPARED = False
+        _check_in(_user(committed_api)[0], venue)
+        assert worker.drain() == 1
+    finally:
+        webhooks.PREPARED = True
+        engine.dispose()
+    deliveries = owner.webhook_deliveries(hook["id"])
+    assert [d["status"] for d in deliveries] == ["delivered"] * 3
+    assert len(receiver.requests) == 3
 
 
 def test_a_batch_is_one_endpoints_due_deliveries_and_stops_at_a_failure(
