@@ -276,14 +276,23 @@ class Checkin(Base):
         # impossible travel: the user's latest accepted fix; cooldown: latest at this venue
         Index("ix_checkins_user_id_observed_at", "user_id", "observed_at"),
         Index("ix_checkins_user_id_venue_id_created_at", "user_id", "venue_id", "created_at"),
-        Index("ix_checkins_venue_id_created_at", "venue_id", "created_at"),
-        # the leak report proves each redemption's check-in verified with index-only probes
-        Index("ix_checkins_verified_id", "id", postgresql_where=text("status = 'verified'")),
-        # the leak report and offer health read rejections only
+        # offer health counts each person's check-ins and rejections at a venue from the index
+        # alone (migration 0018)
+        Index(
+            "ix_checkins_venue_id_created_at",
+            "venue_id",
+            "created_at",
+            postgresql_include=["user_id", "status"],
+        ),
+        # the leak report and offer health read the status and proof of the check-in behind each
+        # unlock or redemption from the index alone (migration 0018)
+        Index("ix_checkins_id_status_proof", "id", postgresql_include=["status", "proof"]),
+        # the leak report counts rejections by reason from the index alone
         Index(
             "ix_checkins_rejected_venue_id_created_at",
             "venue_id",
             "created_at",
+            postgresql_include=["reason_codes"],
             postgresql_where=text("status = 'rejected'"),
         ),
         # strikes (offers/abuse.py): the users of a device, the devices and rejections of a user
