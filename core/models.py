@@ -280,14 +280,23 @@ class Checkin(Base):
         # impossible travel: the user's latest accepted fix; cooldown: latest at this venue
         Index("ix_checkins_user_id_observed_at", "user_id", "observed_at"),
         Index("ix_checkins_user_id_venue_id_created_at", "user_id", "venue_id", "created_at"),
-        Index("ix_checkins_venue_id_created_at", "venue_id", "created_at"),
-        # the leak report proves each redemption's check-in verified with index-only probes
-        Index("ix_checkins_verified_id", "id", postgresql_where=text("status = 'verified'")),
-        # the leak report and offer health read rejections only
+        # the funnel's check-ins at an offer's venues and offer health's people and rejections
+        # there are read from the index alone (migration 0020)
+        Index(
+            "ix_checkins_venue_id_created_at",
+            "venue_id",
+            "created_at",
+            postgresql_include=["user_id", "status", "id", "proof"],
+        ),
+        # the leak report and offer health read the status and proof of the check-in behind each
+        # unlock or redemption from the index alone (migration 0020)
+        Index("ix_checkins_id_status_proof", "id", postgresql_include=["status", "proof"]),
+        # the leak report counts rejections by reason from the index alone
         Index(
             "ix_checkins_rejected_venue_id_created_at",
             "venue_id",
             "created_at",
+            postgresql_include=["reason_codes"],
             postgresql_where=text("status = 'rejected'"),
         ),
         # strikes (offers/abuse.py): the users of a device, the devices and rejections of a user
@@ -656,7 +665,13 @@ class Unlock(Base):
     __table_args__ = (
         Index("ix_unlocks_user_id_created_at", "user_id", "created_at"),
         Index("ix_unlocks_offer_id_user_id", "offer_id", "user_id"),
-        Index("ix_unlocks_offer_id_created_at", "offer_id", "created_at"),
+        # an offer's unlocks with the check-in behind each, from the index alone (migration 0020)
+        Index(
+            "ix_unlocks_offer_id_created_at",
+            "offer_id",
+            "created_at",
+            postgresql_include=["checkin_id"],
+        ),
         Index("ix_unlocks_merchant_id_created_at", "merchant_id", "created_at"),
     )
 
@@ -723,7 +738,13 @@ class Impression(Base):
 
     __tablename__ = "impressions"
     __table_args__ = (
-        Index("ix_impressions_offer_id_created_at", "offer_id", "created_at"),
+        # the funnel's impressions (and their users) from the index alone (migration 0020)
+        Index(
+            "ix_impressions_offer_id_created_at",
+            "offer_id",
+            "created_at",
+            postgresql_include=["user_id"],
+        ),
         UniqueConstraint("offer_id", "user_id", "day"),
     )
 

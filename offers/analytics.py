@@ -90,11 +90,15 @@ _FUNNEL = text(
     visitors AS (
         SELECT DISTINCT c.user_id FROM c WHERE c.status = 'verified'
     ),
+    -- a visitor is new when their first verified check-in at the venues is in the period, i.e.
+    -- when none came before it: a probe of the check-ins before `lo` only, which finds nothing
+    -- at once for most (rather than each visitor's earliest check-in, read from the table)
     firsts AS (
         SELECT v.user_id,
-               (SELECT min(x.created_at) FROM checkins x
-                WHERE x.user_id = v.user_id AND x.status = 'verified'
-                  AND x.venue_id IN (SELECT venue_id FROM venues)) AS first_at
+               EXISTS (SELECT 1 FROM checkins x
+                       WHERE x.user_id = v.user_id AND x.status = 'verified'
+                         AND x.venue_id IN (SELECT venue_id FROM venues)
+                         AND x.created_at < :lo) AS seen_before
         FROM visitors v
     ),
     red AS (
@@ -130,8 +134,8 @@ _FUNNEL = text(
         (SELECT count(*) FROM red) AS redemptions,
         (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM red) AS median_s,
         (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) FROM red) AS p90_s,
-        (SELECT count(*) FROM firsts WHERE first_at >= :lo) AS new_visitors,
-        (SELECT count(*) FROM firsts WHERE first_at < :lo) AS returning_visitors,
+        (SELECT count(*) FROM firsts WHERE NOT seen_before) AS new_visitors,
+        (SELECT count(*) FROM firsts WHERE seen_before) AS returning_visitors,
         (SELECT COALESCE(json_object_agg(proof || '.' || step, n), '{}') FROM (
             SELECT proof, step, count(*) AS n FROM proofs GROUP BY proof, step) p) AS by_proof
     """
@@ -365,12 +369,21 @@ _LEAKS = text(
     """
     WITH mine AS (SELECT id FROM offers WHERE merchant_id = :m
                   AND (CAST(:offer AS uuid) IS NULL OR id = :offer)),
+    -- the redemptions with the check-in behind each (every unlock has one), read in one pass
+    -- (hash joins; a probe per redemption is slower once there are hundreds of thousands) and
+    -- counted by where the code was earned and redeemed and by the check-in's proof: every
+    -- figure on redemptions below is a sum over these few groups
     red AS (
-        SELECT r.redeemed_at, u.created_at AS unlocked_at, u.checkin_id,
-               u.venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id
+        SELECT u.venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id, c.proof,
+               count(*) AS n,
+               count(*) FILTER (WHERE c.status = 'verified') AS backed,
+               count(*) FILTER (
+                   WHERE r.redeemed_at - u.created_at < make_interval(secs => :fast_s)) AS fast
         FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
+        JOIN checkins c ON c.id = u.checkin_id
         WHERE r.merchant_id = :m AND r.offer_id IN (SELECT id FROM mine)
           AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
+        GROUP BY 1, 2, 3
     ),
     rejected AS (
         SELECT unnest(c.reason_codes) AS reason
@@ -393,14 +406,11 @@ _LEAKS = text(
                OR c.venue_id IN (SELECT venue_id FROM offer_venues WHERE offer_id = :offer))
     )
     SELECT
-        (SELECT count(*) FROM red) AS redemptions,
-        -- an index-only probe per redemption into the partial index of verified check-ins
-        (SELECT count(*) FROM red WHERE EXISTS (
-            SELECT 1 FROM checkins c WHERE c.id = red.checkin_id AND c.status = 'verified'))
-            AS backed,
-        (SELECT count(*) FROM red
-         WHERE redeemed_at - unlocked_at < make_interval(secs => :fast_s)) AS fast,
-        (SELECT count(*) FROM red
+        (SELECT COALESCE(sum(n), 0) FROM red) AS redemptions,
+        (SELECT COALESCE(sum(backed), 0) FROM red) AS backed,
+        (SELECT COALESCE(sum(fast), 0) FROM red) AS fast,
+        -- one distance per pair of venues, not per redemption
+        (SELECT COALESCE(sum(red.n), 0) FROM red
          JOIN venues a ON a.id = red.unlocked_venue_id
          JOIN venues b ON b.id = red.redeemed_venue_id
          WHERE ST_Distance(a.location, b.location) > :far_m) AS far,
@@ -446,8 +456,7 @@ _LEAKS = text(
             WHERE staff_exclusion IS NOT NULL GROUP BY staff_exclusion) w) AS staff,
         -- the proof behind each redemption's check-in
         (SELECT COALESCE(json_object_agg(proof || '.redemptions', n), '{}') FROM (
-            SELECT c.proof, count(*) AS n FROM red JOIN checkins c ON c.id = red.checkin_id
-            GROUP BY c.proof) p) AS redeemed_by_proof
+            SELECT proof, sum(n) AS n FROM red GROUP BY proof) p) AS redeemed_by_proof
     """.replace("{device_key}", device_key("device_id"))
 )
 
