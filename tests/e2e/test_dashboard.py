@@ -108,8 +108,11 @@ def new_page(browser: Any, live_server: str) -> Iterator[Any]:
 def sign_in(page: Any, key: str, next_path: str | None = None) -> None:
     page.goto("/dashboard/sign-in" + (f"?next={next_path}" if next_path else ""))
     page.fill("#api_key", key)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("load")
+    # The form posts and the answer is a new page (the dashboard, or the form with its error):
+    # wait for that one, not for the sign-in page that is already loaded (which returned at
+    # once, and a loaded machine then read the old page).
+    with page.expect_navigation():
+        page.click("button[type=submit]")
 
 
 def shot(page: Any, name: str) -> None:
