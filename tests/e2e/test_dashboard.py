@@ -217,6 +217,9 @@ def test_each_role_sees_its_pages_and_a_bad_key_is_refused(live_api: Client, new
     page.fill("#api_key", m["analyst_key"])
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/analytics")
+    # Its figures loaded first: a request still in flight when the session ends answers 401,
+    # and the page then (rightly) goes to the sign-in page with `next`, not `signed_out`.
+    ready(page)
     page.click("text=Sign out")
     page.wait_for_url("**/dashboard/sign-in?signed_out=1", wait_until="commit")
     page.goto("/dashboard/analytics")
