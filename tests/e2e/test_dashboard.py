@@ -161,8 +161,8 @@ def active_offer(owner: Client, venue_ids: list[str], title: str, **extra: Any) 
     return dict(owner.activate_offer(offer["id"]))
 
 
-def unlock_code(live_api: Client, venue: dict[str, Any], title: str | None = None) -> str:
-    """A new user checks in at the venue and gets a code (of the offer called `title`)."""
+def verified_visit(live_api: Client, venue: dict[str, Any]) -> tuple[Client, dict[str, Any]]:
+    """A new user checks in at the venue, standing at its centre: the user and the check-in."""
     user = live_api.with_token(
         live_api.create_user(f"u_{secrets.token_hex(5)}", "correct horse")["token"]
     )
@@ -171,6 +171,12 @@ def unlock_code(live_api: Client, venue: dict[str, Any], title: str | None = Non
         venue["id"], lat, lon, accuracy_m=8, observed_at=datetime.now(UTC).isoformat()
     )
     assert checkin["status"] == "verified", checkin["reasons"]
+    return user, dict(checkin)
+
+
+def unlock_code(live_api: Client, venue: dict[str, Any], title: str | None = None) -> str:
+    """A new user checks in at the venue and gets a code (of the offer called `title`)."""
+    _, checkin = verified_visit(live_api, venue)
     [unlock] = [u for u in checkin["unlocks"] if title is None or u["title"] == title]
     return str(unlock["code"])
 

@@ -10,8 +10,6 @@ are shown or chosen; the drawing tools on a phone.
 from __future__ import annotations
 
 import math
-import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from tests.e2e.test_dashboard import (
     ready,
     shot,
     sign_in,
+    verified_visit,
 )
 
 pytestmark = pytest.mark.e2e
@@ -263,14 +262,7 @@ def test_lists_of_visits_name_the_twin_by_its_address(live_api: Client, new_page
     twins = add_twins(m["owner"])
     active_offer(m["owner"], [twins[0]["id"], twins[1]["id"]], "Twin bun")
     for twin in twins[:2]:
-        user = live_api.with_token(
-            live_api.create_user(f"u_{secrets.token_hex(5)}", "correct horse")["token"]
-        )
-        lon, lat = twin["location"]["coordinates"]
-        visit = user.check_in(
-            twin["id"], lat, lon, accuracy_m=8, observed_at=datetime.now(UTC).isoformat()
-        )
-        assert visit["status"] == "verified", visit["reasons"]
+        user, visit = verified_visit(live_api, twin)
         user.give_feedback(visit["id"], 4)
         m["owner"].redeem(visit["unlocks"][0]["code"], twin["id"])
     m["owner"].pair_device(m["owner"].create_pairing(twins[1]["id"], "Back till")["code"])

@@ -13,7 +13,6 @@ passes axe-core at both widths and fits a phone's.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +40,7 @@ from tests.e2e.test_dashboard import (
     new_page,
     ready,
     shot,
+    verified_visit,
 )
 
 pytestmark = pytest.mark.e2e
@@ -52,14 +52,7 @@ DEADLINE_MS = 15_000
 def checked_in_code(live_api: Client, venue: dict[str, Any]) -> dict[str, Any]:
     """A new user checks in at the venue: the unlock as the wallet shows it (`code`,
     `qr_payload`)."""
-    user = live_api.with_token(
-        live_api.create_user(f"u_{secrets.token_hex(5)}", "correct horse")["token"]
-    )
-    lon, lat = venue["location"]["coordinates"]
-    checkin = user.check_in(
-        venue["id"], lat, lon, accuracy_m=8, observed_at=datetime.now(UTC).isoformat()
-    )
-    assert checkin["status"] == "verified", checkin["reasons"]
+    _, checkin = verified_visit(live_api, venue)
     return dict(checkin["unlocks"][0])
 
 
