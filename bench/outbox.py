@@ -321,6 +321,29 @@ def _drain(engine: Any, timeout: float) -> float:
     return time.monotonic() - started
 
 
+def load_checkins(
+    worker_pid: int,
+    mode: str,
+    pools: Any,
+    base: str,
+    seconds: float,
+    clients: int,
+    starts: Any,
+) -> tuple[Any, float, Any]:
+    """Check-ins only for `seconds`; in the `deferred` mode the worker is stopped meanwhile
+    (SIGSTOP) and let go after, so the deliveries are drained as a backlog. `loadgen.run`'s
+    answer: stats per operation, requests per second, the next users to start from."""
+    from bench import loadgen
+
+    if mode == "deferred":
+        os.kill(worker_pid, signal.SIGSTOP)
+    try:
+        return loadgen.run(pools, base, {"checkin": 1.0}, seconds, clients, starts=starts)
+    finally:
+        if mode == "deferred":
+            os.kill(worker_pid, signal.SIGCONT)
+
+
 def measure(
     url: str,
     pools: Any,
@@ -388,20 +411,9 @@ def measure(
                     return server.cpu_s(), perf.process_cpu_s(pid), primary.cpu_s()
 
                 start = cpu()
-                if mode == "deferred":
-                    os.kill(worker.pid, signal.SIGSTOP)
-                try:
-                    stats, total, starts = loadgen.run(
-                        pools,
-                        server.base,
-                        {"checkin": 1.0},
-                        args.seconds,
-                        args.clients,
-                        starts=starts,
-                    )
-                finally:
-                    if mode == "deferred":
-                        os.kill(worker.pid, signal.SIGCONT)
+                stats, total, starts = load_checkins(
+                    worker.pid, mode, pools, server.base, args.seconds, args.clients, starts
+                )
                 loaded = cpu()
                 drain_s = _drain(engine, timeout=max(60.0, 4 * args.seconds))
                 end = cpu()

@@ -148,20 +148,9 @@ def main(argv: list[str] | None = None) -> None:
                         conn.execute(text("SELECT pg_stat_statements_reset()"))
                     c0, t0, s0 = classify(postmaster, engine), tables(engine), statements(engine)
                     w0 = perf.process_cpu_s(worker.pid)
-                    if mode == "deferred":
-                        os.kill(worker.pid, signal.SIGSTOP)
-                    try:
-                        stats, total, starts = loadgen.run(
-                            pools,
-                            server.base,
-                            {"checkin": 1.0},
-                            args.seconds,
-                            args.clients,
-                            starts=starts,
-                        )
-                    finally:
-                        if mode == "deferred":
-                            os.kill(worker.pid, signal.SIGCONT)
+                    stats, total, starts = outbox.load_checkins(
+                        worker.pid, mode, pools, server.base, args.seconds, args.clients, starts
+                    )
                     c1 = classify(postmaster, engine)
                     outbox._drain(engine, 120)
                     c2, t2, s2 = classify(postmaster, engine), tables(engine), statements(engine)
