@@ -1061,6 +1061,13 @@ class WebhookDelivery(Base):
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),
+        # each endpoint's pending deliveries, oldest first: the worker's claim (migration 0021)
+        Index(
+            "ix_webhook_deliveries_endpoint_due",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
         UniqueConstraint("event_id", "endpoint_id"),
     )

@@ -30,7 +30,7 @@ from sqlalchemy.orm import sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from core import webhooks
-from core.delivery import Connections, Worker
+from core.delivery import BATCH, Connections, Worker
 from core.uow import UnitOfWork, make_engine
 from mobile_stub.client import ApiError, Client
 from offers.checkins import CheckinInput, check_in
@@ -350,15 +350,15 @@ def test_the_workers_statements_are_prepared_once_per_connection(
         _check_in(_user(committed_api)[0], venue)
         with UnitOfWork(factory) as uow:  # claimed, then rolled back: still due
             assert len(webhooks.claim_batch(uow.session, 10)) == 1
-        assert prepared() == {webhooks._CLAIM.key}
+        assert prepared() == {webhooks.claim_statement(BATCH).key}
         assert worker.drain() == 1
-        assert prepared() == {webhooks._CLAIM.key, webhooks._RECORD.key}
+        assert prepared() == {webhooks.claim_statement(BATCH).key, webhooks._RECORD.key}
 
         engine.dispose()  # a new connection
         assert prepared() == set()
         _check_in(_user(committed_api)[0], venue)
         assert worker.drain() == 1
-        assert prepared() == {webhooks._CLAIM.key, webhooks._RECORD.key}
+        assert prepared() == {webhooks.claim_statement(BATCH).key, webhooks._RECORD.key}
 
         webhooks.PREPARED = False
         _check_in(_user(committed_api)[0], venue)
@@ -455,6 +455,79 @@ def test_parallel_workers_never_send_one_delivery_twice(
             if path == f"/e{i}":
                 signer.verify(body, headers)
     assert _sql(dev_app, "SELECT count(*) FROM webhook_workers")[0][0] == 0  # stopped cleanly
+
+
+def _backlog(app: Flask, endpoint_id: str, n: int, age: str) -> None:
+    """`n` due deliveries of one event each for the endpoint, due since `age` ago."""
+    _sql(
+        app,
+        """
+        WITH ev AS (
+            INSERT INTO webhook_events (id, merchant_id, type, data)
+            SELECT gen_random_uuid(), w.merchant_id, 'checkin.verified', '{}'
+            FROM webhook_endpoints w, generate_series(1, :n)
+            WHERE w.id = CAST(:endpoint AS uuid)
+            RETURNING id
+        )
+        INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, created_at,
+                                        next_attempt_at, give_up_at)
+        SELECT gen_random_uuid(), ev.id, CAST(:endpoint AS uuid), 'pending', 0, now(),
+               now() - CAST(:age AS interval), now() + interval '1 day'
+        FROM ev RETURNING id
+        """,
+        endpoint=endpoint_id,
+        n=n,
+        age=age,
+    )
+
+
+def _claim_reads(app: Flask) -> tuple[int, list[str]]:
+    """The shared buffers one claim reads (its generic plan, as the worker runs it), and the
+    endpoints of the deliveries it claims; rolled back."""
+    session = app.extensions["sessionmaker"]()
+    try:
+        webhooks.claim_batch(session, 10)  # prepares it on this connection
+        session.rollback()
+        plan = session.execute(
+            text(
+                "SET LOCAL plan_cache_mode = force_generic_plan;"
+                f" EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {webhooks.claim_statement(10).key}"
+            )
+        ).scalar_one()[0]["Plan"]
+        session.rollback()
+        claimed = webhooks.claim_batch(session, 10)
+        return plan["Shared Hit Blocks"] + plan["Shared Read Blocks"], [
+            str(c.endpoint_id) for c in claimed
+        ]
+    finally:
+        session.rollback()
+        session.close()
+
+
+def test_a_held_backlog_does_not_slow_other_endpoints_claims(dev_app: Flask, owner: Client) -> None:
+    """A receiver that is down or slow while its merchant's events pile up is held by one
+    worker; the others' claims must not walk its backlog (they did: one skipped row each)."""
+    busy = owner.create_webhook("http://127.0.0.1:9/busy", ["checkin.verified"])
+    quiet = owner.create_webhook("http://127.0.0.1:9/quiet", ["checkin.verified"])
+    _backlog(dev_app, busy["id"], 50, "1 hour")  # older than anything of /quiet
+    _backlog(dev_app, quiet["id"], 1, "1 minute")
+    holder = dev_app.extensions["sessionmaker"]()
+    try:
+        held = webhooks.claim_batch(holder, 10)  # a worker sending to /busy (the oldest)
+        assert {str(c.endpoint_id) for c in held} == {busy["id"]}
+        small, claimed = _claim_reads(dev_app)
+        assert claimed == [quiet["id"]]
+
+        _backlog(dev_app, busy["id"], 20_000, "1 hour")
+        with dev_app.extensions["engine"].begin() as conn:
+            conn.execute(text("ANALYZE webhook_deliveries"))
+        large, claimed = _claim_reads(dev_app)
+        assert claimed == [quiet["id"]]
+        # the claim that walked the due deliveries read 152 buffers, then 41,062
+        assert large <= small + 20, (small, large)
+    finally:
+        holder.rollback()
+        holder.close()
 
 
 # ---- the endpoint API (rolled back per test) ----------------------------------------------------
