@@ -494,6 +494,12 @@ def summarise(runs: dict[str, list[dict[str, Any]]], received: int) -> dict[str,
         "deliver_db_cpu_ms": phase("deferred", "drain_cpu_ms", 2),
         "deliveries_per_checkin": modes["deferred"]["delivered"]
         / max(sum(r["count"] for r in runs["deferred"]), 1),
+        # the outbox's cost to a check-in (issue 17's measure): the check-ins of the deferred
+        # rounds, whose events were written in their transactions, against none, API and
+        # database CPU during the load (the deliveries come after it)
+        "checkin_per_s": modes["deferred"]["per_s"] / a["per_s"] if a["per_s"] else 0.0,
+        "checkin_cpu": (phase("deferred", "load_cpu_ms", 0) + phase("deferred", "load_cpu_ms", 2))
+        / max(phase("none", "load_cpu_ms", 0) + phase("none", "load_cpu_ms", 2), 1e-9),
     }
 
     def ratios(b: dict[str, float]) -> dict[str, float]:
@@ -548,7 +554,12 @@ def markdown(result: dict[str, Any]) -> list[str]:
     ]
     lines += [
         "",
-        f"Subscribed / none: throughput x{r['per_s']:.2f}, server CPU (API + worker)"
+        "**The outbox's cost to a check-in** (the deferred rounds' check-ins, their events"
+        " written in the same transaction, against none; target: within 10%): throughput"
+        f" x{d['checkin_per_s']:.2f}, API + database CPU x{d['checkin_cpu']:.2f}.",
+        "",
+        "Everything webhooks add, the deliveries included:",
+        f"subscribed / none: throughput x{r['per_s']:.2f}, server CPU (API + worker)"
         f" x{r['server_cpu']:.2f} (API alone x{r['api_cpu']:.2f}), database CPU"
         f" x{r['db_cpu']:.2f}, server + database x{r['server_and_db_cpu']:.2f}; the receiver"
         f" got {result['received']} deliveries.",

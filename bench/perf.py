@@ -678,8 +678,18 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     if "outbox" in report:
-        m = report["outbox"]["modes"]
+        m, d = report["outbox"]["modes"], report["outbox"]["breakdown"]
         none, sub = m["none"], m["subscribed"]
+        # issue 17's measure: what the outbox adds to a check-in (its events written in the
+        # check-in's transaction), the deliveries apart
+        targets.append(
+            {
+                "target": "outbox: a check-in writing its events, API + database CPU within 10%",
+                "figure": f"x{d['checkin_cpu']:.2f} (throughput x{d['checkin_per_s']:.2f})",
+                "met": d["checkin_cpu"] <= 1.10,
+            }
+        )
+        # and everything the webhooks add, the worker's deliveries included
         for what, a, b in (
             (
                 "server CPU (API + worker)",
@@ -690,14 +700,14 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         ):
             targets.append(
                 {
-                    "target": f"outbox: {what} per check-in within 10% with one subscriber",
+                    "target": f"webhooks, deliveries included: {what} per check-in within 10%",
                     "figure": f"{b:.2f} / {a:.2f} ms = x{b / a if a else 0:.2f}",
                     "met": b <= 1.10 * a,
                 }
             )
         targets.append(
             {
-                "target": "outbox: check-ins/s within 10% with one subscriber",
+                "target": "webhooks, deliveries included: check-ins/s within 10%",
                 "figure": f"{sub['per_s']:.0f} / {none['per_s']:.0f} = x"
                 f"{sub['per_s'] / none['per_s'] if none['per_s'] else 0:.2f}",
                 "met": sub["per_s"] >= 0.9 * none["per_s"],

@@ -66,12 +66,14 @@ def test_service_benchmark_smoke(tmp_path: Path) -> None:
     )
     assert modes["subscribed"]["errors"] == 0
     assert modes["subscribed"]["worker_cpu_ms"] > 0
+    assert report["outbox"]["breakdown"]["checkin_cpu"] > 0
     assert {t["target"].split()[0] for t in report["targets"]} >= {
         "checkin",
         "check-in",
         "nearby",
         "p99",
         "outbox:",
+        "webhooks,",
     }
     assert "## Targets" in (tmp_path / "report.md").read_text()
 
