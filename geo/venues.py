@@ -253,10 +253,11 @@ def venue_fence(venue: Venue) -> MultiPolygon:
 #    spheroid distance among them, a venue farther than D is behind all `limit` of them, so
 #    every venue of the answer is within min(D, radius) (and when fewer than `limit` venues are
 #    live, `near` is all of them and so is the bound).
-# 2. `found`, the live venues within that bound on the spheroid (`ST_DWithin`, an index lookup
-#    of the bound's box; about `limit` venues), those within the radius, ordered and cut to
-#    `limit`. The bound has a millimetre to spare: `ST_Distance` is rounded to 10 nm,
-#    `ST_DWithin` compares the unrounded distance.
+# 2. `found`, the live venues within that bound on the spheroid (`ST_DWithin`: an index lookup
+#    of the bound's box, which PostGIS widens by 1% to hold spheroid distances, then the exact
+#    test; about `limit` venues), those within the radius, ordered and cut to `limit`. The bound
+#    has a millimetre to spare: `ST_Distance` is rounded to 10 nm, `ST_DWithin` compares the
+#    unrounded distance.
 #
 # The radius is never the index lookup's bound: PostgreSQL's estimate of how many venues
 # `ST_DWithin` keeps is far too low in a dense city, so with the radius next to the KNN order it
