@@ -242,14 +242,28 @@ def venue_fence(venue: Venue) -> MultiPolygon:
 # the binary double (half to even): they can differ in the last digit only when the distance
 # is within about 1e-12 m of a half centimetre.
 #
-# One KNN query on the partial GiST index of live venues' locations: the inner query walks the
-# index in distance order (`<->`, the index scan's `Order By`) and stops at `limit`; the outer one
-# keeps those within the radius, computes exact spheroid distances and attaches each venue's live
-# offers. The radius is tested outside the index walk on purpose: inside it, PostgreSQL's estimate
-# of how many venues `ST_DWithin` keeps is far too low in a dense city, so it fetched every venue in
-# the radius and sorted them (235 ms at 50 km among 100k venues) instead of stopping at `limit`.
-# The query point is written out where it is used, not taken from a CTE (an index scan can be
-# ordered only by a constant, not by a column of a materialised CTE).
+# Nearby is exact: the `limit` live venues nearest on the spheroid within the radius, nearest
+# first and by id among equals. Two lookups on the partial GiST index of live venues' locations,
+# each reading about `limit` venues whatever the radius or the density:
+#
+# 1. `near`, a KNN walk: the index scan yields venues in distance order (`<->`, its `Order By`)
+#    and stops at `limit`. That order is PostGIS's sphere, not the spheroid (they disagree by up
+#    to 0.56%), so these are not always the answer: a venue due north just inside the radius can
+#    be behind `limit` venues due east just outside it. But they bound it: with D the largest
+#    spheroid distance among them, a venue farther than D is behind all `limit` of them, so
+#    every venue of the answer is within min(D, radius) (and when fewer than `limit` venues are
+#    live, `near` is all of them and so is the bound).
+# 2. `found`, the live venues within that bound on the spheroid (`ST_DWithin`: an index lookup
+#    of the bound's box, which PostGIS widens by 1% to hold spheroid distances, then the exact
+#    test; about `limit` venues), those within the radius, ordered and cut to `limit`. The bound
+#    has a millimetre to spare: `ST_Distance` is rounded to 10 nm, `ST_DWithin` compares the
+#    unrounded distance.
+#
+# The radius is never the index lookup's bound: PostgreSQL's estimate of how many venues
+# `ST_DWithin` keeps is far too low in a dense city, so with the radius next to the KNN order it
+# fetched every venue in the radius and sorted them (235 ms at 50 km among 100k venues). The
+# query point is written out where it is used, not taken from a CTE (an index scan can be ordered
+# only by a constant, not by a column of a materialised CTE).
 #
 # It answers one row: `body`, the response's JSON text, and `listed`, when `:pairs` (a user is
 # asking, whose impressions are recorded), `[[venue id, [offer ids]], ...]`.
@@ -257,26 +271,21 @@ _POINT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography"
 _NEARBY_SQL = text(
     f"""
     WITH near AS (
-        SELECT v.id, v.name, v.category, v.location
+        SELECT v.location
         FROM venues v
         WHERE v.deleted_at IS NULL
         ORDER BY v.location <-> {_POINT}
         LIMIT :limit
     ), found AS (
-        SELECT n.id, n.name, n.category,
-               ST_Distance(n.location, {_POINT}) AS distance_m,
-               ST_X(n.location::geometry) AS lon, ST_Y(n.location::geometry) AS lat,
-               o.offers, o.offer_ids
-        FROM near n
-        LEFT JOIN LATERAL (
-            SELECT json_agg(f.listing ORDER BY f.created_at, f.id) AS offers,
-                   array_agg(f.id ORDER BY f.created_at, f.id) AS offer_ids
-            FROM offer_venues ov JOIN offers f ON f.id = ov.offer_id
-            WHERE ov.venue_id = n.id AND f.status = 'active'
-              AND (f.starts_at IS NULL OR f.starts_at <= now())
-              AND (f.ends_at IS NULL OR f.ends_at > now())
-        ) o ON true
-        WHERE ST_DWithin(n.location, {_POINT}, :radius)
+        SELECT v.id, v.name, v.category, ST_Distance(v.location, {_POINT}) AS distance_m,
+               ST_X(v.location::geometry) AS lon, ST_Y(v.location::geometry) AS lat
+        FROM venues v
+        WHERE v.deleted_at IS NULL
+          AND ST_DWithin(v.location, {_POINT}, LEAST(
+                  (SELECT max(ST_Distance(n.location, {_POINT})) FROM near n), :radius) + 0.001)
+          AND ST_Distance(v.location, {_POINT}) <= :radius
+        ORDER BY distance_m, v.id
+        LIMIT :limit
     )
     SELECT json_build_object('venues', COALESCE(json_agg(json_build_object(
                'id', id, 'name', name, 'category', category,
@@ -287,7 +296,15 @@ _NEARBY_SQL = text(
                ORDER BY distance_m, id), '[]'::json))::text AS body,
            json_agg(json_build_array(id, offer_ids) ORDER BY distance_m, id)
                FILTER (WHERE :pairs AND offer_ids IS NOT NULL) AS listed
-    FROM found
+    FROM found n
+    LEFT JOIN LATERAL (
+        SELECT json_agg(f.listing ORDER BY f.created_at, f.id) AS offers,
+               array_agg(f.id ORDER BY f.created_at, f.id) AS offer_ids
+        FROM offer_venues ov JOIN offers f ON f.id = ov.offer_id
+        WHERE ov.venue_id = n.id AND f.status = 'active'
+          AND (f.starts_at IS NULL OR f.starts_at <= now())
+          AND (f.ends_at IS NULL OR f.ends_at > now())
+    ) o ON true
     """
 )
 

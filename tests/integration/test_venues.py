@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -417,28 +418,53 @@ def test_nearby_validates_its_query(api: Client, params: dict[str, Any]) -> None
 def test_nearby_is_one_knn_query_ordered_by_the_spatial_index(
     committed_owner: Client, committed_app: Any, radius: int
 ) -> None:
-    """The index scan itself yields venues nearest first and stops at the limit: the plan orders
-    by the index (`Order By`), it never fetches every venue in the radius to sort them."""
-    committed_owner.create_venue(venue_body())
+    """Among 400 venues within 800 m, both index lookups read about `limit` venues, not every
+    venue in the radius: the KNN walk (the index scan's `Order By`) stops at the limit, and the
+    second lookup's bound is the walk's farthest venue, not the radius. Nothing sorts more than
+    the second lookup's few venues."""
+    venue = committed_owner.create_venue(venue_body())
     from api import db
     from geo.venues import _NEARBY_SQL
 
+    limit = 20
     with committed_app.test_request_context():
         conn = db.connection()  # nearby's own autocommit connection
-        conn.execute(text("SET enable_seqscan = off"))
+        conn.execute(
+            text(
+                "INSERT INTO venues (id, merchant_id, name, timezone, location, geofence,"
+                " radius_m, checkin_cooldown_minutes, max_accuracy_m, presence_secret)"
+                " SELECT gen_random_uuid(), merchant_id, 'v' || i, timezone,"
+                " ST_Project(location, 800 * sqrt(random()), 2 * pi() * random()), geofence,"
+                " radius_m, checkin_cooldown_minutes, max_accuracy_m, presence_secret"
+                " FROM venues, generate_series(1, 400) i WHERE id = :id"
+            ),
+            {"id": venue["id"]},
+        )
+        conn.execute(text("ANALYZE venues"))
+        conn.execute(text("SET enable_seqscan = off"))  # 401 venues: a scan would be cheaper
         try:
-            plan = "\n".join(
-                row[0]
-                for row in conn.execute(
-                    text("EXPLAIN " + str(_NEARBY_SQL)),
-                    {"lat": 60.17, "lon": 24.94, "radius": radius, "limit": 20, "pairs": True},
-                )
+            [[[plan]]] = conn.execute(
+                text("EXPLAIN (ANALYZE, FORMAT JSON) " + str(_NEARBY_SQL)),
+                {"lat": 60.1699, "lon": 24.9384, "radius": radius, "limit": limit, "pairs": True},
             )
         finally:
             conn.execute(text("RESET enable_seqscan"))
-    assert "Index Scan using ix_venues_location_live" in plan
-    assert "Order By: (location <->" in plan, plan
-    assert "Sort Key: (v.location <->" not in plan and "Sort Key: (location <->" not in plan, plan
+    nodes = list(_plan_nodes(plan["Plan"]))
+    lookups = [n for n in nodes if n.get("Index Name") == "ix_venues_location_live"]
+    assert len(lookups) == 2, nodes
+    walk, bounded = sorted(lookups, key=lambda n: "Order By" not in n)
+    assert walk["Order By"].startswith("(location <->"), walk
+    assert walk["Actual Rows"] == limit
+    assert "_st_expand" in bounded["Index Cond"] and "LEAST($" in bounded["Index Cond"], bounded
+    read = bounded["Actual Rows"] + bounded.get("Rows Removed by Filter", 0)
+    assert limit <= read <= 3 * limit, bounded  # what the sort then orders
+    assert all("<->" not in str(n.get("Sort Key")) for n in nodes), nodes
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
 
 
 def test_presence_code_rotates_and_accepts_one_step_of_skew(owner: Client, app: Any) -> None:
