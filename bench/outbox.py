@@ -1,17 +1,17 @@
-"""The webhook outbox's cost to a check-in: the check-in use case in-process, three ways,
-interleaved round by round on one database (so the machine's load hits them alike):
+"""The webhook outbox's cost to a check-in: whole check-in requests through the Flask app in
+process, three ways, in a new random order each round on one database (so the machine's load
+hits them alike):
 
-- `off`: `core.webhooks.emit` replaced by a no-op (main before the outbox);
+- `off`: `core.webhooks.emit` replaced by a no-op (the check-in before the outbox);
 - `nosub`: the outbox statement, no endpoint of the merchant subscribed (nothing stored);
 - `sub`: one endpoint subscribed to `checkin.verified` and `unlock.created` (2 events, 2
   deliveries per check-in).
 
 Each check-in is a new user's, verified, unlocking one offer. Prints the median per round of the
-Python CPU per check-in (this process) and the wall time; wall minus CPU is the database's time
-and the waits:
+app's CPU per check-in (this process), the database cluster's and the wall time:
 
     DATABASE_URL=$(scripts/pg.sh url) APP_ENV=development NFC_MASTER_KEY=$(scripts/devkey.sh) \\
-        .venv/bin/python -m bench.outbox
+        .venv/bin/python -m bench.outbox [--rounds 15 --checkins 300]
 
 `make bench` measures the same through HTTP (`measure`, below): the service and the delivery
 worker (`python -m api.webhook_worker`) running, every merchant of the bench database with one
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -40,21 +41,30 @@ from sqlalchemy.orm import sessionmaker
 
 import offers.checkins as checkins
 from api import create_app
-from core import webhooks
+from core import accounts, webhooks
 from core.uow import UnitOfWork, make_engine
 from mobile_stub.client import Client, FlaskTransport
 
 N, ROUNDS = 100, 5
 
 
-def micro() -> None:
+def micro(rounds: int = ROUNDS, n: int = N) -> dict[str, Any]:
+    """Whole check-in requests in process (the Flask app through its test client: auth, schema,
+    use case, rendering, logging; no WSGI server), the three ways in a new random order each
+    round.
+    Per way, the median over rounds of: this process's CPU per check-in (the server's share),
+    the database cluster's CPU per check-in (its postmaster and children, `bench.perf.Cluster`),
+    and the wall time."""
+    from bench import perf
+
     url = os.environ["DATABASE_URL"]
     engine = make_engine(url)
     factory = sessionmaker(engine, expire_on_commit=False)
     app = create_app({"DATABASE_URL": url, "RATE_LIMIT_ENABLED": False})
     api = Client(FlaskTransport(app.test_client()))
+    cluster = perf.Cluster("primary", url)
 
-    def venue(subscribed: bool) -> uuid.UUID:
+    def venue(subscribed: bool) -> dict[str, Any]:
         owner = api.with_token(api.create_merchant("Bench", "bench@example.com")["api_key"])
         where = {"type": "Point", "coordinates": [24.9384, 60.1699]}
         v = owner.create_venue({"name": "v", "location": where, "checkin_cooldown_minutes": 0})
@@ -64,16 +74,19 @@ def micro() -> None:
         owner.activate_offer(offer["id"])
         if subscribed:  # a public address (an IP literal): nothing is sent, no worker runs
             owner.create_webhook("https://93.184.216.34/", ["checkin.verified", "unlock.created"])
-        return uuid.UUID(v["id"])
+        return v
 
-    def users(n: int) -> list[uuid.UUID]:
-        ids = [uuid.uuid4() for _ in range(n)]
-        with engine.begin() as conn:
-            conn.execute(
+    def users(count: int) -> list[Client]:
+        """New users with a token each (no password hashing: not what is measured)."""
+        ids = [uuid.uuid4() for _ in range(count)]
+        with UnitOfWork(factory) as uow:
+            uow.session.execute(
                 text("INSERT INTO users (id, handle, password_hash) VALUES (:id, :handle, 'x')"),
                 [{"id": i, "handle": f"bench_{i.hex[:16]}"} for i in ids],
             )
-        return ids
+            tokens = [accounts._issue_token(uow.session, i, timedelta(hours=1)) for i in ids]
+            uow.commit()
+        return [api.with_token(t) for t in tokens]
 
     real_emit = webhooks.emit
 
@@ -81,30 +94,69 @@ def micro() -> None:
         return None
 
     venues = {"off": venue(False), "nosub": venue(False), "sub": venue(True)}
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in venues}
-    for _ in range(ROUNDS):
-        for kind, venue_id in venues.items():
+    results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in venues}
+    order = list(venues.items())
+    for _ in range(rounds):
+        random.shuffle(order)  # no way always runs first, or after the same one
+        for kind, v in order:
             checkins.webhooks.emit = no_emit if kind == "off" else real_emit  # type: ignore[assignment]
-            ids = users(N)
-            cpu, wall = time.process_time(), time.perf_counter()
-            for user_id in ids:
-                fix = checkins.CheckinInput(venue_id, 60.1699, 24.9384, 10, datetime.now(UTC))
-                result = checkins.check_in(UnitOfWork(factory), user_id, fix)
-                assert result.status == "verified" and result.unlocks
+            clients = users(n)
+            lon, lat = v["location"]["coordinates"]
+            cpu, db, wall = time.process_time(), cluster.cpu_s(), time.perf_counter()
+            for user in clients:
+                result = user.check_in(v["id"], lat, lon, 10, datetime.now(UTC).isoformat())
+                assert result["status"] == "verified" and result["unlocks"]
             results[kind].append(
                 (
-                    (time.process_time() - cpu) / N * 1000,
-                    (time.perf_counter() - wall) / N * 1000,
+                    (time.process_time() - cpu) / n * 1000,
+                    (cluster.cpu_s() - db) / n * 1000,
+                    (time.perf_counter() - wall) / n * 1000,
                 )
             )
     checkins.webhooks.emit = real_emit  # type: ignore[assignment]
-    for kind, rounds in results.items():
-        cpu_ms = statistics.median(r[0] for r in rounds)
-        wall_ms = statistics.median(r[1] for r in rounds)
-        print(
-            f"{kind:6s} Python CPU {cpu_ms:.3f} ms per check-in, wall {wall_ms:.3f} ms "
-            f"(database and waits {wall_ms - cpu_ms:.3f} ms)"
+    engine.dispose()
+    medians = {
+        kind: {
+            "server_cpu_ms": statistics.median(r[0] for r in rows),
+            "db_cpu_ms": statistics.median(r[1] for r in rows),
+            "wall_ms": statistics.median(r[2] for r in rows),
+        }
+        for kind, rows in results.items()
+    }
+    off = medians["off"]
+    for m in medians.values():
+        m["ratio"] = (m["server_cpu_ms"] + m["db_cpu_ms"]) / max(
+            off["server_cpu_ms"] + off["db_cpu_ms"], 1e-9
         )
+    return {"rounds": rounds, "checkins_per_round": n, "ways": medians}
+
+
+MICRO_WAYS = {
+    "off": "no outbox (the emit a no-op: the check-in before webhooks)",
+    "nosub": "outbox, no endpoint subscribed",
+    "sub": "outbox, one endpoint: 2 events, 2 deliveries stored",
+}
+
+
+def micro_markdown(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "## The outbox's cost to a check-in request, in process",
+        "",
+        f"Whole check-in requests through the Flask app in process, {result['rounds']} rounds of"
+        f" {result['checkins_per_round']} new users' verified check-ins per way, in a random order"
+        " each round;"
+        " medians. Server CPU is the app's, database CPU the cluster's (target: the outbox within"
+        " 10% of the check-in without it).",
+        "",
+        "| | server CPU ms | database CPU ms | wall ms | server + database / no outbox |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, m in result["ways"].items():
+        lines.append(
+            f"| {MICRO_WAYS[kind]} | {m['server_cpu_ms']:.3f} | {m['db_cpu_ms']:.3f} |"
+            f" {m['wall_ms']:.3f} | x{m['ratio']:.3f} |"
+        )
+    return lines
 
 
 # ---- the delivery worker alone, in process ---------------------------------------------------
@@ -582,12 +634,12 @@ def main(argv: list[str] | None = None) -> None:
         nargs="?",
         default="micro",
         choices=("micro", "deliver", "receive"),
-        help="micro: the emit's cost to a check-in; deliver: the delivery worker's CPU and the"
+        help="micro: the outbox's cost to a check-in request; deliver: the delivery worker's CPU and the"
         " database's per delivery, before/keep-alive/batch interleaved; receive: the loopback"
         " receiver",
     )
-    parser.add_argument("--rounds", type=int, default=5, help="deliver: rounds of each way")
-    parser.add_argument("--checkins", type=int, default=100, help="deliver: per round and way")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each way")
+    parser.add_argument("--checkins", type=int, default=100, help="check-ins per round and way")
     parser.add_argument(
         "--merchants",
         type=int,
@@ -601,7 +653,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.what == "deliver":
         deliver(args.merchants, args.checkins, args.rounds)
     else:
-        micro()
+        print("\n".join(micro_markdown(micro(args.rounds, args.checkins))))
 
 
 if __name__ == "__main__":
