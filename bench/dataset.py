@@ -275,6 +275,12 @@ def create_database(server_url: str, name: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = server.set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    return url
+
+
+def migrate(url: str) -> None:
+    """Bring the database to this tree's schema (a reused one may be a migration behind)."""
     from alembic import command
 
     from api.cli import alembic_config
@@ -282,7 +288,6 @@ def create_database(server_url: str, name: str) -> str:
     config = alembic_config(url)
     config.attributes["skip_logging"] = True
     command.upgrade(config, "head")
-    return url
 
 
 # indexes dropped during the bulk load and rebuilt afterwards (the primary keys stay)

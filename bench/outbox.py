@@ -491,7 +491,8 @@ def measure(
                 }
                 runs[mode].append(run)
                 print(
-                    f"  outbox {mode:21} {total:6.0f} check-ins/s  p99 {st.p99_ms:6.1f} ms"
+                    f"  outbox {mode:21} {total:6.0f} check-ins/s ({st.errors} failed)"
+                    f"  p99 {st.p99_ms:6.1f} ms"
                     f"  server {run['server_cpu_ms']:.2f} + worker {run['worker_cpu_ms']:.2f}"
                     f" ms, database {run['db_cpu_ms']:.2f} ms CPU per check-in;"
                     f" {run['delivered']} delivered, drained in {drain_s:.1f} s",
@@ -586,14 +587,16 @@ def markdown(result: dict[str, Any]) -> list[str]:
         " with every merchant's one endpoint subscribed to every event (a loopback receiver"
         " answering 204); rounds interleaved; CPU counted until the outbox is empty again.",
         "",
-        "| | check-ins/s | p99 ms | API CPU ms | worker CPU ms | database CPU ms | delivered |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| | check-ins/s | failed | p99 ms | API CPU ms | worker CPU ms | database CPU ms |"
+        " delivered |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for mode in m:
         x = m[mode]
         lines.append(
-            f"| {mode} | {x['per_s']:.0f} | {x['p99_ms']:.1f} | {x['server_cpu_ms']:.2f} |"
-            f" {x['worker_cpu_ms']:.2f} | {x['db_cpu_ms']:.2f} | {x['delivered']:.0f} |"
+            f"| {mode} | {x['per_s']:.0f} | {x['errors']:.0f} | {x['p99_ms']:.1f} |"
+            f" {x['server_cpu_ms']:.2f} | {x['worker_cpu_ms']:.2f} | {x['db_cpu_ms']:.2f} |"
+            f" {x['delivered']:.0f} |"
         )
     d = result["breakdown"]
     lines += [

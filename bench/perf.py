@@ -943,6 +943,7 @@ def main(argv: list[str] | None = None) -> int:
     venues = dataset.scale_of(args.scale)
     if args.reuse and exists(server_url, name):
         url = database_url(server_url, name)
+        dataset.migrate(url)
     else:
         url = dataset.build(server_url, name, venues, args.seed)
     engine = create_engine(url)

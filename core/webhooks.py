@@ -437,9 +437,9 @@ class Claimed:
 # connection). The endpoint's row is locked (one delivery in flight per endpoint, so a slow
 # receiver ties up one worker thread, never all of them), and so are the deliveries.
 #
-# The endpoint is looked for among the owners of the 64 oldest due deliveries (`fast`): as a
-# rule, that is where it is. Only when every one of them belongs to an endpoint another worker
-# holds (a receiver that is down or slow while its merchant's events pile up) does `slow` run: a
+# The endpoint is the first owner, oldest first, among the 64 oldest due deliveries (`fast`,
+# which stops at the first it can lock: as a rule, the oldest). Only when every one of them
+# belongs to an endpoint another worker holds (a receiver that is down or slow while its merchant's events pile up) does `slow` run: a
 # loose index scan of `ix_webhook_deliveries_endpoint_due`, one descent per endpoint with pending
 # deliveries, reading its oldest. Walking the due deliveries in time order until one could be
 # locked (as this did before) met every due delivery of a held endpoint on the way and skipped
@@ -451,19 +451,16 @@ class Claimed:
 # parameter, the generic plan assumed a LIMIT of a tenth of the rows and, with few endpoints,
 # walked every endpoint's due deliveries and hashed the events table.
 _CLAIM = """
-    WITH RECURSIVE oldest AS (
-        SELECT d.endpoint_id, min(d.next_attempt_at) AS due_at
+    WITH RECURSIVE fast AS (
+        SELECT w.id
         FROM (SELECT endpoint_id, next_attempt_at
               FROM webhook_deliveries
               WHERE status = 'pending' AND next_attempt_at <= now()
               ORDER BY next_attempt_at
               LIMIT 64) d
-        GROUP BY d.endpoint_id
-    ), fast AS (
-        SELECT w.id
-        FROM oldest o JOIN webhook_endpoints w ON w.id = o.endpoint_id
+        JOIN webhook_endpoints w ON w.id = d.endpoint_id
         WHERE w.deleted_at IS NULL
-        ORDER BY o.due_at
+        ORDER BY d.next_attempt_at
         LIMIT 1
         FOR NO KEY UPDATE OF w SKIP LOCKED
     ), pending AS (
