@@ -722,6 +722,7 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
             "created_at",
             "expires_at",
             "redeemed_at",
+            "proof",
         ),
         iter(
             [
@@ -736,6 +737,7 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                     _ts(now, -unlock_age),
                     _ts(now, expires),
                     np.where(redeemed, _ts(now, -unlock_age + redeem_after), "\\N"),
+                    np.full(total, "gps"),  # the check-ins' proof (their default)
                 )
             ]
         ),

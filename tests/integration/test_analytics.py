@@ -528,8 +528,9 @@ def _insert_history(
         session.execute(
             text(
                 "INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id,"
-                " code, created_at, expires_at) SELECT :id, :offer, :user_id, :checkin_id,"
-                " :venue, o.merchant_id, :code, c.created_at, c.created_at + interval '1 day'"
+                " code, created_at, expires_at, proof) SELECT :id, :offer, :user_id, :checkin_id,"
+                " :venue, o.merchant_id, :code, c.created_at, c.created_at + interval '1 day',"
+                " c.proof"
                 " FROM offers o, checkins c WHERE o.id = :offer AND c.id = :checkin_id"
             ),
             [{**u, "offer": offer["id"], "venue": venue["id"]} for u in unlocks],
