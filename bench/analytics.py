@@ -90,8 +90,10 @@ SELECT gen_random_uuid(), offer_id, user_id, checkin_id, venue_id, :m,
 FROM earned WHERE NOT held_out;
 UPDATE offers o SET unlocked_count = x.n
 FROM (SELECT offer_id, count(*) AS n FROM unlocks GROUP BY offer_id) x WHERE x.offer_id = o.id;
-INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, redeemed_at)
-SELECT gen_random_uuid(), id, offer_id, merchant_id, venue_id, redeemed_at
+INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, redeemed_at,
+                         unlock_venue_id, unlocked_at, proof)
+SELECT gen_random_uuid(), id, offer_id, merchant_id, venue_id, redeemed_at, venue_id, created_at,
+       proof
 FROM unlocks WHERE redeemed_at IS NOT NULL;
 INSERT INTO redemption_attempts (id, merchant_id, unlock_id, venue_id, code_hint, outcome,
                                  created_at)

@@ -746,7 +746,17 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
     counts["redemptions"] = _copy(
         cur,
         "redemptions",
-        ("id", "unlock_id", "offer_id", "merchant_id", "venue_id", "redeemed_at"),
+        (
+            "id",
+            "unlock_id",
+            "offer_id",
+            "merchant_id",
+            "venue_id",
+            "redeemed_at",
+            "unlock_venue_id",
+            "unlocked_at",
+            "proof",
+        ),
         iter(
             [
                 _lines(
@@ -756,6 +766,9 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                     merchant_of[r],
                     idents(VENUE, venue[source[r]]),
                     _ts(now, -unlock_age[r] + redeem_after[r]),
+                    idents(VENUE, venue[source[r]]),  # redeemed where it was earned
+                    _ts(now, -unlock_age[r]),
+                    np.full(len(r), "gps"),
                 )
             ]
         ),

@@ -696,6 +696,7 @@ class Unlock(Base):
 class Redemption(Base):
     __tablename__ = "redemptions"
     __table_args__ = (
+        CheckConstraint("proof IN ('gps', 'presence_code', 'nfc_tap', 'staff')", name="proof"),
         Index("ix_redemptions_merchant_id_redeemed_at", "merchant_id", "redeemed_at"),
         Index("ix_redemptions_offer_id_redeemed_at", "offer_id", "redeemed_at"),
     )
@@ -711,6 +712,11 @@ class Redemption(Base):
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
     redeemed_at: Mapped[datetime] = _now()
+    # Its unlock's venue, time and proof, copied when it is redeemed (they never change): the
+    # leak report reads the redemptions alone (migration 0021).
+    unlock_venue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    unlocked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    proof: Mapped[str] = mapped_column(String(16))
 
 
 class RedemptionAttempt(Base):

@@ -369,16 +369,16 @@ _LEAKS = text(
     """
     WITH mine AS (SELECT id FROM offers WHERE merchant_id = :m
                   AND (CAST(:offer AS uuid) IS NULL OR id = :offer)),
-    -- the redemptions with their unlocks, counted by where the code was earned and redeemed
-    -- and by the proof of the check-in behind it (the unlock carries it: migration 0021): every
-    -- figure on redemptions below is a sum over these few groups. Every unlock comes from a
-    -- verified check-in, so every redemption is backed by one.
+    -- the redemptions counted by where the code was earned and redeemed and by the proof of
+    -- the check-in behind it (the redemption carries its unlock's venue, time and proof:
+    -- migration 0021): every figure on redemptions below is a sum over these few groups. Every
+    -- unlock comes from a verified check-in, so every redemption is backed by one.
     red AS (
-        SELECT u.venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id, u.proof,
+        SELECT r.unlock_venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id, r.proof,
                count(*) AS n,
                count(*) FILTER (
-                   WHERE r.redeemed_at - u.created_at < make_interval(secs => :fast_s)) AS fast
-        FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
+                   WHERE r.redeemed_at - r.unlocked_at < make_interval(secs => :fast_s)) AS fast
+        FROM redemptions r
         WHERE r.merchant_id = :m AND r.offer_id IN (SELECT id FROM mine)
           AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
         GROUP BY 1, 2, 3

@@ -94,6 +94,8 @@ def day(app: Flask, api: Client, owner: Client, other_owner: Client) -> dict[str
         "UPDATE impressions SET created_at = '2026-11-20T07:00:00Z'",
         "UPDATE checkins SET created_at = '2026-11-20T07:00:00Z'",
         "UPDATE unlocks SET created_at = '2026-11-20T07:00:00Z'",
+        # the redemptions carry their unlock's time (migration 0021)
+        "UPDATE redemptions SET unlocked_at = '2026-11-20T07:00:00Z'",
     ):
         sql(app, statement)
     for code, when in ((code1, "2026-11-20T07:10:00Z"), (code2, "2026-11-20T15:45:00Z")):

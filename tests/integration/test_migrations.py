@@ -132,12 +132,12 @@ def test_0006_and_0007_keep_what_they_must_and_drop_what_they_must(database_url:
         admin.dispose()
 
 
-def test_0021_copies_each_unlocks_proof_from_its_checkin_and_refuses_an_unverified_one(
+def test_0021_copies_proofs_and_unlock_facts_and_refuses_an_unverified_checkin(
     database_url: str,
 ) -> None:
-    """Unlocks written at 0020 get their check-in's proof; an unlock whose check-in is not
-    verified (the app never writes one) stops the upgrade, since the leak report would count it
-    as backed."""
+    """Unlocks written at 0020 get their check-in's proof, and redemptions their unlock's
+    venue, time and proof; an unlock whose check-in is not verified (the app never writes one)
+    stops the upgrade, since the leak report would count it as backed."""
     server = make_url(sqlalchemy_url(database_url))
     name = f"co_mig_{secrets.token_hex(4)}"
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -184,12 +184,35 @@ def test_0021_copies_each_unlocks_proof_from_its_checkin_and_refuses_an_unverifi
             unlock(conn, "c1")
             unlock(conn, "c1")
             unlock(conn, "c2")
+            conn.execute(
+                text(
+                    "UPDATE unlocks SET created_at = created_at - interval '1 hour'"
+                    " WHERE checkin_id = :c2"
+                ),
+                ids,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id)"
+                    " SELECT gen_random_uuid(), id, offer_id, merchant_id, NULL FROM unlocks"
+                    " WHERE checkin_id = :c2"
+                ),
+                ids,
+            )
         command.upgrade(config, "head")
         with engine.connect() as conn:
             copied = conn.execute(
                 text("SELECT proof, count(*) FROM unlocks GROUP BY proof ORDER BY proof")
             ).all()
+            redeemed = conn.execute(
+                text(
+                    "SELECT r.unlock_venue_id = u.venue_id AND r.unlocked_at = u.created_at"
+                    " AND r.unlocked_at < now() - interval '59 minutes' AS same, r.proof"
+                    " FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id"
+                )
+            ).all()
         assert [tuple(row) for row in copied] == [("gps", 1), ("nfc_tap", 2)]
+        assert [tuple(row) for row in redeemed] == [(True, "gps")]
         command.downgrade(config, "0020")
         with engine.begin() as conn:
             unlock(conn, "c3")
