@@ -229,8 +229,8 @@ def redemptions_by(
         f"""
         SELECT {key} AS key, {label} AS label, count(*) AS redemptions
         FROM redemptions r
-        JOIN unlocks u ON u.id = r.unlock_id
-        JOIN venues v ON v.id = COALESCE(r.venue_id, u.venue_id)
+        -- where it was redeemed, or where its code was earned (migration 0021)
+        JOIN venues v ON v.id = COALESCE(r.venue_id, r.unlock_venue_id)
         JOIN offers o ON o.id = r.offer_id
         WHERE r.merchant_id = :m
           AND (CAST(:lo AS timestamptz) IS NULL OR r.redeemed_at >= :lo)
