@@ -76,22 +76,24 @@ JOIN bu ON bu.n = g.un JOIN bv ON bv.n = g.vn JOIN venues v ON v.id = bv.id;
 
 -- a fifth of the verified check-ins earned their venue's offer, or were held out of it
 CREATE TEMP TABLE earned AS
-SELECT c.id AS checkin_id, c.user_id, c.venue_id, c.created_at, ov.offer_id,
+SELECT c.id AS checkin_id, c.user_id, c.venue_id, c.created_at, c.proof, ov.offer_id,
        bo.holdout_pct > 0 AND random() < 0.1 AS held_out
 FROM checkins c JOIN offer_venues ov ON ov.venue_id = c.venue_id JOIN bo ON bo.id = ov.offer_id
 WHERE c.status = 'verified' AND random() < 0.2;
 INSERT INTO holdouts (checkin_id, offer_id, user_id, created_at)
 SELECT checkin_id, offer_id, user_id, created_at FROM earned WHERE held_out;
 INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id, code, created_at,
-                     expires_at, redeemed_at)
+                     expires_at, redeemed_at, proof)
 SELECT gen_random_uuid(), offer_id, user_id, checkin_id, venue_id, :m,
        lpad(upper(to_hex(row_number() OVER ())), 11, '0'), created_at, created_at + interval '1 day',
-       CASE WHEN random() < 0.5 THEN created_at + random() * interval '3 hours' END
+       CASE WHEN random() < 0.5 THEN created_at + random() * interval '3 hours' END, proof
 FROM earned WHERE NOT held_out;
 UPDATE offers o SET unlocked_count = x.n
 FROM (SELECT offer_id, count(*) AS n FROM unlocks GROUP BY offer_id) x WHERE x.offer_id = o.id;
-INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, redeemed_at)
-SELECT gen_random_uuid(), id, offer_id, merchant_id, venue_id, redeemed_at
+INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, redeemed_at,
+                         unlock_venue_id, unlocked_at, proof)
+SELECT gen_random_uuid(), id, offer_id, merchant_id, venue_id, redeemed_at, venue_id, created_at,
+       proof
 FROM unlocks WHERE redeemed_at IS NOT NULL;
 INSERT INTO redemption_attempts (id, merchant_id, unlock_id, venue_id, code_hint, outcome,
                                  created_at)

@@ -727,6 +727,7 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
             "created_at",
             "expires_at",
             "redeemed_at",
+            "proof",
         ),
         iter(
             [
@@ -741,6 +742,7 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                     _ts(now, -unlock_age),
                     _ts(now, expires),
                     np.where(redeemed, _ts(now, -unlock_age + redeem_after), "\\N"),
+                    np.full(total, "gps"),  # the check-ins' proof (their default)
                 )
             ]
         ),
@@ -749,7 +751,17 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
     counts["redemptions"] = _copy(
         cur,
         "redemptions",
-        ("id", "unlock_id", "offer_id", "merchant_id", "venue_id", "redeemed_at"),
+        (
+            "id",
+            "unlock_id",
+            "offer_id",
+            "merchant_id",
+            "venue_id",
+            "redeemed_at",
+            "unlock_venue_id",
+            "unlocked_at",
+            "proof",
+        ),
         iter(
             [
                 _lines(
@@ -759,6 +771,9 @@ def _load(cur: Any, plan: Plan, log: Any) -> dict[str, int]:
                     merchant_of[r],
                     idents(VENUE, venue[source[r]]),
                     _ts(now, -unlock_age[r] + redeem_after[r]),
+                    idents(VENUE, venue[source[r]]),  # redeemed where it was earned
+                    _ts(now, -unlock_age[r]),
+                    np.full(len(r), "gps"),
                 )
             ]
         ),

@@ -69,8 +69,9 @@ def script(venue: str, merchant: str, offer: str, lon: float, lat: float) -> str
                 f" WHERE id = '{offer}' AND status = 'active'"
                 " AND (total_cap IS NULL OR unlocked_count + 1 <= total_cap);",
                 "INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id, code,"
-                f" created_at, expires_at) VALUES ('{UNLOCK_ID}', '{offer}', '{user}', '{CHECKIN_ID}',"
-                f" '{venue}', '{merchant}', 'R:c', now(), now() + interval '1 day');",
+                f" created_at, expires_at, proof) VALUES ('{UNLOCK_ID}', '{offer}', '{user}',"
+                f" '{CHECKIN_ID}', '{venue}', '{merchant}', 'R:c', now(), now() + interval '1 day',"
+                " 'gps');",
                 "COMMIT;",
             ]
         )

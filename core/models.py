@@ -663,6 +663,7 @@ class Unlock(Base):
 
     __tablename__ = "unlocks"
     __table_args__ = (
+        CheckConstraint("proof IN ('gps', 'presence_code', 'nfc_tap', 'staff')", name="proof"),
         Index("ix_unlocks_user_id_created_at", "user_id", "created_at"),
         Index("ix_unlocks_offer_id_user_id", "offer_id", "user_id"),
         # an offer's unlocks with the check-in behind each, from the index alone (migration 0020)
@@ -687,11 +688,15 @@ class Unlock(Base):
     created_at: Mapped[datetime] = _now()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     redeemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The proof of the (verified) check-in behind it, copied when it is issued: the leak report
+    # reads it without visiting the check-in (migration 0023). A check-in's proof never changes.
+    proof: Mapped[str] = mapped_column(String(16))
 
 
 class Redemption(Base):
     __tablename__ = "redemptions"
     __table_args__ = (
+        CheckConstraint("proof IN ('gps', 'presence_code', 'nfc_tap', 'staff')", name="proof"),
         Index("ix_redemptions_merchant_id_redeemed_at", "merchant_id", "redeemed_at"),
         Index("ix_redemptions_offer_id_redeemed_at", "offer_id", "redeemed_at"),
     )
@@ -707,6 +712,11 @@ class Redemption(Base):
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
     redeemed_at: Mapped[datetime] = _now()
+    # Its unlock's venue, time and proof, copied when it is redeemed (they never change): the
+    # leak report reads the redemptions alone (migration 0023).
+    unlock_venue_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    unlocked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    proof: Mapped[str] = mapped_column(String(16))
 
 
 class RedemptionAttempt(Base):

@@ -229,8 +229,8 @@ def redemptions_by(
         f"""
         SELECT {key} AS key, {label} AS label, count(*) AS redemptions
         FROM redemptions r
-        JOIN unlocks u ON u.id = r.unlock_id
-        JOIN venues v ON v.id = COALESCE(r.venue_id, u.venue_id)
+        -- where it was redeemed, or where its code was earned (migration 0023)
+        JOIN venues v ON v.id = COALESCE(r.venue_id, r.unlock_venue_id)
         JOIN offers o ON o.id = r.offer_id
         WHERE r.merchant_id = :m
           AND (CAST(:lo AS timestamptz) IS NULL OR r.redeemed_at >= :lo)
@@ -369,18 +369,16 @@ _LEAKS = text(
     """
     WITH mine AS (SELECT id FROM offers WHERE merchant_id = :m
                   AND (CAST(:offer AS uuid) IS NULL OR id = :offer)),
-    -- the redemptions with the check-in behind each (every unlock has one), read in one pass
-    -- (hash joins; a probe per redemption is slower once there are hundreds of thousands) and
-    -- counted by where the code was earned and redeemed and by the check-in's proof: every
-    -- figure on redemptions below is a sum over these few groups
+    -- the redemptions counted by where the code was earned and redeemed and by the proof of
+    -- the check-in behind it (the redemption carries its unlock's venue, time and proof:
+    -- migration 0023): every figure on redemptions below is a sum over these few groups. Every
+    -- unlock comes from a verified check-in, so every redemption is backed by one.
     red AS (
-        SELECT u.venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id, c.proof,
+        SELECT r.unlock_venue_id AS unlocked_venue_id, r.venue_id AS redeemed_venue_id, r.proof,
                count(*) AS n,
-               count(*) FILTER (WHERE c.status = 'verified') AS backed,
                count(*) FILTER (
-                   WHERE r.redeemed_at - u.created_at < make_interval(secs => :fast_s)) AS fast
-        FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
-        JOIN checkins c ON c.id = u.checkin_id
+                   WHERE r.redeemed_at - r.unlocked_at < make_interval(secs => :fast_s)) AS fast
+        FROM redemptions r
         WHERE r.merchant_id = :m AND r.offer_id IN (SELECT id FROM mine)
           AND r.redeemed_at >= :lo AND r.redeemed_at < :hi
         GROUP BY 1, 2, 3
@@ -407,7 +405,6 @@ _LEAKS = text(
     )
     SELECT
         (SELECT COALESCE(sum(n), 0) FROM red) AS redemptions,
-        (SELECT COALESCE(sum(backed), 0) FROM red) AS backed,
         (SELECT COALESCE(sum(fast), 0) FROM red) AS fast,
         -- one distance per pair of venues, not per redemption
         (SELECT COALESCE(sum(red.n), 0) FROM red
@@ -594,8 +591,9 @@ def leak_report(
         "from": start,
         "to": end,
         "redemptions": int(row.redemptions),
-        "backed_by_verified_checkin": int(row.backed),
-        "backed_share": _rate(int(row.backed), int(row.redemptions)),
+        # every unlock comes from a verified check-in (migration 0023 checked the old ones)
+        "backed_by_verified_checkin": int(row.redemptions),
+        "backed_share": _rate(int(row.redemptions), int(row.redemptions)),
         "refused_attempts": {outcome: refused.get(outcome, 0) for outcome in REFUSALS},
         "codes_tried_by_other_merchants": int(row.by_other_merchants),
         "suspicious": {

@@ -195,12 +195,13 @@ _CLAIM = text(
 _INSERT_UNLOCKS = text(
     """
     INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id, code,
-                         created_at, expires_at)
+                         created_at, expires_at, proof)
     SELECT u.id, u.offer_id, u.user_id, u.checkin_id, :venue_id, :merchant_id, u.code,
-           now(), now() + make_interval(mins => u.ttl)
+           now(), now() + make_interval(mins => u.ttl), u.proof
     FROM unnest(CAST(:ids AS uuid[]), CAST(:offer_ids AS uuid[]), CAST(:user_ids AS uuid[]),
-                CAST(:checkin_ids AS uuid[]), CAST(:codes AS text[]), CAST(:ttls AS int[]))
-         AS u(id, offer_id, user_id, checkin_id, code, ttl)
+                CAST(:checkin_ids AS uuid[]), CAST(:codes AS text[]), CAST(:ttls AS int[]),
+                CAST(:proofs AS text[]))
+         AS u(id, offer_id, user_id, checkin_id, code, ttl, proof)
     ON CONFLICT (code) DO NOTHING
     RETURNING id, expires_at
     """
@@ -224,6 +225,7 @@ class _Grant:
     user_id: uuid.UUID
     checkin_id: uuid.UUID
     ttl_minutes: int
+    proof: str  # the check-in's (unlocks.proof)
 
 
 _SPEND_TAP = text(
@@ -808,7 +810,14 @@ def _unlock(
                 checkin = uuid.UUID(member["checkin_id"])
                 if decision.outcome == "unlock":
                     grants.append(
-                        _Grant(offer.id, offer.title, member_id, checkin, offer.code_ttl_minutes)
+                        _Grant(
+                            offer.id,
+                            offer.title,
+                            member_id,
+                            checkin,
+                            offer.code_ttl_minutes,
+                            member["proof"],
+                        )
                     )
                 elif decision.outcome == "held_out":
                     holdouts.append((checkin, offer.id, member_id))
@@ -840,7 +849,11 @@ def _unlock(
                 Locked(offer.id, offer.title, decision.why, required, proofs.HINTS[required])
             )
         if decision.outcome == "unlock":
-            grants.append(_Grant(offer.id, offer.title, user_id, result.id, offer.code_ttl_minutes))
+            grants.append(
+                _Grant(
+                    offer.id, offer.title, user_id, result.id, offer.code_ttl_minutes, result.proof
+                )
+            )
         elif decision.outcome == "held_out":
             holdouts.append((result.id, offer.id, user_id))
 
@@ -898,6 +911,7 @@ def _insert_unlocks(
                 "checkin_ids": [str(g.checkin_id) for g in pending],
                 "codes": drawn,
                 "ttls": [g.ttl_minutes for g in pending],
+                "proofs": [g.proof for g in pending],
             },
         ).all()
         inserted = {uuid.UUID(str(r.id)): r.expires_at for r in rows}

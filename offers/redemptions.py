@@ -127,11 +127,12 @@ _REDEEM = text(
     WITH won AS (
         UPDATE unlocks u SET redeemed_at = now()
         WHERE u.id = :unlock_id AND {UNLOCK_STATUS_SQL} = 'active'
-        RETURNING u.id, u.offer_id, u.redeemed_at
+        RETURNING u.id, u.offer_id, u.redeemed_at, u.venue_id, u.created_at, u.proof
     ), redemption AS (
         INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id, api_key_id,
-                                 redeemed_at)
-        SELECT :id, won.id, won.offer_id, :merchant_id, :venue_id, :api_key_id, won.redeemed_at
+                                 redeemed_at, unlock_venue_id, unlocked_at, proof)
+        SELECT :id, won.id, won.offer_id, :merchant_id, :venue_id, :api_key_id, won.redeemed_at,
+               won.venue_id, won.created_at, won.proof
         FROM won
         RETURNING redeemed_at
     ), attempt AS (

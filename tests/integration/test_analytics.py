@@ -94,6 +94,8 @@ def day(app: Flask, api: Client, owner: Client, other_owner: Client) -> dict[str
         "UPDATE impressions SET created_at = '2026-11-20T07:00:00Z'",
         "UPDATE checkins SET created_at = '2026-11-20T07:00:00Z'",
         "UPDATE unlocks SET created_at = '2026-11-20T07:00:00Z'",
+        # the redemptions carry their unlock's time (migration 0023)
+        "UPDATE redemptions SET unlocked_at = '2026-11-20T07:00:00Z'",
     ):
         sql(app, statement)
     for code, when in ((code1, "2026-11-20T07:10:00Z"), (code2, "2026-11-20T15:45:00Z")):
@@ -528,8 +530,9 @@ def _insert_history(
         session.execute(
             text(
                 "INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id,"
-                " code, created_at, expires_at) SELECT :id, :offer, :user_id, :checkin_id,"
-                " :venue, o.merchant_id, :code, c.created_at, c.created_at + interval '1 day'"
+                " code, created_at, expires_at, proof) SELECT :id, :offer, :user_id, :checkin_id,"
+                " :venue, o.merchant_id, :code, c.created_at, c.created_at + interval '1 day',"
+                " c.proof"
                 " FROM offers o, checkins c WHERE o.id = :offer AND c.id = :checkin_id"
             ),
             [{**u, "offer": offer["id"], "venue": venue["id"]} for u in unlocks],

@@ -133,8 +133,8 @@ def build(session: Session, shop: dict[str, Any], history: list[dict[str, Any]])
                 text(
                     """
                     INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id,
-                                         code, created_at, expires_at)
-                    VALUES (gen_random_uuid(), :o, :u, :c, :v, :m, :code, :t, :t)
+                                         code, created_at, expires_at, proof)
+                    VALUES (gen_random_uuid(), :o, :u, :c, :v, :m, :code, :t, :t, 'gps')
                     """
                 ),
                 {

@@ -6,12 +6,13 @@ import secrets
 import uuid
 from datetime import UTC
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from api.cli import alembic_config
 from core.models import Base
@@ -124,6 +125,102 @@ def test_0006_and_0007_keep_what_they_must_and_drop_what_they_must(database_url:
             ("2026-11-21", "2026-11-20T23:30:00+00:00"),
         ]
         command.downgrade(config, "0004")  # and back, for whoever must
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_0023_copies_proofs_and_unlock_facts_and_refuses_an_unverified_checkin(
+    database_url: str,
+) -> None:
+    """Unlocks written at 0022 get their check-in's proof, and redemptions their unlock's
+    venue, time and proof; an unlock whose check-in is not verified (the app never writes one)
+    stops the upgrade, since the leak report would count it as backed."""
+    server = make_url(sqlalchemy_url(database_url))
+    name = f"co_mig_{secrets.token_hex(4)}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    ids = {k: str(uuid.uuid4()) for k in ("merchant", "user", "venue", "o", "c1", "c2", "c3")}
+
+    def unlock(conn: Connection, checkin: str) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO unlocks (id, offer_id, user_id, checkin_id, venue_id, merchant_id,"
+                " code, created_at, expires_at) VALUES (gen_random_uuid(), :o, :user, :c,"
+                " :venue, :merchant, :code, now(), now())"
+            ),
+            {**ids, "c": ids[checkin], "code": secrets.token_hex(6)},
+        )
+
+    try:
+        config = alembic_config(url)
+        config.attributes["skip_logging"] = True
+        command.upgrade(config, "0022")
+        with engine.begin() as conn:
+            for statement in (
+                "INSERT INTO merchants (id, name, email) VALUES (:merchant, 'M', 'm@example.com')",
+                "INSERT INTO users (id, handle, password_hash) VALUES (:user, 'u', 'x')",
+                "INSERT INTO venues (id, merchant_id, name, timezone, location, geofence,"
+                " checkin_cooldown_minutes, max_accuracy_m, presence_secret) VALUES (:venue,"
+                " :merchant, 'V', 'Europe/Helsinki', 'SRID=4326;POINT(24.94 60.17)',"
+                " ST_Multi(ST_Buffer('SRID=4326;POINT(24.94 60.17)'::geometry, 0.001)), 60, 100,"
+                " '\\x00')",
+                "INSERT INTO offers (id, merchant_id, title, rule, per_user_cap,"
+                " code_ttl_minutes, requires_presence_code, holdout_pct)"
+                " VALUES (:o, :merchant, 'O', '{\"kind\": \"every_checkin\"}', 9, 60, false, 0)",
+                "INSERT INTO checkins (id, user_id, venue_id, location, accuracy_m, observed_at,"
+                " mock_location, presence_code_sent, status, proof) SELECT c.id, :user, :venue,"
+                " 'SRID=4326;POINT(24.94 60.17)', 10, now(), false, false, c.status, c.proof"
+                " FROM (VALUES (CAST(:c1 AS uuid), 'verified', 'nfc_tap'),"
+                "              (CAST(:c2 AS uuid), 'verified', 'gps'),"
+                "              (CAST(:c3 AS uuid), 'rejected', 'gps')) c(id, status, proof)",
+            ):
+                conn.execute(text(statement), ids)
+            unlock(conn, "c1")
+            unlock(conn, "c1")
+            unlock(conn, "c2")
+            conn.execute(
+                text(
+                    "UPDATE unlocks SET created_at = created_at - interval '1 hour'"
+                    " WHERE checkin_id = :c2"
+                ),
+                ids,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO redemptions (id, unlock_id, offer_id, merchant_id, venue_id)"
+                    " SELECT gen_random_uuid(), id, offer_id, merchant_id, NULL FROM unlocks"
+                    " WHERE checkin_id = :c2"
+                ),
+                ids,
+            )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            copied = conn.execute(
+                text("SELECT proof, count(*) FROM unlocks GROUP BY proof ORDER BY proof")
+            ).all()
+            redeemed = conn.execute(
+                text(
+                    "SELECT r.unlock_venue_id = u.venue_id AND r.unlocked_at = u.created_at"
+                    " AND r.unlocked_at < now() - interval '59 minutes' AS same, r.proof"
+                    " FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id"
+                )
+            ).all()
+        assert [tuple(row) for row in copied] == [("gps", 1), ("nfc_tap", 2)]
+        assert [tuple(row) for row in redeemed] == [(True, "gps")]
+        command.downgrade(config, "0022")
+        with engine.begin() as conn:
+            unlock(conn, "c3")
+        with pytest.raises(RuntimeError, match="1 unlocks have a check-in that is not verified"):
+            command.upgrade(config, "head")
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert version == "0022"  # nothing of 0023 was kept
     finally:
         engine.dispose()
         with admin.connect() as conn:

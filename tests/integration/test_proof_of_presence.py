@@ -3,6 +3,7 @@ staff check-ins (docs/presence.md lists each threat with the test here that cove
 
 from __future__ import annotations
 
+import random
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -458,3 +459,133 @@ def test_analytics_split_by_proof_and_the_leak_report_flags_what_sun_cannot_tell
         )[0].n
         == 1
     )
+
+
+# The leak report's redemption figures computed directly, as before migration 0023: from the
+# check-in behind each redemption (its status and proof), one distance per redemption.
+_LEAKS_DIRECT = """
+    SELECT count(*) AS redemptions,
+           count(*) FILTER (WHERE c.status = 'verified') AS backed,
+           count(*) FILTER (WHERE r.redeemed_at - u.created_at < interval '10 seconds') AS fast,
+           count(*) FILTER (WHERE ST_Distance(a.location, b.location) > 1000) AS far,
+           count(*) FILTER (WHERE c.proof = 'gps') AS gps,
+           count(*) FILTER (WHERE c.proof = 'presence_code') AS presence_code,
+           count(*) FILTER (WHERE c.proof = 'nfc_tap') AS nfc_tap,
+           count(*) FILTER (WHERE c.proof = 'staff') AS staff
+    FROM redemptions r JOIN unlocks u ON u.id = r.unlock_id
+    JOIN checkins c ON c.id = u.checkin_id
+    JOIN venues a ON a.id = u.venue_id LEFT JOIN venues b ON b.id = r.venue_id
+    WHERE r.merchant_id = :m AND (CAST(:o AS uuid) IS NULL OR r.offer_id = :o)
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_leak_and_redemption_reports_equal_the_direct_computation_on_random_histories(
+    app: Flask, api: Client, owner: Client, venue: dict[str, Any], tag: SoftTag, seed: int
+) -> None:
+    """Random visits with every proof, rejected ones, a group offer (whose members' unlocks are
+    issued in another user's check-in, with the proof of the member's own check-in), and
+    redemptions here, 1.3 km away and at tills that do not say where, some of them slow: every
+    unlock carries its check-in's proof, and the leak report's redemption figures and the
+    redemptions by venue equal the direct computation from the unlocks and check-ins."""
+    rng = random.Random(seed)
+    away = owner.create_venue(
+        venue_body(
+            name="Away",
+            location={"type": "Point", "coordinates": [24.9500, 60.1800]},
+            checkin_cooldown_minutes=0,
+        )
+    )
+    both = [venue["id"], away["id"]]
+    every = owner.activate_offer(
+        owner.create_offer(offer_body(both, title="Every", per_user_cap=100))["id"]
+    )
+    group = owner.activate_offer(
+        owner.create_offer(
+            offer_body(
+                both,
+                title="Pair",
+                per_user_cap=100,
+                rule={"kind": "group", "min_people": 2, "within_minutes": 30},
+            )
+        )["id"]
+    )
+    staff = api.with_token(owner.create_key("staff")["api_key"])
+    users = [new_user(api) for _ in range(5)]
+    # The pair: the first user's tap check-in, then the second's by GPS completes it, and the
+    # first user's unlock (issued in the second's check-in) carries the tap.
+    tapped = check_in(users[0], venue, tap_token=users[0].tap(tag.read())["tap_token"])["id"]
+    completed = check_in(users[1], venue)["id"]
+    for _ in range(14):
+        user = rng.choice(users)
+        how = rng.choice(("gps", "presence_code", "nfc_tap", "staff", "rejected"))
+        if how == "gps":
+            check_in(user, venue)
+        elif how == "presence_code":
+            check_in(user, venue, presence_code=owner.presence_code(venue["id"])["code"])
+        elif how == "nfc_tap":
+            check_in(user, venue, tap_token=user.tap(tag.read())["tap_token"])
+        elif how == "staff":
+            staff.staff_check_in(venue["id"], member_code=user.member_code()["code"])
+        else:
+            assert check_in(user, venue, north=FAR_2KM)["status"] == "rejected"
+    unlocks = rows(
+        app,
+        "SELECT u.id, u.offer_id, u.checkin_id, u.proof, c.proof AS checkin_proof, c.status"
+        " FROM unlocks u JOIN checkins c ON c.id = u.checkin_id"
+        " WHERE u.merchant_id = (SELECT merchant_id FROM venues WHERE id = :v)",
+        v=venue["id"],
+    )
+    pair = sorted(
+        (str(u.checkin_id) == tapped, u.proof)
+        for u in unlocks
+        if str(u.offer_id) == group["id"] and str(u.checkin_id) in (tapped, completed)
+    )
+    assert pair == [(False, "gps"), (True, "nfc_tap")]
+    assert all(u.proof == u.checkin_proof for u in unlocks)
+    assert {u.status for u in unlocks} == {"verified"}
+    slow = [str(u.id) for u in unlocks if rng.random() < 0.3]
+    with app.app_context():
+        db.session().execute(
+            text(
+                "UPDATE unlocks SET created_at = created_at - interval '1 hour'"
+                " WHERE id = ANY (CAST(:ids AS uuid[]))"
+            ),
+            {"ids": slow},
+        )
+        db.session().commit()
+    for user in users:
+        for entry in user.wallet():
+            if rng.random() < 0.7:
+                # a till that does not say where counts where the code was earned
+                staff.redeem(entry["code"], rng.choice([*both, None]))
+
+    merchant = rows(app, "SELECT merchant_id FROM venues WHERE id = :v", v=venue["id"])[0][0]
+    for offer_id in (None, every["id"], group["id"]):
+        (direct,) = rows(app, _LEAKS_DIRECT, m=merchant, o=offer_id)
+        leaks = owner.leak_report(offer_id=offer_id)
+        assert (
+            leaks["redemptions"],
+            leaks["backed_by_verified_checkin"],
+            leaks["suspicious"]["fast"],
+            leaks["suspicious"]["far"],
+            leaks["redemptions_by_proof"],
+        ) == (
+            direct.redemptions,
+            direct.backed,
+            direct.fast,
+            direct.far,
+            {p: getattr(direct, p) for p in ("gps", "presence_code", "nfc_tap", "staff")},
+        )
+    (whole,) = rows(app, _LEAKS_DIRECT, m=merchant, o=None)
+    assert whole.redemptions > 0
+    by_venue = rows(
+        app,
+        "SELECT COALESCE(r.venue_id, u.venue_id) AS venue_id, count(*) AS n FROM redemptions r"
+        " JOIN unlocks u ON u.id = r.unlock_id WHERE r.merchant_id = :m GROUP BY 1",
+        m=merchant,
+    )
+    assert {
+        row["venue_id"]: row["redemptions"]
+        for row in owner.redemption_report(group_by="venue")["rows"]
+    } == {str(row.venue_id): row.n for row in by_venue}
