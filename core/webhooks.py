@@ -439,9 +439,10 @@ class Claimed:
 #
 # The endpoint is the first owner, oldest first, among the 64 oldest due deliveries (`fast`,
 # which stops at the first it can lock: as a rule, the oldest). Only when every one of them
-# belongs to an endpoint another worker holds (a receiver that is down or slow while its merchant's events pile up) does `slow` run: a
-# loose index scan of `ix_webhook_deliveries_endpoint_due`, one descent per endpoint with pending
-# deliveries, reading its oldest. Walking the due deliveries in time order until one could be
+# belongs to an endpoint another worker holds (a receiver that is down or slow while its
+# merchant's events pile up) does `slow` run: a loose index scan of
+# `ix_webhook_deliveries_endpoint_due`, one descent per endpoint with pending deliveries, reading
+# its oldest. Walking the due deliveries in time order until one could be
 # locked (as this did before) met every due delivery of a held endpoint on the way and skipped
 # them one by one: one backlog made every other endpoint's claim cost as much as the backlog
 # (70 ms per claim with 50,000 waiting; docs/integrations.md). FOR NO KEY UPDATE does not block
@@ -486,8 +487,7 @@ _CLAIM = """
         LIMIT 1
         FOR NO KEY UPDATE OF w SKIP LOCKED
     ), batch AS (
-        -- ordered as the index is (the endpoint is one), so that no plan prefers walking
-        -- every endpoint's due deliveries
+        -- in the order of ix_webhook_deliveries_endpoint_due (the endpoint is one)
         SELECT d.id, d.event_id, d.endpoint_id, d.attempts, d.next_attempt_at
         FROM webhook_deliveries d
         WHERE d.endpoint_id = COALESCE((SELECT id FROM fast), (SELECT id FROM slow))
