@@ -515,16 +515,19 @@ def test_a_held_backlog_does_not_slow_other_endpoints_claims(dev_app: Flask, own
     try:
         held = webhooks.claim_batch(holder, 10)  # a worker sending to /busy (the oldest)
         assert {str(c.endpoint_id) for c in held} == {busy["id"]}
-        small, claimed = _claim_reads(dev_app)
+        _, claimed = _claim_reads(dev_app)
         assert claimed == [quiet["id"]]
 
         _backlog(dev_app, busy["id"], 20_000, "1 hour")
         with dev_app.extensions["engine"].begin() as conn:
             conn.execute(text("ANALYZE webhook_deliveries"))
-        large, claimed = _claim_reads(dev_app)
+        reads, claimed = _claim_reads(dev_app)
         assert claimed == [quiet["id"]]
-        # the claim that walked the due deliveries read 152 buffers, then 41,062
-        assert large <= small + 20, (small, large)
+        # At most 64 of the held endpoint's due deliveries (a page or two of them) and one
+        # index descent per endpoint with pending deliveries, whatever the backlog: 25-88
+        # buffers seen here. The backlog fills about 250 pages of the table and 60 of its due
+        # index; the claim that walked the due deliveries read 41,062 buffers.
+        assert reads < 300, reads
     finally:
         holder.rollback()
         holder.close()
