@@ -28,20 +28,15 @@ the candidates and venue+history statements alone, old and new SQL, at both venu
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import secrets
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -49,6 +44,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api import create_app
 from bench.dataset import create_database
+from bench.refs import module_at
 from core.uow import UnitOfWork, sqlalchemy_url
 from mobile_stub.client import Client, FlaskTransport
 from offers import checkins
@@ -219,22 +215,6 @@ def _ids(url: str) -> dict[str, str] | None:
         engine.dispose()
 
 
-def _main_checkins() -> ModuleType:
-    """main's offers/checkins.py as a module of its own (it imports the rest from this tree,
-    which the counters did not change)."""
-    source = subprocess.run(
-        ["git", "show", "main:offers/checkins.py"], capture_output=True, text=True, check=True
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="co-main-")) / "main_checkins.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("main_checkins", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["main_checkins"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
@@ -303,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
             fan,
             checkins.CheckinInput(uuid.UUID(ids[venue]), lat, lon, 10, datetime.now(UTC)),
         )
-    old = _main_checkins()
+    old = module_at("main", "offers/checkins.py", "main_checkins")
     points = {v: _venue_point(engine, ids[v]) for v in ("ordinary", "stadium")}
     who = {"ordinary": ids["local"], "stadium": ids["regular"]}
 

@@ -17,20 +17,17 @@ plan of each statement at 50 km.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, TextClause, create_engine, make_url, text
 
+from bench.refs import module_at
 from core.uow import sqlalchemy_url
 from geo.venues import _NEARBY_SQL
 
@@ -70,18 +67,8 @@ def build(server_url: str) -> str:
 
 
 def statement_of(ref: str) -> TextClause:
-    """`_NEARBY_SQL` of geo/venues.py at `ref`, loaded as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{ref}:geo/venues.py"], capture_output=True, text=True, check=True
-    ).stdout
-    path = Path(tempfile.mkdtemp(prefix="co-before-")) / "before_venues.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("before_venues", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["before_venues"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module._NEARBY_SQL  # type: ignore[no-any-return]
+    """`_NEARBY_SQL` of geo/venues.py at `ref`."""
+    return module_at(ref, "geo/venues.py", "before_venues")._NEARBY_SQL  # type: ignore[no-any-return]
 
 
 def points(n: int, seed: int) -> list[tuple[float, float]]:
