@@ -111,7 +111,8 @@ class Nearby(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Venues nearest first, with their live offers (never codes).
 
-        No auth needed; with a user token, the offers listed are recorded as impressions, once
+        Exactly the `limit` live venues nearest on the WGS84 spheroid within `radius_m`
+        (`distance_m` is that distance in metres), by id among equals. No auth needed; with a user token, the offers listed are recorded as impressions, once
         per user, offer and day.
         """
         # Each statement stands alone: the token, the listing, the impressions it records. The
